@@ -1,0 +1,1 @@
+"""Licence plates: detection, rectification, PP-OCR recognition, Vietnamese plate grammar, fusion."""

@@ -1,0 +1,1 @@
+"""Violations: scene configuration, signal state, pure rules, evidence packages and signing."""
