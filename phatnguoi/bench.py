@@ -1,0 +1,272 @@
+"""Benchmarks that print JSON (`phatnguoi bench …`). Every figure is measured in one run, beside its
+baseline, in interleaved rounds (these machines are noisy: medians and ratios, not absolute times).
+
+`bench pipeline`: decode only; the bare 640×640 letterboxed ONNX Runtime detector (the baseline);
+the camera's chosen detector configuration; and the chosen detect + track — each timed over the same
+frames, each scored on the labelled frames (recall of labelled boxes, overall and near the stop line).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from detector import Detections, DetectorConfig, box_iou
+from detector.tracking import TrackHistory
+from phatnguoi.config import CameraConfig
+from phatnguoi.detect import DetectJob
+from streams.frame import Frame
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledFrame:
+    """Ground-truth boxes of one video frame."""
+
+    index: int
+    xyxy: npt.NDArray[np.float32]
+
+
+def load_yolo_labels(folder: Path, frame_hw: tuple[int, int]) -> list[LabelledFrame]:
+    """Labels of a `*_rider_boxes` folder: ``labels/<name>_00NN.txt`` (YOLO, normalised) = video frame NN-1."""
+    h, w = frame_hw
+    out = []
+    for path in sorted((folder / "labels").glob("*.txt")):
+        index = int(path.stem.rsplit("_", 1)[-1]) - 1
+        rows = np.loadtxt(path, ndmin=2, dtype=np.float64)
+        if rows.size == 0:
+            out.append(LabelledFrame(index, np.zeros((0, 4), np.float32)))
+            continue
+        cx, cy, bw, bh = rows[:, 1] * w, rows[:, 2] * h, rows[:, 3] * w, rows[:, 4] * h
+        xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1).astype(np.float32)
+        out.append(LabelledFrame(index, xyxy))
+    return sorted(out, key=lambda f: f.index)
+
+
+@dataclass(slots=True)
+class Recall:
+    """Recall of labelled boxes (labels are not exhaustive: precision is only indicative)."""
+
+    iou: float
+    matched: int = 0
+    total: int = 0
+    near_matched: int = 0
+    near_total: int = 0
+    predicted: int = 0
+    predicted_matched: int = 0
+
+    def add(self, gt: npt.NDArray[np.float32], pred: npt.NDArray[np.float32], near_band: tuple[float, float]) -> None:
+        iou = box_iou(gt, pred)
+        gt_hit = iou.max(axis=1) >= self.iou if iou.shape[1] else np.zeros(len(gt), bool)
+        pred_hit = iou.max(axis=0) >= self.iou if iou.shape[0] else np.zeros(len(pred), bool)
+        near = (gt[:, 3] >= near_band[0]) & (gt[:, 3] <= near_band[1])
+        self.matched += int(gt_hit.sum())
+        self.total += len(gt)
+        self.near_matched += int(gt_hit[near].sum())
+        self.near_total += int(near.sum())
+        self.predicted += len(pred)
+        self.predicted_matched += int(pred_hit.sum())
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "recall": round(self.matched / self.total, 4) if self.total else 0.0,
+            "recall_near_stop_line": round(self.near_matched / self.near_total, 4) if self.near_total else 0.0,
+            "precision_indicative": round(self.predicted_matched / self.predicted, 4) if self.predicted else 0.0,
+            "labelled_boxes": self.total,
+            "labelled_near_stop_line": self.near_total,
+        }
+
+
+def read_frames(source: Path, limit: int) -> Iterator[Frame]:
+    """Decode up to `limit` frames of a file with OpenCV (the decode cost is part of what is timed)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(source))
+    try:
+        if not cap.isOpened():
+            raise ValueError(f"cannot open video file '{source}'")
+        for i in range(limit):
+            ok, image = cap.read()
+            if not ok:
+                return
+            yield Frame(image, i, cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0, "bench")
+    finally:
+        cap.release()
+
+
+def _fps(run: Callable[[], int]) -> float:
+    t0 = time.perf_counter()
+    n = run()
+    return n / (time.perf_counter() - t0)
+
+
+def crossing_continuity(
+    tracks: list[TrackHistory], line_y: float, margin: float = 60.0
+) -> dict[str, float | int]:
+    """How well one id carries a vehicle through the stop line.
+
+    A track "crosses" when its bottom-centre path has points on both sides of ``line_y``. It is
+    "continuous" when that one id covers at least ``margin`` pixels on each side of the line: an id
+    switch near the line leaves two short tracks instead, and neither qualifies.
+    """
+    crossing = continuous = 0
+    extents = []
+    for t in tracks:
+        if len(t) < 2:
+            continue
+        y = t.path()[:, 1]
+        if y.min() < line_y < y.max():
+            crossing += 1
+            extents.append(float(y.max() - y.min()))
+            if y.max() >= line_y + margin and y.min() <= line_y - margin:
+                continuous += 1
+    return {
+        "crossing_tracks": crossing,
+        "continuous_through_line": continuous,
+        "continuity": round(continuous / crossing, 4) if crossing else 0.0,
+        "median_path_extent_px": round(statistics.median(extents), 1) if extents else 0.0,
+    }
+
+
+def bench_pipeline(
+    source: Path,
+    camera: CameraConfig,
+    labels: list[LabelledFrame] | None,
+    near_band: tuple[float, float],
+    line_y: float | None = None,
+    frames: int = 120,
+    rounds: int = 3,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Measure decode, baseline detector, chosen detector, chosen detect + track. See module docstring."""
+    from detector.yolo_onnx import YoloOnnxDetector
+
+    def say(msg: str) -> None:
+        if progress is not None:
+            progress(msg)
+
+    chosen_cfg = camera.detector
+    baseline_cfg = DetectorConfig(
+        model=chosen_cfg.model, model_path=chosen_cfg.model_path, input_width=640, input_height=640,
+        confidence=0.25, merge_riders=False, threads=chosen_cfg.threads, providers=chosen_cfg.providers,
+    )
+    baseline = YoloOnnxDetector(baseline_cfg)
+    chosen = YoloOnnxDetector(chosen_cfg)
+    # The baseline at the chosen confidence threshold: separates what the threshold buys from the rest.
+    baseline_same_conf = YoloOnnxDetector(baseline_cfg.model_copy(update={"confidence": chosen_cfg.confidence}))
+
+    def decode_only() -> int:
+        n = 0
+        for _ in read_frames(source, frames):
+            n += 1
+        return n
+
+    def detector_only(det: YoloOnnxDetector) -> Callable[[], int]:
+        def run() -> int:
+            n = 0
+            for f in read_frames(source, frames):
+                det.detect(f.image)
+                n += 1
+            return n
+
+        return run
+
+    def detect_track() -> int:
+        job = DetectJob(camera, detector=chosen, frame_rate=fps_nominal)
+        n = 0
+        for f in read_frames(source, frames):
+            job.step(f)
+            n += 1
+        return n
+
+    import cv2
+
+    cap = cv2.VideoCapture(str(source))
+    fps_nominal = float(cap.get(cv2.CAP_PROP_FPS)) or 25.0
+    frame_hw = (int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)))
+    cap.release()
+
+    timings: dict[str, list[float]] = {"decode": [], "baseline": [], "chosen": [], "detect_track": []}
+    runs = {
+        "decode": decode_only,
+        "baseline": detector_only(baseline),
+        "chosen": detector_only(chosen),
+        "detect_track": detect_track,
+    }
+    for r in range(rounds):
+        for name, fn in runs.items():
+            say(f"round {r + 1}/{rounds}: {name}")
+            timings[name].append(_fps(fn))
+    fps = {k: round(statistics.median(v), 2) for k, v in timings.items()}
+
+    result: dict[str, Any] = {
+        "source": str(source),
+        "frames_per_round": frames,
+        "rounds": rounds,
+        "frame_size": [frame_hw[1], frame_hw[0]],
+        "providers": chosen.providers,
+        "threads": chosen_cfg.threads,
+        "baseline_config": {"input": "640x640 letterbox", "confidence": 0.25, "merge_riders": False},
+        "chosen_config": {
+            "input": "{}x{}".format(*reversed(chosen.input_size(frame_hw))),
+            "roi": list(chosen_cfg.roi) if chosen_cfg.roi else None,
+            "confidence": chosen_cfg.confidence,
+            "merge_riders": chosen_cfg.merge_riders,
+            "every": chosen_cfg.every,
+        },
+        "fps": {
+            "decode_only": fps["decode"],
+            "baseline_detector": fps["baseline"],
+            "chosen_detector": fps["chosen"],
+            "chosen_detect_track": fps["detect_track"],
+        },
+        "fps_rounds": {k: [round(x, 2) for x in v] for k, v in timings.items()},
+        "ratios": {
+            "chosen_detector_vs_baseline": round(fps["chosen"] / fps["baseline"], 3),
+            "detect_track_vs_baseline": round(fps["detect_track"] / fps["baseline"], 3),
+            "detect_track_vs_chosen_detector": round(fps["detect_track"] / fps["chosen"], 3),
+        },
+    }
+
+    if labels:
+        say("recall on labelled frames")
+        last = max(f.index for f in labels)
+        by_index = {f.index: f for f in labels}
+        recall: dict[str, dict[str, Any]] = {}
+        for iou in (0.3, 0.5):
+            rec = {k: Recall(iou) for k in ("baseline", "baseline_at_chosen_confidence", "chosen", "detect_track")}
+            job = DetectJob(camera, detector=chosen, frame_rate=fps_nominal)
+            for f in read_frames(source, last + 1):
+                tracked, _ = job.step(f)
+                gt = by_index.get(f.index)
+                if gt is None:
+                    continue
+                rec["baseline"].add(gt.xyxy, baseline.detect(f.image).xyxy, near_band)
+                rec["baseline_at_chosen_confidence"].add(gt.xyxy, baseline_same_conf.detect(f.image).xyxy, near_band)
+                rec["chosen"].add(gt.xyxy, chosen.detect(f.image).xyxy, near_band)
+                rec["detect_track"].add(gt.xyxy, tracked.xyxy, near_band)
+            recall[f"iou_{iou}"] = {k: v.as_dict() for k, v in rec.items()}
+        result["recall"] = recall
+        result["labelled_frames"] = len(labels)
+        result["near_stop_line_band_y"] = list(near_band)
+
+    if line_y is not None:
+        say("track continuity through the stop line")
+        job = DetectJob(camera, detector=chosen, frame_rate=fps_nominal)
+        for f in read_frames(source, frames):
+            job.step(f)
+        result["tracking"] = crossing_continuity(job.all_tracks(), line_y)
+    return result
+
+
+def detections_of(job: DetectJob, frames: Iterator[Frame]) -> Iterator[tuple[Frame, Detections]]:
+    """Run a job over frames, yielding each frame with its tracked boxes."""
+    for f in frames:
+        tracked, _ = job.step(f)
+        yield f, tracked

@@ -1,0 +1,276 @@
+"""The `phatnguoi` command (Typer). Thin: parse options, call one library function, map our errors to
+one line on stderr and a non-zero exit code (STYLE.md §11)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from phatnguoi.config import CameraConfig, ConfigError, format_validation_error
+
+app = typer.Typer(
+    name="phatnguoi",
+    help="Camera traffic enforcement (phạt nguội): edge detection, plates, violations, review server.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+models_app = typer.Typer(help="Model files: where they are and whether they are intact.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print JSON.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(bench_app, name="bench")
+
+err = Console(stderr=True)
+out = Console(width=None if sys.stdout.isatty() else 160)
+T = TypeVar("T")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from models.registry import ModelError
+    from models.runtime import InferenceError
+    from streams.errors import StreamError
+
+    errors: list[type[BaseException]] = [ConfigError, ModelError, InferenceError, StreamError]
+    try:
+        from plates.errors import PlateError
+
+        errors.append(PlateError)
+    except ImportError:  # plates not installed in a server-only deployment
+        pass
+    return tuple(errors)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one line to stderr and return the Exit to raise."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def guarded(fn: Callable[[], T]) -> T:
+    """Run library code, turning our exceptions into one line and exit code 1."""
+    try:
+        return fn()
+    except _known_errors() as e:
+        raise fail(str(e), 1) from None
+    except ValidationError as e:
+        raise fail(format_validation_error(e, "option"), 2) from None
+
+
+@contextmanager
+def _sigterm_as_stop(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM set `stop` so a job ends cleanly and its files are complete."""
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, _frame: object) -> None:
+        stop.set()
+
+    for s in previous:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _parse_roi(roi: str | None) -> tuple[int, int, int, int] | None:
+    if roi is None:
+        return None
+    try:
+        vals = tuple(int(v) for v in roi.split(","))
+    except ValueError:
+        raise fail(f"--roi must be four integers x1,y1,x2,y2, got '{roi}'") from None
+    if len(vals) != 4:
+        raise fail(f"--roi must be four integers x1,y1,x2,y2, got '{roi}'")
+    return vals[0], vals[1], vals[2], vals[3]
+
+
+def _camera(
+    config: Path | None, overrides: dict[str, Any], source: str | None = None
+) -> CameraConfig:
+    from phatnguoi.config import load_camera
+
+    cam = load_camera(config) if config is not None else CameraConfig()
+    det = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        merged = cam.model_dump()
+        merged["detector"].update(det)
+        if source is not None:
+            merged["source"] = source
+        return CameraConfig.model_validate(merged)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, str(config) if config else "option")) from None
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens (to stderr).")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def detect(
+    source: Annotated[str | None, typer.Option("--source", "-s", help="Video file, rtsp:// or http(s):// URL, or device index.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out/detect"),
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Camera config YAML (detector, tracker, source).")] = None,
+    roi: Annotated[str | None, typer.Option(help="Detect only inside x1,y1,x2,y2 (frame pixels).")] = None,
+    every: Annotated[int | None, typer.Option(help="Run the detector on every k-th frame.")] = None,
+    confidence: Annotated[float | None, typer.Option(help="Minimum detection score.")] = None,
+    input_width: Annotated[int | None, typer.Option(help="Network input width (multiple of 32).")] = None,
+    model: Annotated[Path | None, typer.Option(help="Explicit detector model file.")] = None,
+    max_frames: Annotated[int | None, typer.Option(min=1, help="Stop after this many frames.")] = None,
+    video: Annotated[bool, typer.Option(help="Write the annotated MP4.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Detect and track vehicles: writes tracks.jsonl, annotated.mp4 and summary.json."""
+    from phatnguoi.detect import DetectJob, run_detect
+    from streams import open_source
+
+    overrides = {
+        "roi": _parse_roi(roi), "every": every, "confidence": confidence,
+        "input_width": input_width, "model_path": model,
+    }
+    cam = guarded(lambda: _camera(config, overrides, source))
+    if cam.source is None:
+        raise fail("no source: give --source or a config with 'source'")
+    src = guarded(lambda: open_source(cam.source or "", camera_id=cam.id))
+    job = guarded(lambda: DetectJob(cam, frame_rate=src.fps or 25.0))
+    stop = threading.Event()
+    total = None
+    count = getattr(src, "frame_count", None)
+    if isinstance(count, int) and count > 0:
+        total = min(count, max_frames) if max_frames else count
+
+    def frames() -> Iterator[Any]:
+        for i, f in enumerate(src):
+            if max_frames is not None and i >= max_frames:
+                return
+            yield f
+
+    with (
+        _sigterm_as_stop(stop),
+        Progress(
+            TextColumn("[bold]detect[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=err, disable=as_json or not err.is_terminal, transient=True,
+        ) as progress,
+    ):
+        task = progress.add_task("frames", total=total)
+        try:
+            summary = guarded(
+                lambda: run_detect(
+                    frames(), job, out_dir, cam.source or "", src.fps, write_video=video, stop=stop,
+                    on_frame=lambda _f: progress.advance(task),
+                )
+            )
+        finally:
+            src.close()
+    if as_json:
+        out.print_json(json.dumps(asdict(summary)))
+        return
+    state = "interrupted after" if summary.interrupted else "processed"
+    in_size = f"{summary.input_size[1]}x{summary.input_size[0]}" if summary.input_size else "?"
+    out.print(
+        f"{state} {summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps; detector "
+        f"{summary.detector_ms_median:.0f} ms median at {in_size} on {summary.detected_frames} frames)"
+    )
+    per_class = ", ".join(f"{n} {c}" for c, n in summary.tracks_per_class.items()) or "none"
+    out.print(f"{summary.tracks} tracks: {per_class}")
+    for kind, path in summary.outputs.items():
+        out.print(f"{kind}: {path}")
+
+
+@models_app.command("list")
+def models_list(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Every model in the manifest: where it was found and whether its checksum matches."""
+    from models.registry import default_registry
+
+    rows = guarded(lambda: default_registry().status())
+    if as_json:
+        out.print_json(json.dumps([{**asdict(r), "path": str(r.path) if r.path else None} for r in rows]))
+    else:
+        table = Table("model", "task", "found", "origin", "checksum")
+        for r in rows:
+            check = "ok" if r.checksum_ok else ("MISMATCH" if r.checksum_ok is False else "-")
+            table.add_row(r.name, r.task, str(r.path) if r.path else f"[red]{r.problem}[/]", r.origin or "-", check)
+        out.print(table)
+    if any(r.checksum_ok is not True for r in rows):
+        raise typer.Exit(1)
+
+
+@bench_app.command("pipeline")
+def bench_pipeline_cmd(
+    source: Annotated[Path, typer.Option("--source", "-s", help="Video file to measure on.")] = SHARED_DATA
+    / "videos" / "hanoi_giangvo_langha.mp4",
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Camera config of the chosen configuration.")] = None,
+    labels: Annotated[Path | None, typer.Option(help="Folder of labelled frames (YOLO txt; '<name>_00NN' = frame NN-1).")] = None,
+    near_band: Annotated[str, typer.Option(help="y1,y2: labels whose bottom edge lies here count as near the stop line.")] = "310,420",
+    line_y: Annotated[float | None, typer.Option(help="Stop-line y for the track-continuity measure.")] = 346.0,
+    frames: Annotated[int, typer.Option(min=10, help="Frames per timed run.")] = 120,
+    rounds: Annotated[int, typer.Option(min=1, help="Interleaved rounds; fps is the median.")] = 3,
+) -> None:
+    """Decode, baseline detector, chosen detector and detect + track fps with recall, as JSON."""
+    from phatnguoi.bench import bench_pipeline, load_yolo_labels
+    from phatnguoi.config import load_camera
+
+    if not source.is_file():
+        raise fail(f"video file not found: {source}")
+    if config is None:
+        default = REPO_ROOT / "examples" / "cameras" / f"{source.stem}.yaml"
+        config = default if default.is_file() else None
+    cam = guarded(lambda: load_camera(config) if config else CameraConfig())
+    if labels is None:
+        guess = source.with_name(f"{source.stem}_rider_boxes")
+        labels = guess if guess.is_dir() else None
+    try:
+        y1, y2 = (float(v) for v in near_band.split(","))
+    except ValueError:
+        raise fail(f"--near-band must be two numbers y1,y2, got '{near_band}'") from None
+    import cv2
+
+    cap = cv2.VideoCapture(str(source))
+    hw = (int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)))
+    cap.release()
+    if hw[0] <= 0:
+        raise fail(f"cannot read video file: {source}")
+    gt = load_yolo_labels(labels, hw) if labels is not None else None
+    result = guarded(
+        lambda: bench_pipeline(
+            source, cam, gt, (y1, y2), line_y, frames=frames, rounds=rounds,
+            progress=lambda m: err.print(f"[dim]{m}[/]"),
+        )
+    )
+    result["config_file"] = str(config) if config else None
+    out.print_json(json.dumps(result))
+
+
+def main() -> None:
+    """Console entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
