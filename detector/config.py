@@ -60,8 +60,11 @@ class TrackerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     lost_track_s: float = Field(1.5, gt=0, le=30, description="Keep a lost track this many seconds.")
-    activation_confidence: float = Field(0.3, gt=0, lt=1, description="Score needed to start a track.")
-    high_confidence: float = Field(0.4, gt=0, lt=1, description="First-stage association score.")
+    activation_confidence: float = Field(0.2, gt=0, lt=1, description="Score needed to start a track.")
+    high_confidence: float = Field(0.3, gt=0, lt=1, description="First-stage association score.")
     match_iou: float = Field(0.1, gt=0, lt=1, description="Minimum IoU to associate a box to a track.")
+    coast_s: float = Field(
+        0.5, ge=0, le=5, description="Keep reporting a track's predicted box this long after its last detection."
+    )
     min_hits: int = Field(2, ge=1, le=10, description="Consecutive detections before a track gets an id.")
     history_s: float = Field(30.0, gt=0, le=600, description="History kept per track for the rules.")

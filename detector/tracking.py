@@ -44,7 +44,10 @@ class Tracker:
         self._velocity: dict[int, npt.NDArray[np.float32]] = {}
 
     def update(self, detections: Detections, ts: float) -> Detections:
-        """Associate one frame's detections; returns only the tracked rows, with `tracker_id`.
+        """Associate one frame's detections; returns the tracked rows, with `tracker_id`.
+
+        Confirmed tracks missed by the detector for at most ``coast_s`` are returned too, at their
+        predicted position; ``data["observed"]`` (bool per row) tells the two apart.
 
         Args:
             detections: boxes of the frame (frame pixels).
@@ -63,14 +66,17 @@ class Tracker:
             warnings.simplefilter("ignore", UserWarning)
             out = self._impl.update(sv_in, timestamp=ts)
         ids = np.asarray(out.tracker_id if out.tracker_id is not None else [], np.int64)
-        if len(out) == 0:
-            self._forget_stale(ts)
-            return Detections.empty().with_tracker_id(np.zeros(0, np.int64))
-        rows = np.asarray(out.data["row"], np.int64)
-        tracked = ids >= 0
-        result = detections[rows[tracked]].with_tracker_id(ids[tracked])
+        if len(out):
+            rows = np.asarray(out.data["row"], np.int64)
+            tracked = ids >= 0
+            result = detections[rows[tracked]].with_tracker_id(ids[tracked])
+        else:
+            result = Detections.empty().with_tracker_id(np.zeros(0, np.int64))
+        result = result.with_data(observed=np.ones(len(result), bool))
         self._remember(result, ts)
-        return result
+        coasting = self._predict(ts, exclude=set(result.tracker_id.tolist()) if result.tracker_id is not None else set(),
+                                 max_age=self.config.coast_s)
+        return Detections.merge([result, coasting]) if len(coasting) else result
 
     def bridge(self, ts: float) -> Detections:
         """Predicted boxes of live tracks at `ts`, for frames the detector skipped.
@@ -78,9 +84,13 @@ class Tracker:
         Each box moves by its track's last measured velocity; confidence is the last one seen.
         """
         self._forget_stale(ts)
-        if not self._last:
-            return Detections.empty().with_tracker_id(np.zeros(0, np.int64))
-        ids = np.fromiter(self._last.keys(), np.int64, len(self._last))
+        return self._predict(ts, exclude=set(), max_age=self.config.lost_track_s)
+
+    def _predict(self, ts: float, exclude: set[int], max_age: float) -> Detections:
+        live = [tid for tid, last in self._last.items() if tid not in exclude and ts - last[0] <= max_age]
+        if not live:
+            return Detections.empty().with_tracker_id(np.zeros(0, np.int64)).with_data(observed=np.zeros(0, bool))
+        ids = np.asarray(live, np.int64)
         boxes = np.empty((len(ids), 4), np.float32)
         conf = np.empty(len(ids), np.float32)
         cls = np.empty(len(ids), np.int32)
@@ -89,11 +99,13 @@ class Tracker:
             v = self._velocity.get(int(tid))
             boxes[k] = box if v is None else box + v * np.float32(ts - t0)
             conf[k], cls[k] = c, class_id
-        return Detections(boxes, conf, cls, ids)
+        return Detections(boxes, conf, cls, ids, {"observed": np.zeros(len(ids), bool)})
 
     def _remember(self, tracked: Detections, ts: float) -> None:
         assert tracked.tracker_id is not None
         for k, tid in enumerate(tracked.tracker_id.tolist()):
+            if tid < 0:
+                continue
             box = tracked.xyxy[k].copy()
             prev = self._last.get(tid)
             if prev is not None and ts > prev[0]:
@@ -182,10 +194,16 @@ class TrackStore:
         self.total_tracks = 0
 
     def update(self, frame_index: int, ts: float, tracked: Detections, detected: bool = True) -> None:
-        """Append one frame's tracked boxes (rows without a tracker id are ignored)."""
+        """Append one frame's tracked boxes (rows without a tracker id are ignored).
+
+        A row counts as observed (and votes for its class) when the detector ran on the frame
+        (`detected`) and the row is not a prediction (``data["observed"]``, if present).
+        """
         if tracked.tracker_id is None:
             raise ValueError("TrackStore.update needs tracked detections (tracker_id set)")
         ids = tracked.tracker_id.tolist()
+        observed = tracked.data.get("observed")
+        seen = observed.tolist() if observed is not None else [detected] * len(ids)
         boxes = tracked.xyxy.tolist()
         conf = tracked.confidence.tolist()
         cls = tracked.class_id.tolist()
@@ -200,8 +218,8 @@ class TrackStore:
             hist.ts.append(ts)
             hist.xyxy.append((boxes[k][0], boxes[k][1], boxes[k][2], boxes[k][3]))
             hist.confidence.append(conf[k])
-            hist.detected.append(detected)
-            if detected:
+            hist.detected.append(detected and seen[k])
+            if detected and seen[k]:
                 hist.class_votes[cls[k]] += 1
         self._prune(ts)
 

@@ -228,7 +228,7 @@ def bench_pipeline_cmd(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Camera config of the chosen configuration.")] = None,
     labels: Annotated[Path | None, typer.Option(help="Folder of labelled frames (YOLO txt; '<name>_00NN' = frame NN-1).")] = None,
     near_band: Annotated[str, typer.Option(help="y1,y2: labels whose bottom edge lies here count as near the stop line.")] = "310,420",
-    line_y: Annotated[float | None, typer.Option(help="Stop-line y for the track-continuity measure.")] = 346.0,
+    line: Annotated[str | None, typer.Option(help="Stop line x1,y1,x2,y2 for the track-continuity measure.")] = "40,337,520,355",
     frames: Annotated[int, typer.Option(min=10, help="Frames per timed run.")] = 120,
     rounds: Annotated[int, typer.Option(min=1, help="Interleaved rounds; fps is the median.")] = 3,
 ) -> None:
@@ -257,9 +257,16 @@ def bench_pipeline_cmd(
     if hw[0] <= 0:
         raise fail(f"cannot read video file: {source}")
     gt = load_yolo_labels(labels, hw) if labels is not None else None
+    stop_line = None
+    if line:
+        try:
+            lx1, ly1, lx2, ly2 = (float(v) for v in line.split(","))
+        except ValueError:
+            raise fail(f"--line must be four numbers x1,y1,x2,y2, got '{line}'") from None
+        stop_line = ((lx1, ly1), (lx2, ly2))
     result = guarded(
         lambda: bench_pipeline(
-            source, cam, gt, (y1, y2), line_y, frames=frames, rounds=rounds,
+            source, cam, gt, (y1, y2), stop_line, frames=frames, rounds=rounds,
             progress=lambda m: err.print(f"[dim]{m}[/]"),
         )
     )
