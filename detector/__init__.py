@@ -7,4 +7,4 @@ onnxruntime / OpenCV / trackers when they are built.
 from detector.config import VEHICLE_CLASSES, DetectorConfig, TrackerConfig
 from detector.detections import Detections, box_iou
 
-__all__ = ["VEHICLE_CLASSES", "DetectorConfig", "Detections", "TrackerConfig", "box_iou"]
+__all__ = ["VEHICLE_CLASSES", "Detections", "DetectorConfig", "TrackerConfig", "box_iou"]

@@ -11,9 +11,26 @@ import numpy.typing as npt
 from detector.detections import Detections
 
 _PALETTE = np.array(
-    [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207), (10, 249, 72),
-     (23, 204, 146), (134, 219, 61), (52, 147, 26), (187, 212, 0), (168, 153, 44), (255, 194, 0),
-     (147, 69, 52), (255, 115, 100), (236, 24, 0), (255, 56, 132), (133, 0, 82), (255, 56, 203)],
+    [
+        (56, 56, 255),
+        (151, 157, 255),
+        (31, 112, 255),
+        (29, 178, 255),
+        (49, 210, 207),
+        (10, 249, 72),
+        (23, 204, 146),
+        (134, 219, 61),
+        (52, 147, 26),
+        (187, 212, 0),
+        (168, 153, 44),
+        (255, 194, 0),
+        (147, 69, 52),
+        (255, 115, 100),
+        (236, 24, 0),
+        (255, 56, 132),
+        (133, 0, 82),
+        (255, 56, 203),
+    ],
     np.uint8,
 )
 
@@ -34,7 +51,7 @@ def draw_detections(
     out = image.copy()
     scale = max(0.4, min(out.shape[:2]) / 1200)
     for k in range(len(detections)):
-        x1, y1, x2, y2 = (int(round(v)) for v in detections.xyxy[k])
+        x1, y1, x2, y2 = (round(float(v)) for v in detections.xyxy[k])
         cls = int(detections.class_id[k])
         tid = None if detections.tracker_id is None else int(detections.tracker_id[k])
         color = color_for(tid if tid is not None else cls)
@@ -44,7 +61,9 @@ def draw_detections(
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         ty = max(th + base, y1)
         cv2.rectangle(out, (x1, ty - th - base), (x1 + tw, ty), color, -1)
-        cv2.putText(out, label, (x1, ty - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(
+            out, label, (x1, ty - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA
+        )
     return out
 
 

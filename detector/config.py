@@ -16,16 +16,23 @@ class DetectorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     backend: Literal["onnxruntime", "ultralytics"] = Field(
-        "onnxruntime", description="onnxruntime (default) or ultralytics (needs the optional extra, .pt files)"
+        "onnxruntime",
+        description="onnxruntime (default) or ultralytics (needs the optional extra, .pt files)",
     )
     model: str = Field("yolov8n-coco", description="Model name in the manifest.")
     model_path: Path | None = Field(None, description="Explicit model file; overrides the registry lookup.")
     input_width: int = Field(
-        640, ge=128, le=1920, multiple_of=32,
+        640,
+        ge=128,
+        le=1920,
+        multiple_of=32,
         description="Network input width; the height follows the frame's (or ROI's) aspect, rounded to 32.",
     )
     input_height: int | None = Field(
-        None, ge=128, le=1920, multiple_of=32,
+        None,
+        ge=128,
+        le=1920,
+        multiple_of=32,
         description="Force the input height (letterbox). 640 with width 640 is the square export.",
     )
     roi: tuple[int, int, int, int] | None = Field(
@@ -37,7 +44,9 @@ class DetectorConfig(BaseModel):
     merge_riders: bool = Field(
         True, description="Fold a rider into the motorbike/bicycle box under them (one road user, one box)."
     )
-    every: int = Field(1, ge=1, le=10, description="Run the detector on every k-th frame; the tracker predicts between.")
+    every: int = Field(
+        1, ge=1, le=10, description="Run the detector on every k-th frame; the tracker predicts between."
+    )
     providers: tuple[Literal["cpu", "openvino", "cuda", "tensorrt"], ...] = Field(
         ("cpu",), min_length=1, description="ONNX Runtime execution providers, in order of preference."
     )
@@ -64,7 +73,10 @@ class TrackerConfig(BaseModel):
     high_confidence: float = Field(0.3, gt=0, lt=1, description="First-stage association score.")
     match_iou: float = Field(0.1, gt=0, lt=1, description="Minimum IoU to associate a box to a track.")
     coast_s: float = Field(
-        0.5, ge=0, le=5, description="Keep reporting a track's predicted box this long after its last detection."
+        0.5,
+        ge=0,
+        le=5,
+        description="Keep reporting a track's predicted box this long after its last detection.",
     )
     min_hits: int = Field(2, ge=1, le=10, description="Consecutive detections before a track gets an id.")
     history_s: float = Field(30.0, gt=0, le=600, description="History kept per track for the rules.")

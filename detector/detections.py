@@ -103,22 +103,20 @@ class Detections:
 
     def with_data(self, **arrays: np.ndarray) -> Detections:
         """A copy with extra per-row arrays added or replaced."""
-        return Detections(
-            self.xyxy, self.confidence, self.class_id, self.tracker_id, {**self.data, **arrays}
-        )
+        return Detections(self.xyxy, self.confidence, self.class_id, self.tracker_id, {**self.data, **arrays})
 
     @property
     def area(self) -> FloatArray:
         """(N,) box areas in pixels."""
         wh = np.clip(self.xyxy[:, 2:] - self.xyxy[:, :2], 0, None)
-        return (wh[:, 0] * wh[:, 1]).astype(np.float32)
+        return np.asarray(wh[:, 0] * wh[:, 1], np.float32)
 
     @property
     def bottom_center(self) -> FloatArray:
         """(N, 2) middle of each box's bottom edge: where a vehicle touches the road."""
-        return np.stack(
-            [(self.xyxy[:, 0] + self.xyxy[:, 2]) * 0.5, self.xyxy[:, 3]], axis=1
-        ).astype(np.float32)
+        return np.stack([(self.xyxy[:, 0] + self.xyxy[:, 2]) * 0.5, self.xyxy[:, 3]], axis=1).astype(
+            np.float32
+        )
 
     @staticmethod
     def merge(batches: list[Detections]) -> Detections:

@@ -74,8 +74,11 @@ class Tracker:
             result = Detections.empty().with_tracker_id(np.zeros(0, np.int64))
         result = result.with_data(observed=np.ones(len(result), bool))
         self._remember(result, ts)
-        coasting = self._predict(ts, exclude=set(result.tracker_id.tolist()) if result.tracker_id is not None else set(),
-                                 max_age=self.config.coast_s)
+        coasting = self._predict(
+            ts,
+            exclude=set(result.tracker_id.tolist()) if result.tracker_id is not None else set(),
+            max_age=self.config.coast_s,
+        )
         return Detections.merge([result, coasting]) if len(coasting) else result
 
     def bridge(self, ts: float) -> Detections:
@@ -89,7 +92,11 @@ class Tracker:
     def _predict(self, ts: float, exclude: set[int], max_age: float) -> Detections:
         live = [tid for tid, last in self._last.items() if tid not in exclude and ts - last[0] <= max_age]
         if not live:
-            return Detections.empty().with_tracker_id(np.zeros(0, np.int64)).with_data(observed=np.zeros(0, bool))
+            return (
+                Detections.empty()
+                .with_tracker_id(np.zeros(0, np.int64))
+                .with_data(observed=np.zeros(0, bool))
+            )
         ids = np.asarray(live, np.int64)
         boxes = np.empty((len(ids), 4), np.float32)
         conf = np.empty(len(ids), np.float32)

@@ -48,8 +48,12 @@ class UltralyticsDetector:
         """Detect in several BGR frames."""
         try:
             results = self._model.predict(
-                list(images), conf=self.config.confidence, iou=self.config.iou, classes=self._keep,
-                imgsz=self.config.input_width, verbose=False,
+                list(images),
+                conf=self.config.confidence,
+                iou=self.config.iou,
+                classes=self._keep,
+                imgsz=self.config.input_width,
+                verbose=False,
             )
         except Exception as e:  # ultralytics raises many untyped errors
             raise InferenceError(f"ultralytics inference failed: {e}") from e
@@ -59,7 +63,9 @@ class UltralyticsDetector:
             conf = r.boxes.conf.cpu().numpy().astype(np.float32)
             cls = r.boxes.cls.cpu().numpy().astype(np.int32)
             if self.config.merge_riders and "person" in self.class_names:
-                wheels = [self.class_names.index(c) for c in ("bicycle", "motorcycle") if c in self.class_names]
+                wheels = [
+                    self.class_names.index(c) for c in ("bicycle", "motorcycle") if c in self.class_names
+                ]
                 xyxy, conf, cls = merge_riders(xyxy, conf, cls, self.class_names.index("person"), wheels)
             out.append(Detections(xyxy, conf, cls))
         return out

@@ -24,9 +24,7 @@ class GraphEditError(ValueError):
     """The graph is not an Ultralytics YOLOv8 detection export this module understands."""
 
 
-def anchor_grid(
-    height: int, width: int, strides: Sequence[int] = STRIDES
-) -> tuple[np.ndarray, np.ndarray]:
+def anchor_grid(height: int, width: int, strides: Sequence[int] = STRIDES) -> tuple[np.ndarray, np.ndarray]:
     """Anchor centres (grid units) and strides of every cell, in the exporter's order.
 
     Returns:
@@ -119,4 +117,4 @@ def reshape_yolov8(model: Path | bytes | onnx.ModelProto, height: int, width: in
 
     # Drop stale shape annotations; onnxruntime re-infers them.
     del graph.value_info[:]
-    return proto.SerializeToString()
+    return bytes(proto.SerializeToString())

@@ -44,7 +44,9 @@ class YoloOnnxDetector:
             raise ModelError(f"classes {unknown} are not in model '{entry.name}'")
         self._keep_ids = np.asarray([self.class_names.index(c) for c in self.config.classes], np.int32)
         self._person = self.class_names.index("person") if "person" in self.class_names else -1
-        self._two_wheelers = [self.class_names.index(c) for c in ("bicycle", "motorcycle") if c in self.class_names]
+        self._two_wheelers = [
+            self.class_names.index(c) for c in ("bicycle", "motorcycle") if c in self.class_names
+        ]
         self._model_bytes = self.model_path.read_bytes()
         self._sessions: dict[tuple[int, int], OnnxSession] = {}
         self._runtime = RuntimeOptions(

@@ -75,7 +75,9 @@ def letterbox(
         x1, y1 = max(0, x1), max(0, y1)
         x2, y2 = min(image.shape[1], x2), min(image.shape[0], y2)
         if x2 <= x1 or y2 <= y1:
-            raise ValueError(f"region of interest {roi_xyxy} is outside the {image.shape[1]}x{image.shape[0]} image")
+            raise ValueError(
+                f"region of interest {roi_xyxy} is outside the {image.shape[1]}x{image.shape[0]} image"
+            )
         image = image[y1:y2, x1:x2]
         ox, oy = x1, y1
     h, w = image.shape[:2]
@@ -84,13 +86,18 @@ def letterbox(
     new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
     if (new_w, new_h) != (w, h):
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        image = cv2.resize(image, (new_w, new_h), interpolation=interp)
+        image = np.asarray(cv2.resize(image, (new_w, new_h), interpolation=interp), np.uint8)
     pad_x, pad_y = (in_w - new_w) / 2, (in_h - new_h) / 2
     if new_w != in_w or new_h != in_h:
-        top, left = int(round(pad_y - 0.1)), int(round(pad_x - 0.1))
-        image = cv2.copyMakeBorder(
-            image, top, in_h - new_h - top, left, in_w - new_w - left,
-            cv2.BORDER_CONSTANT, value=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
+        top, left = round(pad_y - 0.1), round(pad_x - 0.1)
+        image = cv2.copyMakeBorder(  # type: ignore[assignment]
+            image,
+            top,
+            in_h - new_h - top,
+            left,
+            in_w - new_w - left,
+            cv2.BORDER_CONSTANT,
+            value=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
         )
         pad_x, pad_y = float(left), float(top)
     return np.ascontiguousarray(image), Geometry(scale, (pad_x, pad_y), (float(ox), float(oy)))

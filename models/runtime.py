@@ -96,8 +96,7 @@ class OnnxSession:
         if "CPUExecutionProvider" not in usable:
             usable.append("CPUExecutionProvider")
         provider_args: list[str | tuple[str, dict[str, Any]]] = [
-            (p, self.options.provider_options[p]) if p in self.options.provider_options else p
-            for p in usable
+            (p, self.options.provider_options[p]) if p in self.options.provider_options else p for p in usable
         ]
         source: str | bytes = str(model) if isinstance(model, Path) else model
         try:
@@ -109,9 +108,7 @@ class OnnxSession:
         self.providers: list[str] = list(self._session.get_providers())
         first_requested = requested[0] if requested else "CPUExecutionProvider"
         if self.providers and self.providers[0] != first_requested:
-            logger.warning(
-                "%s: requested %s but running on %s", name, first_requested, self.providers[0]
-            )
+            logger.warning("%s: requested %s but running on %s", name, first_requested, self.providers[0])
         inputs = self._session.get_inputs()
         self.input_names: list[str] = [i.name for i in inputs]
         self.input_shapes: list[list[int | str | None]] = [list(i.shape) for i in inputs]

@@ -34,7 +34,7 @@ class LabelledFrame:
 
 
 def load_yolo_labels(folder: Path, frame_hw: tuple[int, int]) -> list[LabelledFrame]:
-    """Labels of a `*_rider_boxes` folder: ``labels/<name>_00NN.txt`` (YOLO, normalised) = video frame NN-1."""
+    """Labels of a `*_rider_boxes` folder: ``labels/<name>_00NN.txt`` (YOLO, normalised) is frame NN-1."""
     h, w = frame_hw
     out = []
     for path in sorted((folder / "labels").glob("*.txt")):
@@ -61,7 +61,9 @@ class Recall:
     predicted: int = 0
     predicted_matched: int = 0
 
-    def add(self, gt: npt.NDArray[np.float32], pred: npt.NDArray[np.float32], near_band: tuple[float, float]) -> None:
+    def add(
+        self, gt: npt.NDArray[np.float32], pred: npt.NDArray[np.float32], near_band: tuple[float, float]
+    ) -> None:
         iou = box_iou(gt, pred)
         gt_hit = iou.max(axis=1) >= self.iou if iou.shape[1] else np.zeros(len(gt), bool)
         pred_hit = iou.max(axis=0) >= self.iou if iou.shape[0] else np.zeros(len(pred), bool)
@@ -76,8 +78,12 @@ class Recall:
     def as_dict(self) -> dict[str, float | int]:
         return {
             "recall": round(self.matched / self.total, 4) if self.total else 0.0,
-            "recall_near_stop_line": round(self.near_matched / self.near_total, 4) if self.near_total else 0.0,
-            "precision_indicative": round(self.predicted_matched / self.predicted, 4) if self.predicted else 0.0,
+            "recall_near_stop_line": round(self.near_matched / self.near_total, 4)
+            if self.near_total
+            else 0.0,
+            "precision_indicative": round(self.predicted_matched / self.predicted, 4)
+            if self.predicted
+            else 0.0,
             "labelled_boxes": self.total,
             "labelled_near_stop_line": self.near_total,
         }
@@ -170,13 +176,21 @@ def bench_pipeline(
 
     chosen_cfg = camera.detector
     baseline_cfg = DetectorConfig(
-        model=chosen_cfg.model, model_path=chosen_cfg.model_path, input_width=640, input_height=640,
-        confidence=0.25, merge_riders=False, threads=chosen_cfg.threads, providers=chosen_cfg.providers,
+        model=chosen_cfg.model,
+        model_path=chosen_cfg.model_path,
+        input_width=640,
+        input_height=640,
+        confidence=0.25,
+        merge_riders=False,
+        threads=chosen_cfg.threads,
+        providers=chosen_cfg.providers,
     )
     baseline = YoloOnnxDetector(baseline_cfg)
     chosen = YoloOnnxDetector(chosen_cfg)
     # The baseline at the chosen confidence threshold: separates what the threshold buys from the rest.
-    baseline_same_conf = YoloOnnxDetector(baseline_cfg.model_copy(update={"confidence": chosen_cfg.confidence}))
+    baseline_same_conf = YoloOnnxDetector(
+        baseline_cfg.model_copy(update={"confidence": chosen_cfg.confidence})
+    )
 
     def decode_only() -> int:
         n = 0
@@ -257,7 +271,10 @@ def bench_pipeline(
         by_index = {f.index: f for f in labels}
         recall: dict[str, dict[str, Any]] = {}
         for iou in (0.3, 0.5):
-            rec = {k: Recall(iou) for k in ("baseline", "baseline_at_chosen_confidence", "chosen", "detect_track")}
+            rec = {
+                k: Recall(iou)
+                for k in ("baseline", "baseline_at_chosen_confidence", "chosen", "detect_track")
+            }
             job = DetectJob(camera, detector=chosen, frame_rate=fps_nominal)
             for f in read_frames(source, last + 1):
                 tracked, _ = job.step(f)
@@ -265,7 +282,9 @@ def bench_pipeline(
                 if gt is None:
                     continue
                 rec["baseline"].add(gt.xyxy, baseline.detect(f.image).xyxy, near_band)
-                rec["baseline_at_chosen_confidence"].add(gt.xyxy, baseline_same_conf.detect(f.image).xyxy, near_band)
+                rec["baseline_at_chosen_confidence"].add(
+                    gt.xyxy, baseline_same_conf.detect(f.image).xyxy, near_band
+                )
                 rec["chosen"].add(gt.xyxy, chosen.detect(f.image).xyxy, near_band)
                 rec["detect_track"].add(gt.xyxy, tracked.xyxy, near_band)
             recall[f"iou_{iou}"] = {k: v.as_dict() for k, v in rec.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -29,7 +30,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-models_app = typer.Typer(help="Model files: where they are and whether they are intact.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Model files: where they are and whether they are intact.", no_args_is_help=True
+)
 bench_app = typer.Typer(help="Benchmarks that print JSON.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
@@ -102,9 +105,7 @@ def _parse_roi(roi: str | None) -> tuple[int, int, int, int] | None:
     return vals[0], vals[1], vals[2], vals[3]
 
 
-def _camera(
-    config: Path | None, overrides: dict[str, Any], source: str | None = None
-) -> CameraConfig:
+def _camera(config: Path | None, overrides: dict[str, Any], source: str | None = None) -> CameraConfig:
     from phatnguoi.config import load_camera
 
     cam = load_camera(config) if config is not None else CameraConfig()
@@ -132,9 +133,14 @@ def _main(
 
 @app.command()
 def detect(
-    source: Annotated[str | None, typer.Option("--source", "-s", help="Video file, rtsp:// or http(s):// URL, or device index.")] = None,
+    source: Annotated[
+        str | None,
+        typer.Option("--source", "-s", help="Video file, rtsp:// or http(s):// URL, or device index."),
+    ] = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out/detect"),
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="Camera config YAML (detector, tracker, source).")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Camera config YAML (detector, tracker, source).")
+    ] = None,
     roi: Annotated[str | None, typer.Option(help="Detect only inside x1,y1,x2,y2 (frame pixels).")] = None,
     every: Annotated[int | None, typer.Option(help="Run the detector on every k-th frame.")] = None,
     confidence: Annotated[float | None, typer.Option(help="Minimum detection score.")] = None,
@@ -149,8 +155,11 @@ def detect(
     from streams import open_source
 
     overrides = {
-        "roi": _parse_roi(roi), "every": every, "confidence": confidence,
-        "input_width": input_width, "model_path": model,
+        "roi": _parse_roi(roi),
+        "every": every,
+        "confidence": confidence,
+        "input_width": input_width,
+        "model_path": model,
     }
     cam = guarded(lambda: _camera(config, overrides, source))
     if cam.source is None:
@@ -172,15 +181,26 @@ def detect(
     with (
         _sigterm_as_stop(stop),
         Progress(
-            TextColumn("[bold]detect[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=err, disable=as_json or not err.is_terminal, transient=True,
+            TextColumn("[bold]detect[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=as_json or not err.is_terminal,
+            transient=True,
         ) as progress,
     ):
         task = progress.add_task("frames", total=total)
         try:
             summary = guarded(
                 lambda: run_detect(
-                    frames(), job, out_dir, cam.source or "", src.fps, write_video=video, stop=stop,
+                    frames(),
+                    job,
+                    out_dir,
+                    cam.source or "",
+                    src.fps,
+                    write_video=video,
+                    stop=stop,
                     on_frame=lambda _f: progress.advance(task),
                 )
             )
@@ -215,7 +235,9 @@ def models_list(
         table = Table("model", "task", "found", "origin", "checksum")
         for r in rows:
             check = "ok" if r.checksum_ok else ("MISMATCH" if r.checksum_ok is False else "-")
-            table.add_row(r.name, r.task, str(r.path) if r.path else f"[red]{r.problem}[/]", r.origin or "-", check)
+            table.add_row(
+                r.name, r.task, str(r.path) if r.path else f"[red]{r.problem}[/]", r.origin or "-", check
+            )
         out.print(table)
     if any(r.checksum_ok is not True for r in rows):
         raise typer.Exit(1)
@@ -224,11 +246,20 @@ def models_list(
 @bench_app.command("pipeline")
 def bench_pipeline_cmd(
     source: Annotated[Path, typer.Option("--source", "-s", help="Video file to measure on.")] = SHARED_DATA
-    / "videos" / "hanoi_giangvo_langha.mp4",
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="Camera config of the chosen configuration.")] = None,
-    labels: Annotated[Path | None, typer.Option(help="Folder of labelled frames (YOLO txt; '<name>_00NN' = frame NN-1).")] = None,
-    near_band: Annotated[str, typer.Option(help="y1,y2: labels whose bottom edge lies here count as near the stop line.")] = "310,420",
-    line: Annotated[str | None, typer.Option(help="Stop line x1,y1,x2,y2 for the track-continuity measure.")] = "40,337,520,355",
+    / "videos"
+    / "hanoi_giangvo_langha.mp4",
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Camera config of the chosen configuration.")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="Folder of labelled frames (YOLO txt; '<name>_00NN' = frame NN-1).")
+    ] = None,
+    near_band: Annotated[
+        str, typer.Option(help="y1,y2: labels whose bottom edge lies here count as near the stop line.")
+    ] = "310,420",
+    line: Annotated[
+        str | None, typer.Option(help="Stop line x1,y1,x2,y2 for the track-continuity measure.")
+    ] = "40,337,520,355",
     frames: Annotated[int, typer.Option(min=10, help="Frames per timed run.")] = 120,
     rounds: Annotated[int, typer.Option(min=1, help="Interleaved rounds; fps is the median.")] = 3,
 ) -> None:
@@ -266,7 +297,13 @@ def bench_pipeline_cmd(
         stop_line = ((lx1, ly1), (lx2, ly2))
     result = guarded(
         lambda: bench_pipeline(
-            source, cam, gt, (y1, y2), stop_line, frames=frames, rounds=rounds,
+            source,
+            cam,
+            gt,
+            (y1, y2),
+            stop_line,
+            frames=frames,
+            rounds=rounds,
             progress=lambda m: err.print(f"[dim]{m}[/]"),
         )
     )
@@ -276,6 +313,11 @@ def bench_pipeline_cmd(
 
 def main() -> None:
     """Console entry point."""
+    if "-v" not in sys.argv and "--verbose" not in sys.argv:
+        # OpenCV and FFmpeg print their own warnings straight to stderr ("moov atom not found");
+        # our errors already say what went wrong in one line. Must be set before cv2 loads.
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     app()
 
 

@@ -23,7 +23,9 @@ class CameraConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field("cam0", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="Camera id.")
+    id: str = Field(
+        "cam0", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="Camera id."
+    )
     source: str | None = Field(None, description="File path, rtsp://, http(s):// URL or device index.")
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)

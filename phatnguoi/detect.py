@@ -124,7 +124,9 @@ def _track_line(frame: Frame, tracked: Detections, detected: bool, names: tuple[
 class VideoSink:
     """Writes annotated frames to an MP4 (mp4v) with the detection region outlined."""
 
-    def __init__(self, path: Path, fps: float, class_names: tuple[str, ...], roi: tuple[int, int, int, int] | None):
+    def __init__(
+        self, path: Path, fps: float, class_names: tuple[str, ...], roi: tuple[int, int, int, int] | None
+    ):
         self.path = path
         self.fps = fps if fps and fps > 0 else 25.0
         self.class_names = class_names

