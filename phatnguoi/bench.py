@@ -208,13 +208,20 @@ def bench_pipeline(
 
         return run
 
-    def detect_track() -> int:
-        job = DetectJob(camera, detector=chosen, frame_rate=fps_nominal)
-        n = 0
-        for f in read_frames(source, frames):
-            job.step(f)
-            n += 1
-        return n
+    # The chosen configuration detecting on every other frame, the tracker bridging the frames between.
+    skip_every = 2 if chosen_cfg.every == 1 else 1
+    skip_camera = camera.model_copy(update={"detector": chosen_cfg.model_copy(update={"every": skip_every})})
+
+    def detect_track_with(cam: CameraConfig) -> Callable[[], int]:
+        def run() -> int:
+            job = DetectJob(cam, detector=chosen, frame_rate=fps_nominal)
+            n = 0
+            for f in read_frames(source, frames):
+                job.step(f)
+                n += 1
+            return n
+
+        return run
 
     import cv2
 
@@ -223,13 +230,14 @@ def bench_pipeline(
     frame_hw = (int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)))
     cap.release()
 
-    timings: dict[str, list[float]] = {"decode": [], "baseline": [], "chosen": [], "detect_track": []}
     runs = {
         "decode": decode_only,
         "baseline": detector_only(baseline),
         "chosen": detector_only(chosen),
-        "detect_track": detect_track,
+        "detect_track": detect_track_with(camera),
+        "detect_track_every_k": detect_track_with(skip_camera),
     }
+    timings: dict[str, list[float]] = {name: [] for name in runs}
     for r in range(rounds):
         for name, fn in runs.items():
             say(f"round {r + 1}/{rounds}: {name}")
@@ -256,6 +264,7 @@ def bench_pipeline(
             "baseline_detector": fps["baseline"],
             "chosen_detector": fps["chosen"],
             "chosen_detect_track": fps["detect_track"],
+            f"chosen_detect_track_every_{skip_every}": fps["detect_track_every_k"],
         },
         "fps_rounds": {k: [round(x, 2) for x in v] for k, v in timings.items()},
         "ratios": {
@@ -270,14 +279,17 @@ def bench_pipeline(
         last = max(f.index for f in labels)
         by_index = {f.index: f for f in labels}
         recall: dict[str, dict[str, Any]] = {}
+        skip_key = f"detect_track_every_{skip_every}"
         for iou in (0.3, 0.5):
             rec = {
                 k: Recall(iou)
-                for k in ("baseline", "baseline_at_chosen_confidence", "chosen", "detect_track")
+                for k in ("baseline", "baseline_at_chosen_confidence", "chosen", "detect_track", skip_key)
             }
             job = DetectJob(camera, detector=chosen, frame_rate=fps_nominal)
+            skip_job = DetectJob(skip_camera, detector=chosen, frame_rate=fps_nominal)
             for f in read_frames(source, last + 1):
                 tracked, _ = job.step(f)
+                skip_tracked, _ = skip_job.step(f)
                 gt = by_index.get(f.index)
                 if gt is None:
                     continue
@@ -287,6 +299,7 @@ def bench_pipeline(
                 )
                 rec["chosen"].add(gt.xyxy, chosen.detect(f.image).xyxy, near_band)
                 rec["detect_track"].add(gt.xyxy, tracked.xyxy, near_band)
+                rec[skip_key].add(gt.xyxy, skip_tracked.xyxy, near_band)
             recall[f"iou_{iou}"] = {k: v.as_dict() for k, v in rec.items()}
         result["recall"] = recall
         result["labelled_frames"] = len(labels)
