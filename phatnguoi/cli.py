@@ -77,12 +77,15 @@ def guarded(fn: Callable[[], T]) -> T:
 
 
 @contextmanager
-def _sigterm_as_stop(stop: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM set `stop` so a job ends cleanly and its files are complete."""
+def _sigterm_as_stop(stop: threading.Event, on_stop: Callable[[], None] | None = None) -> Iterator[None]:
+    """SIGINT/SIGTERM set `stop` (and call `on_stop`, e.g. closing a source that is waiting for a
+    camera) so a job ends cleanly and its files are complete."""
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def handler(signum: int, _frame: object) -> None:
         stop.set()
+        if on_stop is not None:
+            on_stop()
 
     for s in previous:
         signal.signal(s, handler)
@@ -168,9 +171,8 @@ def detect(
     job = guarded(lambda: DetectJob(cam, frame_rate=src.fps or 25.0))
     stop = threading.Event()
     total = None
-    count = getattr(src, "frame_count", None)
-    if isinstance(count, int) and count > 0:
-        total = min(count, max_frames) if max_frames else count
+    if src.frame_count:
+        total = min(src.frame_count, max_frames) if max_frames else src.frame_count
 
     def frames() -> Iterator[Any]:
         for i, f in enumerate(src):
@@ -179,7 +181,7 @@ def detect(
             yield f
 
     with (
-        _sigterm_as_stop(stop),
+        _sigterm_as_stop(stop, on_stop=src.close),
         Progress(
             TextColumn("[bold]detect[/]"),
             BarColumn(),

@@ -195,6 +195,8 @@ def run_detect(
         finally:
             if sink is not None:
                 sink.close()
+    if stop is not None and stop.is_set():
+        summary.interrupted = True  # the source may have been closed under us, ending iteration
     summary.seconds = round(time.perf_counter() - t_start, 3)
     summary.fps = round(summary.frames / summary.seconds, 2) if summary.seconds > 0 else 0.0
     summary.detector_ms_median = round(float(np.median(job.detector_ms)), 1) if job.detector_ms else 0.0

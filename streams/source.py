@@ -427,6 +427,11 @@ class VideoSource:
         with self._lock:
             return self._resolution_wh
 
+    @property
+    def frame_count(self) -> int | None:
+        """Frames the file's container announces (for progress bars); None for live sources."""
+        return self._opening.frame_count if self._opening is not None else None
+
     def __iter__(self) -> Iterator[Frame]:
         """Yield frames until end of file, `close`, or (live) ``FAILED``.
 

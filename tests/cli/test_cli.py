@@ -118,3 +118,91 @@ def test_help_lists_commands() -> None:
     assert proc.returncode == 0
     for command in ("detect", "models", "bench"):
         assert command in proc.stdout
+
+
+def _start_detect(tmp_path: Path, source: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "phatnguoi.cli",
+            "detect",
+            "--source",
+            source,
+            "--out",
+            str(tmp_path / "o"),
+            "--no-video",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+
+
+def test_ctrl_c_on_a_live_camera_ends_cleanly(tmp_path: Path) -> None:
+    """A live MJPEG camera on loopback: SIGINT stops the job, the summary is printed, files are whole."""
+    import signal
+    import time
+
+    from tests.streams.mjpeg_server import MjpegServer
+
+    with MjpegServer(fps=10.0) as server:
+        proc = _start_detect(tmp_path, server.url)
+        tracks = tmp_path / "o" / "tracks.jsonl"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not tracks.exists() or tracks.stat().st_size < 200):
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert "interrupted after" in stdout
+    rows = [json.loads(line) for line in tracks.read_text().splitlines()]  # every line is whole JSON
+    assert len(rows) >= 2
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["interrupted"] is True
+
+
+def test_ctrl_c_while_the_camera_is_down(tmp_path: Path) -> None:
+    """Nothing listens on the port: the worker backs off; SIGINT still ends it promptly."""
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = _start_detect(tmp_path, f"http://127.0.0.1:{port}/stream.mjpg")
+    time.sleep(3.0)
+    assert proc.poll() is None  # still trying to connect, not crashed
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=20)
+    assert time.monotonic() - t0 < 10
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert "interrupted after 0 frames" in stdout
+
+
+def test_detect_on_the_hanoi_clip(tmp_path: Path, hanoi_clip: Path) -> None:
+    """The Giang Vo clip (6 fps, dense motorbikes) with its camera config: tracks and a video."""
+    out = tmp_path / "hanoi"
+    proc = cli(
+        "detect",
+        "--source",
+        str(hanoi_clip),
+        "--config",
+        "examples/cameras/hanoi_giangvo_langha.yaml",
+        "--out",
+        str(out),
+        "--max-frames",
+        "60",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["frames"] == 60 and summary["input_size"] == [384, 640]
+    assert summary["tracks_per_class"].get("motorcycle", 0) >= 20
+    rows = [json.loads(ln) for ln in (out / "tracks.jsonl").read_text().splitlines()]
+    busiest = max(len(r["objects"]) for r in rows)
+    assert busiest >= 15  # dense traffic: many vehicles tracked at once
+    assert (out / "annotated.mp4").stat().st_size > 100_000
