@@ -34,7 +34,11 @@ models_app = typer.Typer(
     help="Model files: where they are and whether they are intact.", no_args_is_help=True
 )
 bench_app = typer.Typer(help="Benchmarks that print JSON.", no_args_is_help=True)
+plates_app = typer.Typer(
+    help="Licence plates: read images or crops, evaluate on a labelled set.", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
+app.add_typer(plates_app, name="plates")
 app.add_typer(bench_app, name="bench")
 
 err = Console(stderr=True)
@@ -243,6 +247,128 @@ def models_list(
         out.print(table)
     if any(r.checksum_ok is not True for r in rows):
         raise typer.Exit(1)
+
+
+@plates_app.command("read")
+def plates_read(
+    images: Annotated[
+        list[Path], typer.Argument(help="Image files (whole photos, or plate crops with --crop).")
+    ],
+    crop: Annotated[bool, typer.Option("--crop", help="Each image is already one plate crop.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image.")] = False,
+) -> None:
+    """Find and read the plates in images; an unreadable plate is reported as such, with the raw reading."""
+    from plates.anpr import PlateScanner
+    from plates.reader import load_image
+
+    scanner = guarded(PlateScanner)
+    failed = 0
+    for path in images:
+        try:
+            image = load_image(path)
+            findings = [scanner.read_crop(image)] if crop else scanner.scan(image)
+        except _known_errors() as e:
+            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            failed += 1
+            continue
+        if as_json:
+            out.print_json(json.dumps({"image": str(path), "plates": [f.as_dict() for f in findings]}))
+            continue
+        if not findings:
+            out.print(f"{path}: no plate found")
+        for f in findings:
+            r = f.reading
+            text = r.text if r.readable else f"unreadable (raw '{r.raw}')"
+            out.print(
+                f"{path}: {text}  confidence {r.confidence:.2f}  {r.lines} line(s)  {f.colour.colour.value}",
+                highlight=False,
+            )
+    if failed:
+        raise typer.Exit(1)
+
+
+@plates_app.command("eval")
+def plates_eval(
+    labels: Annotated[
+        Path, typer.Option("--labels", help="CSV: file,text[,lines] (crops) or file,x1,y1,x2,y2,text.")
+    ],
+    root: Annotated[Path, typer.Option("--root", help="Folder the CSV's file names are relative to.")],
+    crop: Annotated[
+        bool, typer.Option("--crop", help="Images are plate crops (else whole images: detect + read).")
+    ] = False,
+    out_csv: Annotated[Path | None, typer.Option("--out", help="Write per-item results here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Exact-match and character accuracy, unreadable rate, ms per plate; per-item results to --out."""
+    import csv
+
+    from plates.anpr import PlateScanner, evaluate_end_to_end
+    from plates.eval import evaluate
+    from plates.reader import PlateReader
+
+    if not labels.is_file():
+        raise fail(f"labels file not found: {labels}")
+    if not root.is_dir():
+        raise fail(f"image folder not found: {root}")
+    rows: list[dict[str, Any]]
+    if crop:
+        result = guarded(lambda: evaluate(labels, root, guarded(PlateReader), crop=True))
+        summary: dict[str, Any] = dict(result.summary())
+        rows = [
+            {
+                "path": str(root / r.path),
+                "expected": r.expected,
+                "got": r.got,
+                "ok": r.ok,
+                "raw": r.raw,
+                "confidence": r.confidence,
+                "ms": r.ms,
+                "error": r.error or "",
+            }
+            for r in result.rows
+        ]
+    else:
+        e2e = guarded(lambda: evaluate_end_to_end(labels, root, guarded(PlateScanner)))
+        summary = dict(e2e.summary())
+        rows = [
+            {
+                "path": str(root / r.file),
+                "expected": r.expected,
+                "got": r.got,
+                "ok": r.ok,
+                "detected": r.detected,
+                "iou": r.iou,
+                "ms": r.ms,
+            }
+            for r in e2e.rows
+        ]
+    if out_csv is not None:
+        out_csv.parent.mkdir(parents=True, exist_ok=True)
+        with out_csv.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["path"])
+            writer.writeheader()
+            writer.writerows(rows)
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    for key, value in summary.items():
+        out.print(f"{key:>22}: {value}", highlight=False)
+    if out_csv is not None:
+        out.print(f"{'per-item results':>22}: {out_csv}", highlight=False)
+
+
+@bench_app.command("plates")
+def bench_plates_cmd(
+    data: Annotated[Path, typer.Option(help="The shared plates folder.")] = SHARED_DATA / "plates",
+    threads: Annotated[int, typer.Option(min=1, help="ONNX Runtime threads per model.")] = 2,
+) -> None:
+    """Plate OCR and detection speed and accuracy beside the raw PP-OCRv6 baselines, as JSON."""
+    from phatnguoi.bench_plates import bench_plates
+
+    if not (data / "vn_gold" / "labels.csv").is_file():
+        raise fail(f"plate data not found in {data} (expected vn_gold/, vn_scenes/, openalpr/)")
+    result = guarded(lambda: bench_plates(data, threads, progress=lambda m: err.print(f"[dim]{m}[/]")))
+    out.print_json(json.dumps(result))
 
 
 @bench_app.command("pipeline")

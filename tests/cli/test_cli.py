@@ -206,3 +206,57 @@ def test_detect_on_the_hanoi_clip(tmp_path: Path, hanoi_clip: Path) -> None:
     busiest = max(len(r["objects"]) for r in rows)
     assert busiest >= 15  # dense traffic: many vehicles tracked at once
     assert (out / "annotated.mp4").stat().st_size > 100_000
+
+
+def test_plates_read_crops_and_whole_images(shared_data: Path) -> None:
+    gold = shared_data / "plates" / "vn_gold"
+    rows = {r.split(",")[0]: r.split(",")[1] for r in (gold / "labels.csv").read_text().splitlines()[1:]}
+    name = next(iter(rows))
+    proc = cli("plates", "read", "--crop", "--json", str(gold / name))
+    assert proc.returncode == 0, proc.stderr
+    (plate,) = json.loads(proc.stdout)["plates"]
+    assert plate["text"] == rows[name] and plate["readable"] and plate["colour"] == "white"
+    scenes = shared_data / "plates" / "vn_scenes"
+    proc = cli("plates", "read", "--json", str(scenes / "gp_0316_04240_b.jpg"))
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)["plates"]) >= 1
+
+
+def test_plates_read_bad_files(tmp_path: Path) -> None:
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    proc = cli("plates", "read", str(tmp_path / "missing.jpg"), str(text))
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 2 and "missing.jpg" in lines[0] and "notes.jpg" in lines[1]
+
+
+def test_plates_eval_on_gold_crops(tmp_path: Path, shared_data: Path) -> None:
+    gold = shared_data / "plates" / "vn_gold"
+    out = tmp_path / "items.csv"
+    proc = cli(
+        "plates",
+        "eval",
+        "--labels",
+        str(gold / "labels.csv"),
+        "--root",
+        str(gold),
+        "--crop",
+        "--out",
+        str(out),
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["n"] == 140
+    assert summary["exact"] >= 0.97 and summary["exact_two_line"] >= 0.97
+    assert summary["valid_wrong_rate"] <= 0.01
+    items = out.read_text().splitlines()
+    assert len(items) == 141 and items[0].startswith("path,expected,got,ok")
+    assert str(gold) in items[1]
+
+
+def test_plates_eval_missing_labels(tmp_path: Path) -> None:
+    proc = cli("plates", "eval", "--labels", str(tmp_path / "x.csv"), "--root", str(tmp_path))
+    assert_one_line_error(proc, "labels file not found")
