@@ -37,6 +37,16 @@ bench_app = typer.Typer(help="Benchmarks that print JSON.", no_args_is_help=True
 plates_app = typer.Typer(
     help="Licence plates: read images or crops, evaluate on a labelled set.", no_args_is_help=True
 )
+db_app = typer.Typer(help="The server's database.", no_args_is_help=True)
+users_app = typer.Typer(help="Server users (police officers, supervisors, admins).", no_args_is_help=True)
+devices_app = typer.Typer(help="Edge devices allowed to upload evidence.", no_args_is_help=True)
+keys_app = typer.Typer(help="An edge device's Ed25519 signing key.", no_args_is_help=True)
+evidence_app = typer.Typer(help="Evidence packages.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(devices_app, name="devices")
+app.add_typer(keys_app, name="keys")
+app.add_typer(evidence_app, name="evidence")
 app.add_typer(models_app, name="models")
 app.add_typer(plates_app, name="plates")
 app.add_typer(bench_app, name="bench")
@@ -50,11 +60,12 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
+    from api.errors import ServerError
     from models.registry import ModelError
     from models.runtime import InferenceError
     from streams.errors import StreamError
 
-    errors: list[type[BaseException]] = [ConfigError, ModelError, InferenceError, StreamError]
+    errors: list[type[BaseException]] = [ConfigError, ModelError, InferenceError, StreamError, ServerError]
     try:
         from plates.errors import PlateError
 
@@ -437,6 +448,120 @@ def bench_pipeline_cmd(
     )
     result["config_file"] = str(config) if config else None
     out.print_json(json.dumps(result))
+
+
+def _server_settings() -> Any:
+    from api.settings import load_settings
+
+    return guarded(load_settings)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+) -> None:
+    """Run the server (settings from PHATNGUOI_* environment variables; run `db upgrade` first)."""
+    from api.admin import serve as run_server
+
+    settings = _server_settings()
+    guarded(lambda: run_server(settings, host, port))
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Create or migrate the database schema (Alembic)."""
+    from api.admin import upgrade_db
+
+    settings = _server_settings()
+    out.print(f"database at revision {guarded(lambda: upgrade_db(settings, revision))}")
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option(help="admin, supervisor or officer.")] = "officer",
+    district: Annotated[str | None, typer.Option(help="District of an officer.")] = None,
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="PHATNGUOI_NEW_PASSWORD",
+            help="Password (asked for if not given).",
+        ),
+    ] = "",
+) -> None:
+    """Add a server user."""
+    from api.admin import add_user
+
+    settings = _server_settings()
+    user_id = guarded(lambda: add_user(settings, username, password, role, district))
+    out.print(f"user {username} ({role}) added with id {user_id}")
+
+
+@devices_app.command("add")
+def devices_add(
+    device_id: Annotated[str, typer.Argument(help="Device id, e.g. edge-giangvo-01.")],
+    public_key: Annotated[Path, typer.Option("--public-key", help="The device's Ed25519 public key (PEM).")],
+    camera: Annotated[
+        list[str], typer.Option("--camera", help="Camera id the device may upload for (repeat).")
+    ],
+) -> None:
+    """Register an edge device and print its API key (shown once)."""
+    from api.admin import add_device
+
+    if not public_key.is_file():
+        raise fail(f"public key file not found: {public_key}")
+    settings = _server_settings()
+    key = guarded(lambda: add_device(settings, device_id, camera, public_key.read_bytes()))
+    out.print(f"device {device_id} registered for {', '.join(camera)}; its API key (shown once):")
+    out.print(key, highlight=False, soft_wrap=True)
+
+
+@keys_app.command("generate")
+def keys_generate(
+    private_key: Annotated[
+        Path, typer.Option("--private", help="Where to write the private key (PEM, mode 0600).")
+    ],
+    public_key: Annotated[Path, typer.Option("--public", help="Where to write the public key (PEM).")],
+) -> None:
+    """Create a device signing key pair; register the public half with `devices add`."""
+    from violations.manifest import EvidenceError, generate_keypair
+
+    try:
+        generate_keypair(private_key, public_key)
+    except (EvidenceError, OSError) as e:
+        raise fail(str(e), 1) from None
+    out.print(f"private key: {private_key}\npublic key: {public_key}")
+
+
+@evidence_app.command("verify")
+def evidence_verify(
+    folder: Annotated[Path, typer.Argument(help="An evidence package folder.")],
+    public_key: Annotated[
+        Path | None, typer.Option("--public-key", help="The device's public key (PEM).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON report.")] = False,
+) -> None:
+    """Check every file's SHA-256 and the manifest's signature; exit 1 if anything was altered."""
+    from violations.manifest import EvidenceError, check_package, load_public_key
+
+    if not folder.is_dir():
+        raise fail(f"evidence folder not found: {folder}")
+    try:
+        key = load_public_key(public_key) if public_key is not None else None
+    except (EvidenceError, OSError) as e:
+        raise fail(str(e), 1) from None
+    report = check_package(folder, key)
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        for line in report.lines():
+            out.print(line, highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def main() -> None:

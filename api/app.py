@@ -1,0 +1,73 @@
+"""The FastAPI application factory: `create_app(settings)`.
+
+Run it with `phatnguoi serve`, or for several worker processes:
+`uvicorn --factory api.app:app_from_env --workers 4` (settings from PHATNGUOI_* variables).
+Building the app connects to nothing; at startup it checks that the database schema is at the code's
+migration head and refuses to start otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from api.db import make_engine, make_sessionmaker
+from api.deps import AppState
+from api.limits import BodyLimitMiddleware
+from api.migrate import check_schema
+from api.routes import auth, flows, health, users, violations
+from api.security import LoginLimiter
+from api.settings import Settings, get_settings
+from api.storage import EvidenceStore, make_store
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1"
+INGEST_PATH = "/api/v1/violations"
+
+
+def create_app(settings: Settings, *, store: EvidenceStore | None = None) -> FastAPI:
+    """Build the application for `settings` (tests build their own; `store` replaces the configured one)."""
+    engine = make_engine(settings.database_url)
+    state = AppState(
+        settings=settings,
+        sessions=make_sessionmaker(engine),
+        read_sessions=make_sessionmaker(engine, read_only=True),
+        store=store if store is not None else make_store(settings),
+        login_limiter=LoginLimiter(settings.login_max_failures, settings.login_window_s),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(check_schema, engine)
+        log.info("phatnguoi server ready (database %s)", engine.url.render_as_string(hide_password=True))
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="phatnguoi",
+        version=API_VERSION,
+        description="Camera traffic enforcement: violation ingest from edge devices, police review.",
+        lifespan=lifespan,
+    )
+    app.state.phatnguoi = state
+    app.state.engine = engine
+
+    def limit_for(path: str) -> int:
+        return settings.upload_max_bytes if path.rstrip("/") == INGEST_PATH else settings.request_max_bytes
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    for module in (health, auth, users, violations, flows):
+        app.include_router(module.router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """`create_app` with settings from the environment (for `uvicorn --factory`)."""
+    return create_app(get_settings())

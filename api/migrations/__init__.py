@@ -1,0 +1,1 @@
+"""Alembic migration environment and scripts of the server database (see `api.migrate`)."""

@@ -1,0 +1,25 @@
+"""`POST /api/v1/flows`: flow counts from a device."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+
+from api.deps import CurrentDevice, SessionDep
+from api.errors import RefusedError
+from api.schemas import FlowBatchIn, FlowBatchResult, Message
+from api.services.flows import ingest_flows
+
+router = APIRouter(prefix="/api/v1", tags=["flows"])
+
+
+@router.post(
+    "/flows",
+    response_model=FlowBatchResult,
+    responses={401: {"model": Message}, 403: {"model": Message}, 413: {"model": Message}},
+)
+def post_flows(batch: FlowBatchIn, device: CurrentDevice, session: SessionDep) -> FlowBatchResult:
+    """Store flow counts; repeats are no-ops, differing repeats are reported as conflicts."""
+    try:
+        return ingest_flows(session, device, batch)
+    except RefusedError as e:
+        raise HTTPException(e.status, e.reason) from None

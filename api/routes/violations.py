@@ -1,0 +1,133 @@
+"""Violations: ingest from devices, and reading one violation and its evidence for officers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, HTTPException, Path, Response, UploadFile, status
+
+from api.deps import ClientIP, CurrentDevice, CurrentOfficer, SessionDep, SettingsDep, StoreDep
+from api.errors import RefusedError, StorageError
+from api.schemas import IngestResult, Message, ViolationPublic
+from api.services import violations as violation_service
+from api.services.ingest import UploadedFile, ingest_violation
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1/violations", tags=["violations"])
+
+ViolationId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Violation id.")]
+FileName = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")]
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Message} for code in (400, 401, 403, 409, 413, 415, 422, 503)
+}
+
+
+@router.post(
+    "",
+    response_model=IngestResult,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": IngestResult, "description": "Already stored: the stored result."},
+        **_REFUSALS,
+    },
+)
+def post_violation(
+    device: CurrentDevice,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    ip: ClientIP,
+    response: Response,
+    manifest: Annotated[UploadFile, File(description="manifest.json: the exact bytes that were signed.")],
+    signature: Annotated[str, Form(min_length=1, max_length=256, description="manifest.sig (base64).")],
+    files: Annotated[
+        list[UploadFile],
+        File(description="Evidence files; each part's filename is its name in the manifest."),
+    ],
+) -> IngestResult:
+    """Upload one signed evidence package (multipart). 201 when stored, 200 when already stored."""
+    if len(files) > settings.upload_max_files:
+        raise HTTPException(413, f"too many files: {len(files)} > {settings.upload_max_files}")
+    uploaded: dict[str, UploadedFile] = {}
+    for part in files:
+        if not part.filename:
+            raise HTTPException(400, "files: a part has no filename (it must be the name in the manifest)")
+        if part.filename in uploaded:
+            raise HTTPException(400, f"files: {part.filename} sent twice")
+        uploaded[part.filename] = UploadedFile(part.file.read(), part.content_type)
+    try:
+        outcome = ingest_violation(
+            session, store, settings, device, manifest.file.read(), signature, uploaded, ip=ip
+        )
+    except RefusedError as e:
+        log.info("upload from device %s refused (%d): %s", device.id, e.status, e.reason)
+        raise HTTPException(e.status, e.reason) from None
+    except StorageError as e:
+        log.error("upload from device %s: evidence store failed: %s", device.id, e)
+        raise HTTPException(503, "evidence store unavailable; retry later") from None
+    if outcome.duplicate:
+        response.status_code = status.HTTP_200_OK
+    v = outcome.violation
+    return IngestResult(
+        id=v.id,
+        event_id=v.event_id,
+        status=v.status,
+        duplicate=outcome.duplicate,
+        manifest_sha256=v.manifest_sha256,
+        received_at=v.received_at,
+        files=[violation_service.file_public(f) for f in v.files],
+    )
+
+
+@router.get(
+    "/{violation_id}",
+    response_model=ViolationPublic,
+    responses={401: {"model": Message}, 403: {"model": Message}, 404: {"model": Message}},
+)
+def get_violation(
+    violation_id: ViolationId, user: CurrentOfficer, session: SessionDep, ip: ClientIP
+) -> ViolationPublic:
+    """One violation with its evidence list (audited). 404 outside the officer's district."""
+    v = violation_service.view_violation(session, user, violation_id, ip)
+    if v is None:
+        raise HTTPException(404, f"violation {violation_id} not found")
+    return violation_service.to_public(v)
+
+
+@router.get(
+    "/{violation_id}/files/{name}",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}, "image/png": {}, "video/mp4": {}}, "description": "The file."},
+        401: {"model": Message},
+        403: {"model": Message},
+        404: {"model": Message},
+        410: {"model": Message},
+        503: {"model": Message},
+    },
+)
+def get_evidence_file(
+    violation_id: ViolationId,
+    name: FileName,
+    user: CurrentOfficer,
+    session: SessionDep,
+    store: StoreDep,
+    ip: ClientIP,
+) -> Response:
+    """The bytes of one evidence file (audited). 404 outside the officer's district."""
+    try:
+        found = violation_service.read_evidence(session, store, user, violation_id, name, ip)
+    except FileNotFoundError as e:
+        raise HTTPException(410, str(e)) from None
+    except StorageError as e:
+        log.error("violation %d: cannot read %s: %s", violation_id, name, e)
+        raise HTTPException(503, "evidence store unavailable") from None
+    if found is None:
+        raise HTTPException(404, f"violation {violation_id} has no file {name}")
+    f, data = found
+    return Response(
+        content=data,
+        media_type=f.media_type,
+        headers={"Cache-Control": "private, no-store", "X-Content-SHA256": f.sha256},
+    )

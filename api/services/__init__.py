@@ -1,0 +1,1 @@
+"""Queries and business rules behind the routes (routes stay thin: parse, call one service, respond)."""

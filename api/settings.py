@@ -1,0 +1,144 @@
+"""Deployment settings of the server, read from `PHATNGUOI_*` environment variables (STYLE.md §5).
+
+Secrets are required and placeholder values are refused. Nothing is read at import time: call
+`get_settings()` (cached) or build `Settings(...)` yourself (tests do).
+
+| variable | default |
+|---|---|
+| `PHATNGUOI_DATABASE_URL` | `sqlite:///./phatnguoi.db`; `postgresql://user:pw@host/db` in production |
+| `PHATNGUOI_EVIDENCE_STORE` | `local` (or `s3`, needs the optional `boto3`) |
+| `PHATNGUOI_EVIDENCE_DIR` | `./evidence` (local store root) |
+| `PHATNGUOI_S3_BUCKET`, `_S3_PREFIX`, `_S3_ENDPOINT_URL` | for the `s3` store |
+| `PHATNGUOI_JWT_SECRET` | required, ≥ 32 characters, not a placeholder |
+| `PHATNGUOI_TOKEN_MINUTES` | 480 (one shift) |
+| `PHATNGUOI_UPLOAD_MAX_BYTES`, `_MAX_FILES`, `_MEDIA_TYPES` (JSON list) | 64 MiB, 8, JPEG/PNG/MP4 |
+| `PHATNGUOI_REQUEST_MAX_BYTES` | 1 MiB (every other request body) |
+| `PHATNGUOI_LOGIN_MAX_FAILURES`, `PHATNGUOI_LOGIN_WINDOW_S` | 5 failures per username+IP per 300 s |
+| `PHATNGUOI_PENALTY_WEBHOOK_URL`, `_PENALTY_WEBHOOK_SECRET` | optional; the secret is needed with the URL |
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from api.errors import SettingsError
+
+MIN_SECRET_CHARS = 32
+# Values people paste from tutorials. A secret containing one of these words is refused even when long:
+# "change-me-change-me-change-me-change-me" is no more secret than "change-me".
+_PLACEHOLDER_WORDS = (
+    "change-me",
+    "changeme",
+    "change_me",
+    "secret",
+    "password",
+    "placeholder",
+    "example",
+    "your-",
+    "dummy",
+    "default",
+)
+
+
+def check_secret(name: str, value: str) -> None:
+    """Refuse a secret that is short, a placeholder or made of one repeated character.
+
+    Raises:
+        ValueError: naming the variable and the reason (never echoing the value).
+    """
+    lowered = value.strip().lower()
+    if len(value) < MIN_SECRET_CHARS:
+        raise ValueError(
+            f"{name} must be at least {MIN_SECRET_CHARS} characters (got {len(value)}); "
+            'generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
+        )
+    if any(word in lowered for word in _PLACEHOLDER_WORDS) or len(set(lowered)) < 8:
+        raise ValueError(f"{name} looks like a placeholder; set a random value")
+
+
+class Settings(BaseSettings):
+    """Server settings. Immutable; build one per process (or per test)."""
+
+    model_config = SettingsConfigDict(env_prefix="PHATNGUOI_", extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        "sqlite:///./phatnguoi.db",
+        description="SQLAlchemy URL. sqlite:///path or postgresql://user:password@host:port/db.",
+    )
+    evidence_store: Literal["local", "s3"] = Field("local", description="Where evidence files are kept.")
+    evidence_dir: Path = Field(Path("./evidence"), description="Root folder of the local evidence store.")
+    s3_bucket: str | None = Field(None, description="Bucket of the s3 evidence store.")
+    s3_prefix: str = Field("evidence/", description="Key prefix inside the bucket.")
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, Ceph...).")
+
+    jwt_secret: SecretStr = Field(description="HS256 key for officer tokens (≥ 32 random characters).")
+    token_minutes: int = Field(480, ge=1, le=7 * 24 * 60, description="Lifetime of an officer token.")
+
+    upload_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest ingest request body.")
+    upload_max_files: int = Field(8, ge=1, le=64, description="Most evidence files in one package.")
+    upload_media_types: tuple[str, ...] = Field(
+        ("image/jpeg", "image/png", "video/mp4"), description="Media types accepted as evidence."
+    )
+    request_max_bytes: int = Field(1024 * 1024, ge=1024, description="Largest body of any other request.")
+
+    login_max_failures: int = Field(5, ge=1, description="Failed logins per username+IP in the window.")
+    login_window_s: float = Field(300.0, gt=0, description="Window of the login rate limit.")
+
+    penalty_webhook_url: str | None = Field(None, description="Penalty system endpoint (confirmed fines).")
+    penalty_webhook_secret: SecretStr | None = Field(None, description="HMAC key of the penalty webhook.")
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _jwt_secret_is_secret(cls, v: SecretStr) -> SecretStr:
+        check_secret("PHATNGUOI_JWT_SECRET", v.get_secret_value())
+        return v
+
+    @field_validator("penalty_webhook_secret")
+    @classmethod
+    def _webhook_secret_is_secret(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            check_secret("PHATNGUOI_PENALTY_WEBHOOK_SECRET", v.get_secret_value())
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.penalty_webhook_url and self.penalty_webhook_secret is None:
+            raise ValueError(
+                "PHATNGUOI_PENALTY_WEBHOOK_SECRET is required with PHATNGUOI_PENALTY_WEBHOOK_URL"
+            )
+        if self.evidence_store == "s3" and not self.s3_bucket:
+            raise ValueError("PHATNGUOI_S3_BUCKET is required with PHATNGUOI_EVIDENCE_STORE=s3")
+        return self
+
+
+def _one_line(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors():
+        field = ".".join(str(p) for p in err["loc"])
+        name = f"PHATNGUOI_{field.upper()}" if field else "settings"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(msg if msg.startswith("PHATNGUOI_") else f"{name}: {msg}")
+    return "; ".join(parts)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment (plus `overrides`).
+
+    Raises:
+        SettingsError: one line naming each bad variable.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as e:
+        raise SettingsError(_one_line(e)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings from the environment, read once. Raises `SettingsError`."""
+    return load_settings()
