@@ -380,6 +380,7 @@ class VideoSource:
         else:
             target = self._run_live
         self._opening = opening
+        self._frame_count = opening.frame_count if opening is not None else None
         self._thread = threading.Thread(target=target, name=f"stream-{camera_id}", daemon=True)
         self._thread.start()
 
@@ -430,7 +431,7 @@ class VideoSource:
     @property
     def frame_count(self) -> int | None:
         """Frames the file's container announces (for progress bars); None for live sources."""
-        return self._opening.frame_count if self._opening is not None else None
+        return self._frame_count
 
     def __iter__(self) -> Iterator[Frame]:
         """Yield frames until end of file, `close`, or (live) ``FAILED``.

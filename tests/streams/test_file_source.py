@@ -152,3 +152,11 @@ def test_unreadable_file_raises(tmp_path: Path) -> None:
         pytest.skip("running as a user who can read any file (root)")
     with pytest.raises(StreamError, match="Permission denied"):
         open_source(str(path))
+
+
+def test_frame_count_of_a_file_survives_the_reader_start(videos_dir) -> None:  # type: ignore[no-untyped-def]
+    from streams import open_source
+
+    with open_source(str(videos_dir / "hanoi_giangvo_langha.mp4")) as src:
+        next(iter(src))
+        assert src.frame_count == 360

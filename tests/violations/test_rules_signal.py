@@ -1,0 +1,246 @@
+"""Red-light and stop-line rules on synthetic tracks: one table of situations a reviewer would judge.
+
+The stop line runs across the image at y = 300; governed traffic drives up (y decreasing). A vehicle
+moving up at 60 px/s from y = 420 crosses it at t = 2.0 s.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.violations import Drive, SignalFn, make_scene, moving, phases, rules_of, run
+from violations.rules import RuleEngine
+
+RED = phases((0.0, "red"))
+GREEN = phases((0.0, "green"))
+# Drives up at 60 px/s from y=420: crosses y=300 at t=2.0 and reaches y=150 at t=4.5.
+THROUGH = [(0.0, 320.0, 420.0), (4.5, 320.0, 150.0)]
+
+
+def stop_at(y: float, t_stop: float, t_end: float, x: float = 320.0) -> list[tuple[float, float, float]]:
+    """Drive up at 60 px/s from y=420, stop at `y` (reached at `t_stop`), wait until `t_end`."""
+    return [(t_stop - (420.0 - y) / 60.0, x, 420.0), (t_stop, x, y), (t_end, x, y)]
+
+
+CASES = [
+    # (id, waypoints, class, signals, expected rules)
+    ("red_runs_through", THROUGH, "motorcycle", RED, ["red_light"]),
+    ("green_through", THROUGH, "motorcycle", GREEN, []),
+    ("amber_through", THROUGH, "motorcycle", phases((0.0, "amber"), (5.0, "red")), []),
+    ("red_began_0.2s_before_crossing_grace", THROUGH, "motorcycle", phases((0.0, "amber"), (1.8, "red")), []),
+    (
+        "red_began_1s_before_crossing",
+        THROUGH,
+        "motorcycle",
+        phases((0.0, "amber"), (1.0, "red")),
+        ["red_light"],
+    ),
+    ("no_signal_reading", THROUGH, "motorcycle", phases(), []),
+    ("low_confidence_red", THROUGH, "motorcycle", phases((0.0, "red"), confidence=0.3), []),
+    ("unknown_signal", THROUGH, "motorcycle", phases((0.0, "unknown")), []),
+    ("stops_10px_past_line", stop_at(290.0, 2.2, 12.0), "motorcycle", RED, ["stop_line"]),
+    ("stops_on_the_line", stop_at(297.0, 2.1, 12.0), "motorcycle", RED, []),
+    ("stops_behind_line", stop_at(312.0, 1.8, 12.0), "motorcycle", RED, []),
+    (
+        "creeps_over_then_stops",
+        [
+            (0.0, 320.0, 420.0),
+            (1.8, 320.0, 312.0),
+            (7.0, 320.0, 312.0),
+            (10.0, 320.0, 282.0),
+            (16.0, 320.0, 282.0),
+        ],
+        "motorcycle",
+        RED,
+        ["stop_line"],
+    ),
+    (
+        "entered_on_green_stuck_past_line_at_red",
+        stop_at(280.0, 2.3, 14.0),
+        "car",
+        phases((0.0, "green"), (5.0, "amber"), (8.0, "red")),
+        [],
+    ),
+    (
+        "stops_past_line_then_runs_the_red",
+        [(0.0, 320.0, 420.0), (2.2, 320.0, 288.0), (8.0, 320.0, 288.0), (10.0, 320.0, 150.0)],
+        "motorcycle",
+        RED,
+        ["red_light", "stop_line"],
+    ),
+    (
+        "stops_past_line_light_turns_green_before_confirm",
+        stop_at(290.0, 2.2, 8.0),
+        "motorcycle",
+        phases((0.0, "red"), (3.0, "green")),
+        [],
+    ),
+    ("lost_just_after_crossing", [(0.0, 320.0, 420.0), (2.4, 320.0, 276.0)], "motorcycle", RED, []),
+    ("beside_the_line_end", [(0.0, 625.0, 420.0), (4.5, 625.0, 150.0)], "motorcycle", RED, []),
+    ("driving_down_across_the_line", [(0.0, 320.0, 150.0), (4.5, 320.0, 420.0)], "motorcycle", RED, []),
+    ("pedestrian_on_red", THROUGH, "person", RED, []),
+    ("car_on_red", THROUGH, "car", RED, ["red_light"]),
+    ("bicycle_on_red", THROUGH, "bicycle", RED, ["red_light"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("waypoints", "cls", "signals", "expected"),
+    [pytest.param(w, c, s, e, id=name) for name, w, c, s, e in CASES],
+)
+def test_signal_rules(
+    waypoints: list[tuple[float, float, float]], cls: str, signals: SignalFn, expected: list[str]
+) -> None:
+    engine = RuleEngine(make_scene())
+    events = run(engine, [Drive(7, waypoints, cls)], signals)
+    assert rules_of(events) == expected
+    for ev in events:
+        assert ev.track_id == 7 and ev.vehicle_class == cls and ev.camera_id == "test-cam"
+        assert ev.details["line_id"] == "sl1" and ev.details["light_id"] == "L1"
+
+
+@pytest.mark.parametrize(
+    ("cls", "citation"),
+    [
+        ("motorcycle", "Điểm c khoản 7 Điều 7 Nghị định 168/2024/NĐ-CP"),
+        ("car", "Điểm b khoản 9 Điều 6 Nghị định 168/2024/NĐ-CP"),
+        ("truck", "Điểm b khoản 9 Điều 6 Nghị định 168/2024/NĐ-CP"),
+        ("bicycle", "Điểm đ khoản 2 Điều 9 Nghị định 168/2024/NĐ-CP"),
+    ],
+)
+def test_red_light_event_contents(cls: str, citation: str) -> None:
+    engine = RuleEngine(make_scene())
+    (ev,) = run(engine, [Drive(7, THROUGH, cls)], phases((0.0, "amber"), (1.0, "red")))
+    assert ev.legal_reference == citation
+    d = ev.details
+    assert d["signal"] == "red"
+    assert d["red_for_s"] == pytest.approx(1.0, abs=0.11)  # crossing at 2.0 s, red since 1.0 s
+    assert d["crossed_at_ts"] == pytest.approx(2.0, abs=0.01)
+    assert d["past_line_px"] >= 60
+    # Established where it proved it went on: 60 px past the line, one second after crossing.
+    assert ev.ts == pytest.approx(3.0, abs=0.11)
+    x1, _, x2, y2 = ev.box_xyxy
+    assert y2 == pytest.approx(300 - d["past_line_px"], abs=0.5) and x2 - x1 == pytest.approx(30)
+    # Deterministic: the same video again gives the same id.
+    (again,) = run(RuleEngine(make_scene()), [Drive(7, THROUGH, cls)], phases((0.0, "amber"), (1.0, "red")))
+    assert again.event_id == ev.event_id
+
+
+def test_stop_line_event_contents() -> None:
+    engine = RuleEngine(make_scene())
+    (ev,) = run(engine, [Drive(7, stop_at(285.0, 2.25, 12.0))], RED)
+    assert ev.rule == "stop_line"
+    assert ev.legal_reference == "Điểm a khoản 1 Điều 7 Nghị định 168/2024/NĐ-CP"
+    assert ev.details["past_line_px"] == pytest.approx(15.0, abs=0.5)
+    # Stationary over a full motion window (1 s) and then confirmed for 2 s.
+    assert 2.25 + 2.0 <= ev.ts <= 2.25 + 3.5
+
+
+def test_red_light_after_stop_line_supersedes_it() -> None:
+    engine = RuleEngine(make_scene())
+    waypoints = [(0.0, 320.0, 420.0), (2.2, 320.0, 288.0), (8.0, 320.0, 288.0), (10.0, 320.0, 150.0)]
+    stop, red = sorted(run(engine, [Drive(7, waypoints)], RED), key=lambda e: e.ts)
+    assert (stop.rule, red.rule) == ("stop_line", "red_light")
+    assert red.details["supersedes"] == stop.event_id
+
+
+def test_jittery_box_waiting_on_the_line_is_not_a_crossing() -> None:
+    """A bike waiting with its wheel on the line: ±3 px box noise must not look like a crossing."""
+    engine = RuleEngine(make_scene())
+    drive = Drive(7, stop_at(299.0, 1.5, 20.0), jitter=3.0, seed=3)
+    assert run(engine, [drive], RED) == []
+
+
+def test_two_bikes_side_by_side_give_two_events() -> None:
+    engine = RuleEngine(make_scene())
+    a = Drive(1, THROUGH)
+    b = Drive(2, [(t, x + 25.0, y) for t, x, y in THROUGH])
+    events = run(engine, [a, b], RED)
+    assert sorted(e.track_id for e in events) == [1, 2]
+    assert rules_of(events) == ["red_light", "red_light"]
+
+
+@pytest.mark.parametrize("gap_s", [0.1, 0.5, 0.9])
+def test_flickering_track_id_gives_one_red_light_event(gap_s: float) -> None:
+    """The tracker loses the bike just after the line and re-finds it under a new id."""
+    first = moving(1, (320.0, 420.0), (0.0, -60.0), 0.0, 2.3)
+    second = moving(2, (320.0, 420.0 - 60.0 * (2.3 + gap_s)), (0.0, -60.0), 2.3 + gap_s, 5.5)
+    events = run(RuleEngine(make_scene()), [first, second], RED)
+    assert rules_of(events) == ["red_light"]
+    assert events[0].track_id == 2
+
+
+def test_flickering_ids_while_stopped_past_the_line_give_one_event() -> None:
+    drives = [Drive(1, stop_at(288.0, 2.2, 6.0))]
+    # The same bike, re-found three times under new ids while it waits.
+    drives += [
+        Drive(k, [(6.0 + 2.5 * (k - 2) + 0.3, 320.0, 288.0), (6.0 + 2.5 * (k - 1), 320.0, 288.0)])
+        for k in (2, 3, 4)
+    ]
+    events = run(RuleEngine(make_scene()), drives, RED)
+    assert rules_of(events) == ["stop_line"]
+
+
+def test_stop_line_governs_only_its_lanes() -> None:
+    lanes = [
+        {"id": "through", "polygon": [[40, 300], [320, 300], [320, 480], [40, 480]], "direction": "up"},
+        {"id": "right", "polygon": [[320, 300], [600, 300], [600, 480], [320, 480]], "direction": "up"},
+    ]
+    lines = [
+        {
+            "id": "sl1",
+            "points": [[40, 300], [600, 300]],
+            "approach": "below",
+            "light": "L1",
+            "lanes": ["through"],
+        }
+    ]
+    engine = RuleEngine(make_scene(lanes=lanes, stop_lines=lines))
+    in_through = Drive(1, [(t, 200.0, y) for t, _, y in THROUGH])
+    in_right = Drive(2, [(t, 450.0, y) for t, _, y in THROUGH])
+    events = run(engine, [in_through, in_right], RED)
+    assert [e.track_id for e in events] == [1]
+
+
+def test_only_requested_rules_run() -> None:
+    engine = RuleEngine(make_scene(), rules=["stop_line"])
+    assert engine.enabled == ("stop_line",)
+    assert run(engine, [Drive(7, THROUGH)], RED) == []
+    with pytest.raises(ValueError, match="wrong_way cannot run on this scene: no wrong-way zones"):
+        RuleEngine(make_scene(), rules=["wrong_way"])
+
+
+def test_a_hidden_bottom_does_not_establish_a_stop_line_violation() -> None:
+    """Bike 1 waits 15 px past the line; bike 2 right behind it (nearer the camera) hides its wheels
+    until it pulls away to the side at 9 s. Only then is bike 1's position evidence."""
+    waiting = Drive(1, stop_at(285.0, 2.25, 16.0))
+    behind = Drive(2, [(0.0, 330.0, 470.0), (2.5, 330.0, 340.0), (9.0, 330.0, 340.0), (10.0, 600.0, 340.0)])
+    behind.size = (40.0, 80.0)  # its top (y 260) reaches over bike 1's bottom (y 285)
+    events = run(RuleEngine(make_scene()), [waiting, behind], RED)
+    assert [(e.rule, e.track_id) for e in events] == [("stop_line", 1)]
+    assert events[0].ts >= 9.0
+
+
+def test_a_flickering_box_behind_the_line_is_no_crossing() -> None:
+    """The detector alternates between the whole bike and its rider's upper body (bottom 45 px higher):
+    the box's bottom jumps over the line and back every frame while the bike waits behind it."""
+
+    def flicker(t: float, x: float, y: float) -> tuple[float, float, float, float]:
+        bottom = y - 45.0 if round(t * 10) % 2 else y
+        return (x - 15.0, y - 90.0, x + 15.0, bottom)
+
+    drive = Drive(7, stop_at(312.0, 1.8, 12.0), box_fn=flicker)
+    assert run(RuleEngine(make_scene()), [drive], RED) == []
+
+
+def test_a_crossing_seen_through_box_flicker_still_counts() -> None:
+    """A real red-light run whose crossing frame happens to be a flickered (truncated) box."""
+
+    def flicker_at_crossing(t: float, x: float, y: float) -> tuple[float, float, float, float]:
+        bottom = y - 50.0 if abs(t - 2.0) < 0.05 else y
+        return (x - 15.0, y - 60.0, x + 15.0, bottom)
+
+    drive = Drive(7, THROUGH, box_fn=flicker_at_crossing)
+    events = run(RuleEngine(make_scene()), [drive], RED)
+    assert rules_of(events) == ["red_light"]
+    assert events[0].details["crossed_at_ts"] == pytest.approx(2.0, abs=0.11)

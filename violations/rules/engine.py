@@ -1,0 +1,465 @@
+"""`RuleEngine`: runs a scene's enabled rules over the live tracks of one camera, frame after frame.
+
+Per update it
+
+1. reads only the rows each track gained since the previous update (observed rows: boxes the tracker
+   predicted on frames without a detection never establish a violation),
+2. gives each vehicle a key that survives tracker-id flicker: a new id that starts within
+   ``stitch_gap_s`` and ``stitch_radius_px`` of where a vanished track was heading continues it,
+   rule state included,
+3. measures motion over ``motion_window_s`` (speed, displacement, stationary) per vehicle,
+4. evaluates the scene geometry for all new rows at once (stop-line coordinates, polygon membership,
+   ground positions),
+5. runs the rules, drops duplicates (same rule, same line/zone, a nearby spot, a short time apart,
+   from a vehicle whose track has ended) and forgets vehicles that left.
+
+Cost per update is a few vectorised numpy calls per scene element plus light Python per new row.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from detector.tracking import TrackHistory
+from violations import geometry
+from violations.legal import regime
+from violations.rules.base import Batch, Box, Rule, SignalBook
+from violations.rules.signal_rules import SignalLineRule
+from violations.rules.speed import SpeedingRule
+from violations.rules.zone_rules import IllegalStopRule, SidewalkRule, WrongLaneRule, WrongWayRule
+from violations.scene import Scene, Tolerances
+from violations.types import RULE_IDS, RuleId, SignalReading, ViolationEvent
+
+logger = logging.getLogger(__name__)
+
+_Polygon = tuple[str, npt.NDArray[np.float64], tuple[float, float, float, float]]
+
+#: Class names of the default detector (COCO ids 0..7); ids beyond map to "other".
+COCO_NAMES: tuple[str, ...] = ("person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck")
+
+
+@dataclass(slots=True)
+class _Motion:
+    """Motion of a vehicle at one observation, over the motion window."""
+
+    dx: float  # robust displacement of the bottom-centre
+    dy: float
+    span: float  # seconds covered
+    speed: float  # px/s, nan when the window is empty
+    rigid: bool  # the box's top edge moved with its bottom, and no jump inside the window
+    jump: bool  # implausible change of velocity since the previous observation
+
+
+@dataclass(slots=True)
+class _Vehicle:
+    """Motion state of one vehicle key."""
+
+    key: int
+    tracker_id: int
+    group: str
+    t: deque[float] = field(default_factory=deque)
+    x: deque[float] = field(default_factory=deque)
+    y: deque[float] = field(default_factory=deque)
+    top: deque[float] = field(default_factory=deque)  # box top edge (y1), to tell motion from growth
+    first_ts: float = math.inf
+    last_ts: float = -math.inf
+    vx: float = 0.0  # window velocity (px/s), for stitching
+    vy: float = 0.0
+    step_v: tuple[float, float] | None = None  # velocity of the last step between observations
+    last_jump_ts: float = -math.inf
+
+    def observe(self, t: float, box: Box, tol: Tolerances) -> _Motion:
+        """Add one observation; its motion over the window."""
+        x1, y1, x2, y2 = box
+        x, y = (x1 + x2) * 0.5, y2
+        jump = False
+        if self.t and 0 < t - self.last_ts <= tol.max_gap_s:
+            dt = t - self.last_ts
+            vx, vy = (x - self.x[-1]) / dt, (y - self.y[-1]) / dt
+            if self.step_v is not None:
+                # A velocity that changes by more than a fraction of the box in one step is not a
+                # vehicle's motion: the tracker swapped vehicles or the box flickered.
+                change = math.hypot(vx - self.step_v[0], vy - self.step_v[1]) * dt
+                jump = change > max(tol.jump_px, tol.jump_height_ratio * (y2 - y1))
+            self.step_v = (vx, vy)
+        else:
+            self.step_v = None
+        if jump:
+            self.last_jump_ts = t
+        self.t.append(t)
+        self.x.append(x)
+        self.y.append(y)
+        self.top.append(y1)
+        window = tol.motion_window_s
+        while len(self.t) > 2 and t - self.t[1] >= window:
+            for q in (self.t, self.x, self.y, self.top):
+                q.popleft()
+        span = t - self.t[0]
+        # Mean of the first and last thirds of the window: single-frame box flicker averages out.
+        n = len(self.t)
+        k = max(1, n // 3)
+        xs, ys, tops = list(self.x), list(self.y), list(self.top)
+        dx = (sum(xs[-k:]) - sum(xs[:k])) / k
+        dy = (sum(ys[-k:]) - sum(ys[:k])) / k
+        dtop = (sum(tops[-k:]) - sum(tops[:k])) / k
+        if n > 1 and k > 1:
+            # The thirds' centres are closer together than the window's ends.
+            tt = list(self.t)
+            span_eff = (sum(tt[-k:]) - sum(tt[:k])) / k
+        else:
+            span_eff = span
+        speed = math.hypot(dx, dy) / span_eff if span_eff > 0 else math.nan
+        if span_eff > 0:
+            self.vx, self.vy = dx / span_eff, dy / span_eff
+        # The whole box moved (top edge with the bottom), not just grew or shrank: when an occluder
+        # passes, a box's bottom edge jumps while its top stays put. A window that holds a jump
+        # measures the jump, not the vehicle.
+        rigid = abs(dtop - dy) <= 0.5 * max(math.hypot(dx, dy), math.hypot(dx, dtop)) + 4.0
+        rigid = rigid and self.t[0] > self.last_jump_ts
+        self.first_ts = min(self.first_ts, t)
+        self.last_ts = t
+        return _Motion(dx, dy, span, speed, rigid, jump)
+
+
+@dataclass(slots=True)
+class _Emitted:
+    ts: float
+    rule: RuleId
+    ref: str
+    x: float
+    y: float
+    key: int
+    window_s: float
+
+
+def _group(vehicle_class: str) -> str:
+    """Coarse class for stitching: a motorbike id never continues a car's."""
+    reg = regime(vehicle_class)
+    return reg if reg is not None else vehicle_class
+
+
+class RuleEngine:
+    """The enabled rules of one scene, with per-vehicle state, fed once per processed frame."""
+
+    def __init__(
+        self,
+        scene: Scene,
+        class_names: Sequence[str] = COCO_NAMES,
+        rules: Iterable[RuleId] | None = None,
+        signal_stale_s: float = 2.0,
+    ) -> None:
+        """Args:
+        scene: the camera's scene.
+        class_names: detector class names indexed by `TrackHistory.class_id`.
+        rules: the rules to run (default: all the scene enables).
+        signal_stale_s: a light not reported for this long counts as unknown.
+
+        Raises:
+            ValueError: a requested rule the scene cannot enforce (the message says why).
+        """
+        self.scene = scene
+        self.tol = scene.tolerances
+        self.class_names = tuple(class_names)
+        status = scene.rule_status()
+        wanted = tuple(rules) if rules is not None else scene.enabled_rules()
+        for rule in wanted:
+            if rule not in RULE_IDS:
+                raise ValueError(f"unknown rule {rule!r}")
+            if status[rule] is not None:
+                raise ValueError(f"rule {rule} cannot run on this scene: {status[rule]}")
+        self.enabled: tuple[RuleId, ...] = tuple(r for r in RULE_IDS if r in wanted)
+        self.signals = SignalBook(stale_s=signal_stale_s)
+        self.line_frames = {
+            line.id: geometry.StopLineFrame(line.points, line.travel) for line in scene.stop_lines
+        }
+        self.rules: list[Rule] = []
+        signal_rules: set[RuleId] = {r for r in self.enabled if r in ("red_light", "stop_line")}
+        if signal_rules:
+            self.rules.append(SignalLineRule(scene, self.line_frames, signal_rules))
+        if "wrong_way" in self.enabled:
+            self.rules.append(WrongWayRule(scene))
+        if "wrong_lane" in self.enabled:
+            self.rules.append(WrongLaneRule(scene))
+        if "illegal_stop" in self.enabled:
+            self.rules.append(IllegalStopRule(scene))
+        if "sidewalk" in self.enabled:
+            self.rules.append(SidewalkRule(scene))
+        if "speeding" in self.enabled:
+            self.rules.append(SpeedingRule(scene))
+        self._polygons = self._needed_polygons()
+        self._signal_lines = [line.id for line in scene.signal_lines()] if signal_rules else []
+        self._vehicles: dict[int, _Vehicle] = {}
+        self._key_of: dict[int, int] = {}  # tracker id → vehicle key
+        self._cursor: dict[int, float] = {}  # tracker id → last row time read
+        self._next_key = 1
+        self._emitted: deque[_Emitted] = deque()
+        logger.info("camera %s: rules %s", scene.camera_id, ", ".join(self.enabled) or "none")
+
+    def _needed_polygons(self) -> list[_Polygon]:
+        s = self.scene
+        polys: list[tuple[str, npt.NDArray[np.float64]]] = []
+        lane_ids = {lane for line in s.signal_lines() for lane in line.lanes}
+        for lane in s.lanes:
+            if "wrong_lane" in self.enabled or lane.id in lane_ids:
+                polys.append((f"lanes:{lane.id}", np.asarray(lane.polygon, np.float64)))
+        if "wrong_way" in self.enabled:
+            polys += [(f"wrong_way_zones:{z.id}", np.asarray(z.polygon)) for z in s.wrong_way_zones]
+        if "illegal_stop" in self.enabled:
+            polys += [(f"stop_zones:{z.id}", np.asarray(z.polygon)) for z in s.stop_zones]
+        if "sidewalk" in self.enabled:
+            polys += [(f"sidewalks:{z.id}", np.asarray(z.polygon)) for z in s.sidewalks]
+        if "speeding" in self.enabled and s.speed is not None:
+            polys.append(("speed:zone", s.speed.measurement_zone()))
+        out = []
+        for name, poly in polys:
+            lo, hi = poly.min(axis=0), poly.max(axis=0)
+            out.append((name, poly, (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))))
+        return out
+
+    # --- the per-frame entry point ---------------------------------------------------------------
+
+    def update(
+        self, tracks: Iterable[TrackHistory], signals: Mapping[str, SignalReading], now_ts: float
+    ) -> list[ViolationEvent]:
+        """Feed the live tracks after a frame; returns the violations established by it.
+
+        Args:
+            tracks: every live track (e.g. a `TrackStore`); a track missing from here has ended.
+            signals: the latest reading of each light, by light id (pass them on every update).
+            now_ts: the frame's timestamp.
+        """
+        self.signals.observe(signals, now_ts)
+        batch, live = self._collect(tracks, now_ts)
+        events: list[ViolationEvent] = []
+        if len(batch):
+            self._geometry(batch)
+            for rule in self.rules:
+                events.extend(rule.process(batch, self.signals, now_ts))
+            events = self._dedup(events, now_ts)
+        self._gc(live, now_ts)
+        return events
+
+    @property
+    def vehicle_count(self) -> int:
+        """Vehicles whose state the engine holds (live tracks plus those waiting to be stitched)."""
+        return len(self._vehicles)
+
+    def reset(self) -> None:
+        """Forget every vehicle, signal and emitted event (new video)."""
+        gone = set(self._vehicles)
+        for rule in self.rules:
+            rule.forget(gone)
+        self._vehicles.clear()
+        self._key_of.clear()
+        self._cursor.clear()
+        self._emitted.clear()
+        self.signals.reset()
+
+    # --- internals ---------------------------------------------------------------------------------
+
+    def _class_name(self, class_id: int) -> str:
+        return self.class_names[class_id] if 0 <= class_id < len(self.class_names) else "other"
+
+    def _collect(self, tracks: Iterable[TrackHistory], now_ts: float) -> tuple[Batch, set[int]]:
+        keys: list[int] = []
+        tids: list[int] = []
+        frames: list[int] = []
+        boxes: list[Box] = []
+        classes: list[str] = []
+        ts: list[float] = []
+        xs: list[float] = []
+        ys: list[float] = []
+        speed: list[float] = []
+        dx: list[float] = []
+        dy: list[float] = []
+        rigid: list[bool] = []
+        jump: list[bool] = []
+        span: list[float] = []
+        stationary: list[bool] = []
+        gap: list[float] = []
+        live: set[int] = set()
+        tol = self.tol
+        fresh: list[tuple[TrackHistory, int]] = []
+        for track in tracks:
+            tid = track.tracker_id
+            live.add(tid)
+            if not track.ts:
+                continue
+            cursor = self._cursor.get(tid, -math.inf)
+            if track.ts[-1] <= cursor:
+                continue
+            fresh.append((track, bisect.bisect_right(track.ts, cursor)))
+            self._cursor[tid] = track.ts[-1]
+        updated = {track.tracker_id for track, _ in fresh}
+        for track, start in fresh:
+            tid = track.tracker_id
+            cls = self._class_name(track.class_id)
+            veh = self._vehicle_for(track, start, cls, updated)
+            for j in range(start, len(track.ts)):
+                if not track.detected[j]:
+                    continue
+                t = track.ts[j]
+                x1, y1, x2, y2 = track.xyxy[j]
+                box = (float(x1), float(y1), float(x2), float(y2))
+                g = t - veh.last_ts
+                m = veh.observe(t, box, tol)
+                keys.append(veh.key)
+                tids.append(tid)
+                frames.append(track.frame_index[j])
+                boxes.append(box)
+                classes.append(cls)
+                ts.append(t)
+                xs.append((box[0] + box[2]) * 0.5)
+                ys.append(box[3])
+                speed.append(m.speed)
+                dx.append(m.dx)
+                dy.append(m.dy)
+                rigid.append(m.rigid)
+                jump.append(m.jump)
+                span.append(m.span)
+                stationary.append(m.span >= 0.8 * tol.motion_window_s and m.speed < tol.stationary_speed_px_s)
+                gap.append(g)
+        batch = Batch(
+            keys=keys,
+            tracker_ids=tids,
+            frames=frames,
+            boxes=boxes,
+            xyxy=np.asarray(boxes, np.float64).reshape(-1, 4),
+            classes=classes,
+            ts=np.asarray(ts, np.float64),
+            points=np.stack([np.asarray(xs, np.float64), np.asarray(ys, np.float64)], axis=1),
+            speed=np.asarray(speed, np.float64),
+            disp=np.stack([np.asarray(dx, np.float64), np.asarray(dy, np.float64)], axis=1),
+            span=np.asarray(span, np.float64),
+            rigid=np.asarray(rigid, bool),
+            jump=np.asarray(jump, bool),
+            stationary=np.asarray(stationary, bool),
+            gap=np.asarray(gap, np.float64),
+        )
+        return batch, live
+
+    def _vehicle_for(self, track: TrackHistory, start: int, cls: str, updated: set[int]) -> _Vehicle:
+        """The vehicle state of a track: its own, a flickered predecessor's, or a new one."""
+        tid = track.tracker_id
+        key = self._key_of.get(tid)
+        if key is not None:
+            veh = self._vehicles.get(key)
+            if veh is not None and veh.tracker_id == tid:
+                return veh
+            # Otherwise this old id came back after its key moved on to a successor: a new vehicle.
+        elif start == 0:
+            stitched = self._stitch(track, cls, updated)
+            if stitched is not None:
+                self._key_of[tid] = stitched.key
+                return stitched
+        veh = _Vehicle(key=self._next_key, tracker_id=tid, group=_group(cls))
+        self._next_key += 1
+        self._vehicles[veh.key] = veh
+        self._key_of[tid] = veh.key
+        return veh
+
+    def _stitch(self, track: TrackHistory, cls: str, updated: set[int]) -> _Vehicle | None:
+        """A vanished vehicle this new track continues, if one fits in time and space.
+
+        Only vehicles whose own track got no row in this update qualify: a neighbour that is still
+        being tracked is another vehicle.
+        """
+        tol = self.tol
+        first_t = track.ts[0]
+        bx1, _, bx2, by2 = track.xyxy[0]
+        fx, fy = (bx1 + bx2) * 0.5, by2
+        group = _group(cls)
+        best: _Vehicle | None = None
+        best_d = tol.stitch_radius_px
+        for veh in self._vehicles.values():
+            gap = first_t - veh.last_ts
+            if not (0 < gap <= tol.stitch_gap_s) or veh.group != group or not veh.t:
+                continue
+            if veh.tracker_id in updated:
+                continue
+            px = veh.x[-1] + veh.vx * gap
+            py = veh.y[-1] + veh.vy * gap
+            d = math.hypot(fx - px, fy - py)
+            if d <= best_d:
+                best, best_d = veh, d
+        if best is not None:
+            logger.debug("track %d continues track %d (%.0f px)", track.tracker_id, best.tracker_id, best_d)
+            best.tracker_id = track.tracker_id
+        return best
+
+    def _geometry(self, batch: Batch) -> None:
+        pts = batch.points
+        x, y = pts[:, 0], pts[:, 1]
+        for name, poly, (x0, y0, x1, y1) in self._polygons:
+            mask = (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+            if mask.any():
+                idx = mask.nonzero()[0]
+                mask[idx] = geometry.points_in_polygon(pts[idx], poly)
+            batch.inside[name] = mask
+        for line_id in self._signal_lines:
+            batch.lines[line_id] = self.line_frames[line_id].coords(pts)
+        speed = self.scene.speed
+        if speed is not None and "speeding" in self.enabled:
+            zone = batch.inside["speed:zone"]
+            ground = np.full((len(batch), 2), np.nan)
+            scale = np.full(len(batch), np.nan)
+            if zone.any():
+                ground[zone] = geometry.apply_homography(speed.homography, pts[zone])
+                scale[zone] = geometry.homography_scale(speed.homography, pts[zone])
+            batch.ground, batch.ground_scale = ground, scale
+
+    def _dedup(self, events: list[ViolationEvent], now_ts: float) -> list[ViolationEvent]:
+        tol = self.tol
+        while self._emitted and now_ts - self._emitted[0].ts > self._emitted[0].window_s:
+            self._emitted.popleft()
+        kept: list[ViolationEvent] = []
+        for ev in events:
+            d = ev.details
+            ref = str(d.get("line_id") or d.get("zone_id") or d.get("lane_id") or "")
+            x = (ev.box_xyxy[0] + ev.box_xyxy[2]) * 0.5
+            y = ev.box_xyxy[3]
+            key = self._key_of.get(ev.track_id, -1)
+            window = tol.dedup_window_s
+            duplicate = False
+            for old in self._emitted:
+                if old.rule != ev.rule or old.ref != ref or old.key == key:
+                    continue
+                if abs(ev.ts - old.ts) > max(window, old.window_s):
+                    continue
+                if math.hypot(x - old.x, y - old.y) > tol.dedup_radius_px:
+                    continue
+                holder = self._vehicles.get(old.key)
+                if holder is not None and holder.last_ts >= now_ts:
+                    continue  # the earlier vehicle is still here: two vehicles, two events
+                duplicate = True
+                break
+            if duplicate:
+                logger.info("dropped duplicate %s event for track %d", ev.rule, ev.track_id)
+                continue
+            self._emitted.append(_Emitted(ev.ts, ev.rule, ref, x, y, key, window))
+            kept.append(ev)
+        return kept
+
+    def _gc(self, live: set[int], now_ts: float) -> None:
+        """Forget vehicles whose track ended and that nothing continued within the stitch gap."""
+        gone = {
+            key
+            for key, veh in self._vehicles.items()
+            if veh.tracker_id not in live and now_ts - veh.last_ts > self.tol.stitch_gap_s
+        }
+        if gone:
+            for rule in self.rules:
+                rule.forget(gone)
+            for key in gone:
+                del self._vehicles[key]
+        for tid in [tid for tid in self._key_of if tid not in live]:
+            del self._key_of[tid]
+            self._cursor.pop(tid, None)

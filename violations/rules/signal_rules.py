@@ -1,0 +1,202 @@
+"""Red-light running and stop-line encroachment: crossing a stop line while its light is red.
+
+Both rules watch the same thing, the vehicle's bottom-centre crossing a governed stop line in the
+approach direction, and split on what happens next:
+
+- red light (vượt đèn đỏ): it crossed while the light was red, at least ``amber_grace_s`` after red
+  began, and went on at least ``red_light_min_travel_px`` past the line (through the junction).
+  Crossing on amber or green, or in the first moments of red, is not a violation.
+- stop line (dừng quá vạch): it crossed on red (same grace) and then stopped with its bottom-centre
+  at least ``min_travel_past_line_px`` but less than the red-light travel past the line, and stayed
+  stopped there for ``stop_line_confirm_s`` while the light stayed red.
+
+Neither is established on an observation whose bottom edge is hidden by a vehicle in front (in a
+queue, a partly hidden bike's box ends where the bike in front begins, above its wheels), nor, for
+the red light, on a box that grew instead of moving (`Batch.rigid`).
+
+A vehicle already past the line when red began (it entered on green) is neither. The crossing time
+is interpolated between the two observations that straddle the line, and the light's state is read
+at that moment from the `SignalBook`. If a vehicle that was reported for the stop line later drives on
+through the red, the red-light event says so in ``details["supersedes"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from violations.geometry import StopLineFrame
+from violations.legal import reference
+from violations.rules.base import Batch, SignalBook, make_event, r2
+from violations.scene import Scene, StopLine
+from violations.types import RuleId, ViolationEvent
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Crossing:
+    ts: float
+    frame: int
+    on_red: bool  # red, confident, after the amber grace
+    red_for_s: float | None
+    confidence: float
+    stopped_since: float | None = None
+    red_emitted: bool = False
+    stop_event_id: str | None = None
+
+
+@dataclass(slots=True)
+class _LineState:
+    side: int  # -1 behind the line, +1 past it, 0 on it (not yet known)
+    last_across: float
+    last_ts: float
+    lane_ok: bool
+    crossing: _Crossing | None = None
+
+
+class SignalLineRule:
+    """Red-light and stop-line rules over every stop line governed by a light."""
+
+    def __init__(self, scene: Scene, frames: dict[str, StopLineFrame], emit: set[RuleId]) -> None:
+        """Args:
+        scene: the scene (lines, tolerances).
+        frames: `StopLineFrame` per stop line id (the engine computes them once).
+        emit: which of "red_light" / "stop_line" to report.
+        """
+        self.scene = scene
+        self.tol = scene.tolerances
+        self.lines: tuple[StopLine, ...] = scene.signal_lines()
+        self.frames = frames
+        self.emit = emit
+        self.rule_ids: tuple[RuleId, ...] = tuple(r for r in ("red_light", "stop_line") if r in emit)
+        self._state: dict[tuple[int, str], _LineState] = {}
+        # Rows further than this from a line cannot change its state for anyone.
+        self._band = self.tol.red_light_min_travel_px + 100.0
+
+    def forget(self, keys: set[int]) -> None:
+        """Drop the state of vehicles that left."""
+        for k in [k for k in self._state if k[0] in keys]:
+            del self._state[k]
+
+    def process(self, batch: Batch, signals: SignalBook, now_ts: float) -> list[ViolationEvent]:
+        """Events established by the rows of `batch`."""
+        out: list[ViolationEvent] = []
+        for line in self.lines:
+            across, along = batch.lines[line.id]
+            length = self.frames[line.id].length
+            margin = self.tol.line_end_margin_px
+            near = (across > -self._band) & (across < self._band)
+            near &= (along > -margin - self._band) & (along < length + margin + self._band)
+            for i in map(int, near.nonzero()[0]):
+                ev = self._row(line, batch, i, float(across[i]), float(along[i]), length, signals)
+                if ev is not None:
+                    out.append(ev)
+        return out
+
+    def _lane_ok(self, line: StopLine, batch: Batch, i: int) -> bool:
+        if not line.lanes:
+            return True
+        return any(batch.inside[f"lanes:{lane}"][i] for lane in line.lanes)
+
+    def _row(
+        self,
+        line: StopLine,
+        batch: Batch,
+        i: int,
+        a: float,
+        along: float,
+        length: float,
+        signals: SignalBook,
+    ) -> ViolationEvent | None:
+        tol = self.tol
+        key = batch.keys[i]
+        t = float(batch.ts[i])
+        h = tol.crossing_hysteresis_px
+        st = self._state.get((key, line.id))
+        if st is None:
+            side = -1 if a <= -h else (1 if a >= 0 else 0)
+            self._state[(key, line.id)] = _LineState(side, a, t, self._lane_ok(line, batch, i))
+            return None
+        if batch.jump[i]:
+            # The tracker swapped vehicles or the box flickered: this position is no evidence either
+            # way. The state waits for the next clean observation (a crossing is then interpolated
+            # between the last clean position behind the line and the first clean one past it).
+            return None
+        if a <= -h:
+            # Behind the line (again): a vehicle backing up behind it starts over.
+            st.side, st.crossing = -1, None
+            st.lane_ok = self._lane_ok(line, batch, i)
+        elif a >= 0 and st.side == -1:
+            in_span = -tol.line_end_margin_px <= along <= length + tol.line_end_margin_px
+            if in_span and st.lane_ok and st.last_across < 0 and t - st.last_ts <= tol.max_gap_s:
+                frac = -st.last_across / (a - st.last_across)
+                tc = st.last_ts + frac * (t - st.last_ts)
+                st.crossing = self._crossing(line, tc, batch.frames[i], signals)
+            st.side = 1
+        st.last_across, st.last_ts = a, t
+        c = st.crossing
+        if c is None or st.side != 1 or not c.on_red:
+            return None
+        if a >= tol.red_light_min_travel_px and not c.red_emitted:
+            # Establish only on a clean observation: the whole box moved (not a box growing as an
+            # occluder leaves) and nothing in front hides the wheels.
+            if not batch.rigid[i] or batch.occluded(i):
+                return None
+            c.red_emitted = True
+            if "red_light" in self.emit:
+                return self._event("red_light", line, batch, i, c, a)
+            return None
+        if "stop_line" not in self.emit or c.red_emitted or c.stop_event_id is not None:
+            return None
+        now = signals.at(line.light, t)
+        still_red = now is not None and now.state == "red" and now.confidence >= tol.min_signal_confidence
+        if (
+            batch.stationary[i]
+            and tol.min_travel_past_line_px <= a < tol.red_light_min_travel_px
+            and still_red
+        ):
+            if c.stopped_since is None:
+                c.stopped_since = t
+            if t - c.stopped_since >= tol.stop_line_confirm_s and not batch.occluded(i):
+                ev = self._event("stop_line", line, batch, i, c, a)
+                if ev is not None:
+                    c.stop_event_id = ev.event_id
+                return ev
+        else:
+            c.stopped_since = None
+        return None
+
+    def _crossing(self, line: StopLine, tc: float, frame: int, signals: SignalBook) -> _Crossing:
+        reading = signals.at(line.light, tc)
+        tol = self.tol
+        if reading is None or reading.confidence < tol.min_signal_confidence or reading.state != "red":
+            return _Crossing(tc, frame, False, None, reading.confidence if reading else 0.0)
+        red_for = tc - reading.since_ts
+        on_red = red_for >= tol.amber_grace_s
+        if not on_red:
+            logger.debug("line %s crossed %.2f s into red: within the amber grace", line.id, red_for)
+        return _Crossing(tc, frame, on_red, red_for, reading.confidence)
+
+    def _event(
+        self, rule: RuleId, line: StopLine, batch: Batch, i: int, c: _Crossing, a: float
+    ) -> ViolationEvent | None:
+        ref = reference(rule, batch.classes[i])
+        if ref is None:
+            return None
+        details: dict[str, object] = {
+            "line_id": line.id,
+            "light_id": line.light,
+            "signal": "red",
+            "red_for_s": r2(c.red_for_s) if c.red_for_s is not None and math.isfinite(c.red_for_s) else None,
+            "signal_confidence": r2(c.confidence),
+            "crossed_at_ts": round(c.ts, 3),
+            "crossed_frame_index": c.frame,
+            "past_line_px": r2(a),
+        }
+        if rule == "red_light" and c.stop_event_id is not None:
+            details["supersedes"] = c.stop_event_id
+        if rule == "stop_line" and c.stopped_since is not None:
+            details["stopped_for_s"] = r2(float(batch.ts[i]) - c.stopped_since)
+        return make_event(self.scene, rule, ref, batch, i, c.ts, details)

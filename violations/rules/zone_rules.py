@@ -1,0 +1,348 @@
+"""Rules about where a vehicle is and how it moves there: wrong way, wrong lane, illegal stop, sidewalk.
+
+Each rule keeps a small state per (vehicle, zone) and looks only at the rows inside its zones. Motion
+is the displacement over the engine's motion window (``Tolerances.motion_window_s``), which is robust
+to the few pixels of box jitter a detector adds from frame to frame.
+
+- wrong way (đi ngược chiều): inside a one-way zone, moving more than ``max_angle_deg`` off the
+  allowed direction for ``min_duration_s`` and ``min_travel_px``. Sideways motion holds the timer,
+  motion with the direction resets it, so a U-turn made outside the zone is never flagged. Only
+  rigid motion counts (`Batch.rigid`): in a dense queue, a box whose bottom edge drops as the bike
+  in front moves away looks like a vehicle moving down the image, but its top edge stays put.
+- wrong lane (đi không đúng làn): the track's majority class is not allowed in a lane it travels along
+  (moving within the lane's ``max_angle_deg`` of its direction) for ``wrong_lane_min_s``; a vehicle
+  crossing the lane to turn does not count.
+- illegal stop (dừng/đỗ sai quy định): stationary inside a stop zone for ``max_dwell_s``; time while
+  the zone's light is red, amber or unknown, and ``queue_release_s`` after it turns green, does not
+  count (a queue at a red light is not parking).
+- sidewalk (đi trên vỉa hè): a (two-wheeled, by default) vehicle moving inside a sidewalk zone for
+  ``min_duration_s`` and ``min_travel_px``; crossing the sidewalk to reach a gate is shorter.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from violations.legal import reference, stop_reference
+from violations.rules.base import Batch, SignalBook, make_event, r2
+from violations.scene import Scene, StopZone
+from violations.types import RuleId, ViolationEvent
+
+logger = logging.getLogger(__name__)
+
+
+def _angle(dx: float, dy: float, ux: float, uy: float) -> float:
+    """Degrees between (dx, dy) and the unit vector (ux, uy); 0 for a zero vector."""
+    n = math.hypot(dx, dy)
+    if n == 0.0:
+        return 0.0
+    return math.degrees(math.acos(max(-1.0, min(1.0, (dx * ux + dy * uy) / n))))
+
+
+@dataclass(slots=True)
+class _Episode:
+    """Timer state of one vehicle in one zone."""
+
+    last_ts: float
+    since: float | None = None
+    start_x: float = 0.0
+    start_y: float = 0.0
+    amount: float = 0.0  # dwell seconds (stop) or distance ridden (sidewalk)
+    duration: float = 0.0  # moving seconds (sidewalk)
+    excused: float = 0.0  # queueing seconds not counted (stop)
+    moving_since: float | None = None
+    emitted: bool = False
+
+    def restart(self, t: float) -> None:
+        """Reset the timers; `emitted` stays, so a vehicle is reported once per zone."""
+        self.last_ts, self.since, self.moving_since = t, None, None
+        self.amount = self.duration = self.excused = 0.0
+
+
+class _ZoneRule:
+    """Shared bookkeeping: state per (key, zone id), forgetting."""
+
+    rule_ids: tuple[RuleId, ...] = ()
+
+    def __init__(self, scene: Scene) -> None:
+        self.scene = scene
+        self.tol = scene.tolerances
+        self._state: dict[tuple[int, str], _Episode] = {}
+
+    def forget(self, keys: set[int]) -> None:
+        """Drop the state of vehicles that left."""
+        for k in [k for k in self._state if k[0] in keys]:
+            del self._state[k]
+
+    def _episode(self, key: int, zone: str, t: float) -> tuple[_Episode, bool]:
+        """The vehicle's episode in the zone and whether it (re)started now.
+
+        A gap in the observations longer than ``max_gap_s`` (occlusion, leaving the zone) restarts
+        the timers.
+        """
+        ep = self._state.get((key, zone))
+        if ep is None:
+            ep = self._state[(key, zone)] = _Episode(last_ts=t)
+            return ep, True
+        if t - ep.last_ts > self.tol.max_gap_s:
+            ep.restart(t)
+            return ep, True
+        return ep, False
+
+
+class WrongWayRule(_ZoneRule):
+    """Sustained motion against a zone's allowed direction."""
+
+    rule_ids: tuple[RuleId, ...] = ("wrong_way",)
+
+    def process(self, batch: Batch, signals: SignalBook, now_ts: float) -> list[ViolationEvent]:
+        """Events established by the rows of `batch`."""
+        out: list[ViolationEvent] = []
+        for zone in self.scene.wrong_way_zones:
+            ux, uy = zone.direction
+            for i in map(int, batch.inside[f"wrong_way_zones:{zone.id}"].nonzero()[0]):
+                cls = batch.classes[i]
+                if cls not in zone.classes:
+                    continue
+                t = float(batch.ts[i])
+                ep, _ = self._episode(batch.keys[i], zone.id, t)
+                ep.last_ts = t
+                if batch.jump[i]:
+                    ep.since = None  # the tracker swapped vehicles or the box flickered: start over
+                    continue
+                dx, dy = float(batch.disp[i, 0]), float(batch.disp[i, 1])
+                if math.hypot(dx, dy) < self.tol.min_motion_px or not batch.rigid[i]:
+                    continue  # too little motion to tell a direction, or a box resizing: hold
+                ang = _angle(dx, dy, ux, uy)
+                x, y = float(batch.points[i, 0]), float(batch.points[i, 1])
+                if ang <= 90.0:
+                    ep.since = None  # moving the allowed way
+                    continue
+                if ang <= zone.max_angle_deg:
+                    continue  # sideways (turning, crossing): hold
+                if ep.since is None:
+                    # The motion window already covers the recent past: date the episode from its start.
+                    ep.since = t - float(batch.span[i])
+                    ep.start_x, ep.start_y = x - dx, y - dy
+                travel = -((x - ep.start_x) * ux + (y - ep.start_y) * uy)
+                # At least the vehicle's own size: a shuffle in a packed queue is not driving.
+                need = max(zone.min_travel_px, 0.75 * float(batch.xyxy[i, 3] - batch.xyxy[i, 1]))
+                if ep.emitted or t - ep.since < zone.min_duration_s or travel < need:
+                    continue
+                ref = reference("wrong_way", cls)
+                if ref is None:
+                    continue
+                ep.emitted = True
+                details = {
+                    "zone_id": zone.id,
+                    "allowed_direction": [r2(ux), r2(uy)],
+                    "motion_angle_deg": r2(ang),
+                    "against_for_s": r2(t - ep.since),
+                    "travel_px": r2(travel),
+                }
+                out.append(make_event(self.scene, "wrong_way", ref, batch, i, ep.since, details))
+        return out
+
+
+class WrongLaneRule(_ZoneRule):
+    """A vehicle class travelling in a lane that does not allow it."""
+
+    rule_ids: tuple[RuleId, ...] = ("wrong_lane",)
+
+    def process(self, batch: Batch, signals: SignalBook, now_ts: float) -> list[ViolationEvent]:
+        """Events established by the rows of `batch`."""
+        out: list[ViolationEvent] = []
+        for lane in self.scene.lanes:
+            ux, uy = lane.direction
+            for i in map(int, batch.inside[f"lanes:{lane.id}"].nonzero()[0]):
+                cls = batch.classes[i]
+                if cls in lane.classes or reference("wrong_lane", cls) is None:
+                    continue
+                t = float(batch.ts[i])
+                ep, _ = self._episode(batch.keys[i], lane.id, t)
+                ep.last_ts = t
+                dx, dy = float(batch.disp[i, 0]), float(batch.disp[i, 1])
+                if (
+                    batch.stationary[i]
+                    or batch.jump[i]
+                    or not batch.rigid[i]
+                    or math.hypot(dx, dy) < self.tol.min_motion_px
+                ):
+                    continue  # waiting in the lane, or a box resizing: hold
+                if _angle(dx, dy, ux, uy) > lane.max_angle_deg:
+                    ep.since = None  # crossing the lane, not travelling in it
+                    continue
+                if ep.since is None:
+                    ep.since = t
+                if ep.emitted or t - ep.since < self.tol.wrong_lane_min_s:
+                    continue
+                ref = reference("wrong_lane", cls)
+                assert ref is not None
+                ep.emitted = True
+                details = {
+                    "lane_id": lane.id,
+                    "allowed_classes": list(lane.classes),
+                    "in_lane_for_s": r2(t - ep.since),
+                }
+                out.append(make_event(self.scene, "wrong_lane", ref, batch, i, ep.since, details))
+        return out
+
+
+@dataclass(slots=True)
+class _Spot:
+    """Where an illegal-stop event was reported, kept while a stationary vehicle is seen there."""
+
+    zone: str
+    x: float
+    y: float
+    key: int
+    last_seen: float
+    keep_s: float
+
+
+class IllegalStopRule(_ZoneRule):
+    """Stationary inside a no-stopping / no-parking zone longer than allowed, queueing excluded.
+
+    A reported spot is remembered while any stationary vehicle is seen on it: when the tracker loses
+    a parked car behind passing traffic and finds it again under a new id, the new id's dwell is not
+    a second violation.
+    """
+
+    rule_ids: tuple[RuleId, ...] = ("illegal_stop",)
+
+    #: Moving this long ends a stop episode (a creeping queue does not).
+    MOVE_RESET_S = 1.0
+
+    def __init__(self, scene: Scene) -> None:
+        super().__init__(scene)
+        self._spots: list[_Spot] = []
+
+    def _spot(self, zone: str, key: int, x: float, y: float, t: float) -> _Spot | None:
+        """Refresh and return a reported spot of `zone` at (x, y) held by another vehicle."""
+        found = None
+        for spot in self._spots:
+            if spot.zone == zone and math.hypot(x - spot.x, y - spot.y) <= self.tol.dedup_radius_px:
+                spot.last_seen = t
+                if spot.key != key:
+                    found = spot
+        return found
+
+    def _excused(self, zone: StopZone, t: float, signals: SignalBook) -> bool:
+        if zone.light is None:
+            return False
+        reading = signals.at(zone.light, t)
+        if reading is None or reading.confidence < self.tol.min_signal_confidence:
+            return True  # cannot tell a queue from a stop: give the benefit of the doubt
+        if reading.state != "green":
+            return True
+        return t - reading.since_ts < zone.queue_release_s
+
+    def process(self, batch: Batch, signals: SignalBook, now_ts: float) -> list[ViolationEvent]:
+        """Events established by the rows of `batch`."""
+        out: list[ViolationEvent] = []
+        self._spots = [s for s in self._spots if now_ts - s.last_seen <= s.keep_s]
+        for zone in self.scene.stop_zones:
+            for i in map(int, batch.inside[f"stop_zones:{zone.id}"].nonzero()[0]):
+                cls = batch.classes[i]
+                if cls not in zone.classes:
+                    continue
+                t = float(batch.ts[i])
+                key = batch.keys[i]
+                x, y = float(batch.points[i, 0]), float(batch.points[i, 1])
+                ep, started = self._episode(key, zone.id, t)
+                if started:
+                    ep.start_x, ep.start_y = x, y
+                dt = 0.0 if started else t - ep.last_ts
+                ep.last_ts = t
+                if not batch.stationary[i]:
+                    if ep.moving_since is None:
+                        ep.moving_since = t
+                    moved = math.hypot(x - ep.start_x, y - ep.start_y) > self.tol.dedup_radius_px
+                    if moved and t - ep.moving_since >= self.MOVE_RESET_S:
+                        # Drove off: a later stop is a new episode and may be reported again.
+                        self._state[(key, zone.id)] = _Episode(last_ts=t, start_x=x, start_y=y)
+                    continue  # box jitter or creeping in place: hold the dwell
+                ep.moving_since = None
+                held_by_other = self._spot(zone.id, key, x, y, t)
+                if self._excused(zone, t, signals):
+                    ep.excused += dt
+                    continue
+                if ep.since is None:
+                    ep.since = t - dt
+                    ep.start_x, ep.start_y = x, y
+                ep.amount += dt
+                if ep.emitted or ep.amount < zone.max_dwell_s:
+                    continue
+                ref = stop_reference(zone.kind, cls)
+                if ref is None:
+                    continue
+                ep.emitted = True
+                if held_by_other is not None:
+                    logger.info(
+                        "stop zone %s: track %d is the vehicle already reported here",
+                        zone.id,
+                        batch.tracker_ids[i],
+                    )
+                    held_by_other.key = key
+                    continue
+                # Kept through occlusions up to the dwell limit: a car parked there that long already
+                # would have been reported anyway.
+                keep = max(self.tol.dedup_window_s, zone.max_dwell_s)
+                self._spots.append(_Spot(zone.id, x, y, key, t, keep))
+                details = {
+                    "zone_id": zone.id,
+                    "kind": zone.kind,
+                    "dwell_s": r2(ep.amount),
+                    "max_dwell_s": zone.max_dwell_s,
+                    "queue_excused_s": r2(ep.excused),
+                    "light_id": zone.light,
+                }
+                out.append(make_event(self.scene, "illegal_stop", ref, batch, i, ep.since, details))
+        return out
+
+
+class SidewalkRule(_ZoneRule):
+    """Riding along a sidewalk."""
+
+    rule_ids: tuple[RuleId, ...] = ("sidewalk",)
+
+    def process(self, batch: Batch, signals: SignalBook, now_ts: float) -> list[ViolationEvent]:
+        """Events established by the rows of `batch`."""
+        out: list[ViolationEvent] = []
+        for zone in self.scene.sidewalks:
+            for i in map(int, batch.inside[f"sidewalks:{zone.id}"].nonzero()[0]):
+                cls = batch.classes[i]
+                if cls not in zone.classes:
+                    continue
+                t = float(batch.ts[i])
+                key = batch.keys[i]
+                x, y = float(batch.points[i, 0]), float(batch.points[i, 1])
+                ep, started = self._episode(key, zone.id, t)
+                if started:
+                    # Entering (again): a brief crossing ends with the gap, so it never adds up.
+                    ep.start_x, ep.start_y = x, y
+                    continue
+                dt = t - ep.last_ts
+                step = math.hypot(x - ep.start_x, y - ep.start_y)
+                ep.last_ts, ep.start_x, ep.start_y = t, x, y
+                if batch.stationary[i] or batch.jump[i] or not batch.rigid[i]:
+                    continue  # standing on the sidewalk is not riding it; a resizing box is no motion
+                if ep.since is None:
+                    ep.since = t - dt
+                ep.duration += dt
+                ep.amount += step
+                if ep.emitted or ep.duration < zone.min_duration_s or ep.amount < zone.min_travel_px:
+                    continue
+                ref = reference("sidewalk", cls)
+                if ref is None:
+                    continue
+                ep.emitted = True
+                details = {
+                    "zone_id": zone.id,
+                    "moving_for_s": r2(ep.duration),
+                    "travel_px": r2(ep.amount),
+                }
+                out.append(make_event(self.scene, "sidewalk", ref, batch, i, ep.since, details))
+        return out
