@@ -3,12 +3,14 @@ one line on stderr and a non-zero exit code (STYLE.md §11)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -42,6 +44,8 @@ users_app = typer.Typer(help="Server users (police officers, supervisors, admins
 devices_app = typer.Typer(help="Edge devices allowed to upload evidence.", no_args_is_help=True)
 keys_app = typer.Typer(help="An edge device's Ed25519 signing key.", no_args_is_help=True)
 evidence_app = typer.Typer(help="Evidence packages.", no_args_is_help=True)
+scene_app = typer.Typer(help="Camera scenes: stop lines, lights, lanes, zones.", no_args_is_help=True)
+app.add_typer(scene_app, name="scene")
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(devices_app, name="devices")
@@ -64,8 +68,18 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from models.registry import ModelError
     from models.runtime import InferenceError
     from streams.errors import StreamError
+    from violations.manifest import EvidenceError
+    from violations.scene import SceneError
 
-    errors: list[type[BaseException]] = [ConfigError, ModelError, InferenceError, StreamError, ServerError]
+    errors: list[type[BaseException]] = [
+        ConfigError,
+        ModelError,
+        InferenceError,
+        StreamError,
+        ServerError,
+        SceneError,
+        EvidenceError,
+    ]
     try:
         from plates.errors import PlateError
 
@@ -448,6 +462,172 @@ def bench_pipeline_cmd(
     )
     result["config_file"] = str(config) if config else None
     out.print_json(json.dumps(result))
+
+
+def _first_frame(path: Path) -> Any:
+    import cv2
+
+    image = cv2.imread(str(path)) if path.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp"} else None
+    if image is None:
+        cap = cv2.VideoCapture(str(path))
+        ok, image = cap.read()
+        cap.release()
+        if not ok:
+            raise fail(f"cannot read an image or a video frame from {path}")
+    return image
+
+
+@scene_app.command("check")
+def scene_check(
+    scene_file: Annotated[Path, typer.Argument(help="Scene YAML.")],
+    frame: Annotated[
+        Path | None, typer.Option(help="An image or a video of the camera to draw the scene on.")
+    ] = None,
+    out_png: Annotated[Path | None, typer.Option("--out", help="Write the drawing here (PNG).")] = None,
+) -> None:
+    """Validate a scene (errors by field) and draw it over a frame so an installer can see it."""
+    import cv2
+
+    from violations.draw import draw_scene
+    from violations.scene import check_scene, load_scene
+
+    scene = guarded(lambda: load_scene(scene_file))
+    image = _first_frame(frame) if frame is not None else None
+    for warning in check_scene(scene, image):
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    status = scene.rule_status()
+    out.print(
+        f"{scene_file}: ok (camera {scene.camera_id}, version {scene.scene_version[:12]})", highlight=False
+    )
+    for rule, why in status.items():
+        out.print(f"  {rule:<13} {'enabled' if why is None else 'disabled: ' + why}", highlight=False)
+    if out_png is not None:
+        if image is None:
+            w, h = scene.resolution
+            import numpy as np
+
+            image = np.full((h, w, 3), 40, np.uint8)
+        out_png.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(out_png), draw_scene(image, scene))
+        out.print(f"drawing: {out_png}")
+
+
+@app.command()
+def run(
+    source: Annotated[
+        str | None, typer.Option("--source", "-s", help="Video file, rtsp:// or http(s):// URL, device.")
+    ] = None,
+    scene_file: Annotated[Path, typer.Option("--scene", help="The camera's scene YAML.")] = Path(
+        "scene.yaml"
+    ),
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out/run"),
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Camera config YAML (detector, tracker).")
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option(help="The device's private signing key (PEM); made in OUT if absent.")
+    ] = None,
+    device_id: Annotated[
+        str, typer.Option(help="Device id written into every evidence manifest.")
+    ] = "edge-dev",
+    plates: Annotated[bool, typer.Option(help="Read plates of violating vehicles.")] = True,
+    start_time: Annotated[
+        str | None, typer.Option(help="Wall-clock time of a file's first frame (ISO 8601).")
+    ] = None,
+    max_frames: Annotated[int | None, typer.Option(min=1, help="Stop after this many frames.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """The full edge pipeline on a source: events.jsonl, signed evidence packages, a summary."""
+    from datetime import datetime
+
+    from phatnguoi.pipeline import EdgePipeline, file_start_time, write_summary
+    from streams import open_source
+    from violations.manifest import generate_keypair, load_private_key
+    from violations.scene import load_scene
+
+    scene = guarded(lambda: load_scene(scene_file))
+    cam = guarded(lambda: _camera(config, {}, source))
+    if cam.source is None:
+        raise fail("no source: give --source or a config with 'source'")
+    if key is None:
+        key = out_dir / "device_key.pem"
+        if not key.exists():
+            out_dir.mkdir(parents=True, exist_ok=True)
+            guarded(lambda: generate_keypair(key, out_dir / "device_key.pub"))
+            err.print(
+                f"[yellow]note:[/] new device key {key}; "
+                f"register {out_dir / 'device_key.pub'} with `devices add`"
+            )
+    private_key = guarded(lambda: load_private_key(key))
+    src = guarded(lambda: open_source(cam.source or "", camera_id=scene.camera_id))
+    origin = 0.0
+    if src.frame_count:  # a file: its frame times start at 0
+        if start_time:
+            try:
+                origin = datetime.fromisoformat(start_time.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                raise fail(f"--start-time must be ISO 8601, got '{start_time}'") from None
+        else:
+            origin = file_start_time(Path(cam.source or ""))
+    pipeline = guarded(
+        lambda: EdgePipeline(
+            cam.model_copy(update={"id": scene.camera_id}),
+            scene,
+            out_dir,
+            device_id,
+            private_key,
+            frame_rate=src.fps or 25.0,
+            read_plates=plates,
+            ts_origin=origin,
+        )
+    )
+    stop = threading.Event()
+    frames = 0
+    t0 = time.perf_counter()
+    total = min(src.frame_count, max_frames) if src.frame_count and max_frames else src.frame_count
+    with (
+        _sigterm_as_stop(stop, on_stop=src.close),
+        Progress(
+            TextColumn("[bold]run[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=as_json or not err.is_terminal,
+            transient=True,
+        ) as progress,
+    ):
+        task = progress.add_task("frames", total=total)
+        try:
+            for f in src:
+                if stop.is_set() or (max_frames is not None and frames >= max_frames):
+                    break
+                step = functools.partial(pipeline.step, f)
+                guarded(step)
+                frames += 1
+                progress.advance(task)
+        except KeyboardInterrupt:
+            stop.set()
+        finally:
+            src.close()
+            guarded(pipeline.close)
+    summary = pipeline.summary(cam.source or "", frames, time.perf_counter() - t0, interrupted=stop.is_set())
+    write_summary(out_dir, summary)
+    if as_json:
+        out.print_json(json.dumps(asdict(summary)))
+        return
+    state = "interrupted after" if summary.interrupted else "processed"
+    out.print(f"{state} {summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps)")
+    per_rule = ", ".join(f"{n} {r}" for r, n in summary.events_per_rule.items()) or "none"
+    out.print(f"{summary.events} violations: {per_rule}; {summary.plates_read} plates read")
+    out.print(f"evidence packages: {summary.evidence_written} written, {summary.evidence_failed} failed")
+    out.print(
+        f"rules + evidence cost {summary.rules_evidence_share_of_detect_track:.1%} of detect + track "
+        f"(median ms per frame: {summary.stage_ms_median})",
+        highlight=False,
+    )
+    for kind, path in summary.outputs.items():
+        out.print(f"{kind}: {path}")
 
 
 def _server_settings() -> Any:

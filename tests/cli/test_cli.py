@@ -260,3 +260,32 @@ def test_plates_eval_on_gold_crops(tmp_path: Path, shared_data: Path) -> None:
 def test_plates_eval_missing_labels(tmp_path: Path) -> None:
     proc = cli("plates", "eval", "--labels", str(tmp_path / "x.csv"), "--root", str(tmp_path))
     assert_one_line_error(proc, "labels file not found")
+
+
+def test_scene_check_draws_the_scene(tmp_path: Path, hanoi_clip: Path) -> None:
+    png = tmp_path / "scene.png"
+    proc = cli(
+        "scene",
+        "check",
+        "examples/scenes/hanoi_giangvo_langha.yaml",
+        "--frame",
+        str(hanoi_clip),
+        "--out",
+        str(png),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "red_light     enabled" in proc.stdout
+    import cv2
+
+    drawing = cv2.imread(str(png))
+    assert drawing is not None and drawing.shape[1] == 640
+
+
+def test_scene_check_names_every_bad_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    text = (REPO_ROOT / "examples" / "scenes" / "us_street.yaml").read_text()
+    text = text.replace("resolution: [640, 360]", "resolution: [640, 360]\nfrobnicate: 3", 1)
+    bad.write_text(text.replace("roi: [", "roi: [900, 0, 910, 10] #", 1))
+    proc = cli("scene", "check", str(bad))
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "bad.yaml" in proc.stderr and "frobnicate" in proc.stderr and "roi" in proc.stderr

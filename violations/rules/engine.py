@@ -32,7 +32,7 @@ from detector.tracking import TrackHistory
 from violations import geometry
 from violations.legal import regime
 from violations.rules.base import Batch, Box, Rule, SignalBook
-from violations.rules.signal_rules import SignalLineRule
+from violations.rules.signal_rules import CrossingRecord, SignalLineRule
 from violations.rules.speed import SpeedingRule
 from violations.rules.zone_rules import IllegalStopRule, SidewalkRule, WrongLaneRule, WrongWayRule
 from violations.scene import Scene, Tolerances
@@ -246,6 +246,15 @@ class RuleEngine:
             events = self._dedup(events, now_ts)
         self._gc(live, now_ts)
         return events
+
+    def pop_crossings(self) -> list[CrossingRecord]:
+        """Stop-line crossings (any light state) since the last call, oldest first."""
+        out: list[CrossingRecord] = []
+        for rule in self.rules:
+            if isinstance(rule, SignalLineRule):
+                out += rule.crossings
+                rule.crossings = []
+        return sorted(out, key=lambda c: c.ts)
 
     @property
     def vehicle_count(self) -> int:

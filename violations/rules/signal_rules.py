@@ -35,6 +35,21 @@ from violations.types import RuleId, ViolationEvent
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class CrossingRecord:
+    """One vehicle crossing a governed stop line, whatever the light (for flow counts and audits)."""
+
+    vehicle_key: int
+    tracker_id: int
+    line_id: str
+    ts: float  # interpolated time the bottom-centre crossed the line
+    frame_index: int  # the first frame observed past the line
+    x: float
+    vehicle_class: str
+    signal: str  # red | amber | green | unknown at the crossing time
+    on_red: bool  # red, confident, after the amber grace
+
+
 @dataclass(slots=True)
 class _Crossing:
     ts: float
@@ -45,6 +60,7 @@ class _Crossing:
     stopped_since: float | None = None
     red_emitted: bool = False
     stop_event_id: str | None = None
+    logged: bool = False  # written to the crossing log
 
 
 @dataclass(slots=True)
@@ -72,6 +88,8 @@ class SignalLineRule:
         self.emit = emit
         self.rule_ids: tuple[RuleId, ...] = tuple(r for r in ("red_light", "stop_line") if r in emit)
         self._state: dict[tuple[int, str], _LineState] = {}
+        # every crossing since the engine last drained them (`RuleEngine.pop_crossings`)
+        self.crossings: list[CrossingRecord] = []
         # Rows further than this from a line cannot change its state for anyone.
         self._band = self.tol.red_light_min_travel_px + 100.0
 
@@ -137,6 +155,24 @@ class SignalLineRule:
             st.side = 1
         st.last_across, st.last_ts = a, t
         c = st.crossing
+        if c is not None and st.side == 1 and not c.logged and a >= tol.red_light_min_travel_px:
+            # The crossing log holds vehicles that drove over the line and on, whatever the light
+            # (a queued vehicle jittering on the line never gets this far past it).
+            c.logged = True
+            reading = signals.at(line.light, c.ts)
+            self.crossings.append(
+                CrossingRecord(
+                    vehicle_key=key,
+                    tracker_id=batch.tracker_ids[i],
+                    line_id=line.id,
+                    ts=c.ts,
+                    frame_index=c.frame,
+                    x=float(batch.points[i][0]),
+                    vehicle_class=batch.classes[i],
+                    signal=reading.state if reading is not None else "unknown",
+                    on_red=c.on_red,
+                )
+            )
         if c is None or st.side != 1 or not c.on_red:
             return None
         if a >= tol.red_light_min_travel_px and not c.red_emitted:
