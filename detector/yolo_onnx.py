@@ -55,16 +55,20 @@ class YoloOnnxDetector:
             allow_spinning=self.config.allow_spinning,
         )
 
-    def input_size(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
-        """Network input (height, width) used for frames of this size."""
+    def input_size(
+        self, frame_hw: tuple[int, int], roi: tuple[int, int, int, int] | None = None
+    ) -> tuple[int, int]:
+        """Network input (height, width) used for frames of this size (and region of interest;
+        default: the configured one)."""
         if self.config.input_height is not None:
             return self.config.input_height, self.config.input_width
         h, w = frame_hw
-        if self.config.roi is not None:
-            x1, y1, x2, y2 = self.config.roi
+        roi = roi if roi is not None else self.config.roi
+        if roi is not None:
+            x1, y1, x2, y2 = roi
             h, w = min(y2, h) - y1, min(x2, w) - x1
             if h <= 0 or w <= 0:
-                raise ValueError(f"roi {self.config.roi} is outside the {frame_hw[1]}x{frame_hw[0]} frame")
+                raise ValueError(f"roi {roi} is outside the {frame_hw[1]}x{frame_hw[0]} frame")
         return input_size_for((h, w), self.config.input_width)
 
     def session(self, input_hw: tuple[int, int]) -> OnnxSession:
@@ -92,18 +96,34 @@ class YoloOnnxDetector:
         """Detect in one BGR (H, W, 3) frame."""
         return self.detect_batch([image])[0]
 
-    def detect_batch(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
-        """Detect in several frames; frames of one size share one batched session call."""
+    def detect_batch(
+        self,
+        images: Sequence[npt.NDArray[np.uint8]],
+        rois: Sequence[tuple[int, int, int, int] | None] | None = None,
+    ) -> list[Detections]:
+        """Detect in several frames (e.g. one per camera); frames whose network input has the same
+        shape share one batched session call.
+
+        Args:
+            images: BGR (H, W, 3) frames.
+            rois: per frame, the region of interest to detect in (default: the configured one).
+        """
+        if rois is not None and len(rois) != len(images):
+            raise InferenceError(f"detector: {len(rois)} regions of interest for {len(images)} frames")
+        per_roi = list(rois) if rois is not None else [self.config.roi] * len(images)
         results: list[Detections | None] = [None] * len(images)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, img in enumerate(images):
             if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.size == 0:
                 shape = getattr(img, "shape", type(img).__name__)
                 raise InferenceError(f"detector: frame must be a non-empty (H, W, 3) image, got {shape}")
-            groups.setdefault(self.input_size(img.shape[:2]), []).append(i)
+            roi = per_roi[i] if per_roi[i] is not None else None
+            groups.setdefault(
+                self.input_size(img.shape[:2], roi or (0, 0, img.shape[1], img.shape[0])), []
+            ).append(i)
         for input_hw, idx in groups.items():
             sess = self.session(input_hw)
-            prepared = [letterbox(images[i], input_hw, self.config.roi) for i in idx]
+            prepared = [letterbox(images[i], input_hw, per_roi[i]) for i in idx]
             tensor = to_tensor([p[0] for p in prepared])
             (output,) = sess.run({sess.input_names[0]: tensor})[:1]
             for k, i in enumerate(idx):

@@ -84,13 +84,23 @@ class DetectJob:
         self.class_votes: Counter[int] = Counter()
         self._finished: list[TrackHistory] = []
 
-    def step(self, frame: Frame) -> tuple[Detections, bool]:
-        """Process one frame. Returns its tracked boxes and whether the detector ran on it."""
-        run_detector = self._count % self.every == 0
+    def wants_detection(self) -> bool:
+        """Whether the next frame is one the detector runs on (every k-th)."""
+        return self._count % self.every == 0
+
+    def step(self, frame: Frame, detections: Detections | None = None) -> tuple[Detections, bool]:
+        """Process one frame. Returns its tracked boxes and whether the detector ran on it.
+
+        Args:
+            frame: the next frame of this camera.
+            detections: the frame's detections when the caller ran the detector itself (a batch
+                over several cameras); used only on frames where `wants_detection()` was true.
+        """
+        run_detector = self.wants_detection()
         self._count += 1
         if run_detector:
             t0 = time.perf_counter()
-            dets = self.detector.detect(frame.image)
+            dets = detections if detections is not None else self.detector.detect(frame.image)
             self.detector_ms.append((time.perf_counter() - t0) * 1000)
             tracked = self.tracker.update(dets, frame.ts)
         else:

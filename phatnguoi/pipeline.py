@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from detector import Detections
 from detector.tracking import TrackHistory
 from phatnguoi.config import CameraConfig
 from phatnguoi.detect import DetectJob
@@ -125,10 +126,10 @@ class EdgePipeline:
         self._crossings_fh: IO[str] = (out_dir / "crossings.jsonl").open("a", encoding="utf-8")
         self.crossings = 0
 
-    def step(self, frame: Frame) -> list[ViolationEvent]:
-        """Run every stage on one frame."""
+    def step(self, frame: Frame, detections: Detections | None = None) -> list[ViolationEvent]:
+        """Run every stage on one frame (`detections`: from a detector batch over several cameras)."""
         t0 = time.perf_counter()
-        tracked, _detected = self.job.step(frame)
+        tracked, _detected = self.job.step(frame, detections)
         t1 = time.perf_counter()
         self.signals = {lid: reader.update(frame.image, frame.ts) for lid, reader in self.lights.items()}
         t2 = time.perf_counter()

@@ -90,3 +90,17 @@ def test_unknown_class_and_wrong_model_path(tmp_path: Path) -> None:
     fake.write_bytes(b"not a model")
     with pytest.raises(ModelError, match="sha256"):
         YoloOnnxDetector(DetectorConfig(model_path=fake))
+
+
+def test_batch_with_a_region_per_camera(chosen: YoloOnnxDetector, hanoi_labels: Path) -> None:
+    """Two cameras through one session: each frame with its own region equals detecting it alone."""
+    paths = sorted((hanoi_labels / "images").glob("*.jpg"))[:2]
+    images = [cv2.imread(str(p)) for p in paths]
+    rois = [(0, 96, 640, 480), (0, 0, 640, 480)]
+    batch = chosen.detect_batch(images, rois)
+    full = YoloOnnxDetector(HANOI_CAMERA.model_copy(update={"roi": None}))
+    for got, want in ((batch[0], chosen.detect(images[0])), (batch[1], full.detect(images[1]))):
+        assert len(got) == len(want)
+        np.testing.assert_allclose(got.xyxy, want.xyxy, atol=0.05)
+    with pytest.raises(InferenceError, match="regions of interest"):
+        chosen.detect_batch(images, rois[:1])
