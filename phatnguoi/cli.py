@@ -630,6 +630,89 @@ def run(
         out.print(f"{kind}: {path}")
 
 
+@app.command()
+def edge(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="Edge config YAML (device, cameras, upload).")
+    ],
+) -> None:
+    """Long-running worker for the cameras of one box, uploading through the durable outbox.
+
+    The device's API key comes from $PHATNGUOI_DEVICE_KEY. SIGTERM/Ctrl-C finish evidence in flight.
+    """
+    from phatnguoi.edge import EdgeWorker, load_edge_config
+    from phatnguoi.metrics import MetricsServer
+
+    cfg = guarded(lambda: load_edge_config(config))
+    worker = guarded(lambda: EdgeWorker(cfg))
+    server = MetricsServer(worker.metrics, worker.health, cfg.metrics.host, cfg.metrics.port).start()
+    err.print(
+        f"edge {cfg.device.id}: {len(cfg.cameras)} camera(s); metrics http://{cfg.metrics.host}:{server.port}/metrics"
+    )
+    stop = threading.Event()
+    try:
+        with _sigterm_as_stop(stop, on_stop=worker.stop):
+            guarded(worker.run)
+    finally:
+        server.close()
+    for cam in worker.cameras:
+        out.print(f"{cam.config.id}: {cam.processed} frames, {cam.events} violations")
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the server database, evidence, keys.")
+    ] = Path("out/demo"),
+    source: Annotated[
+        str | None, typer.Option("--source", "-s", help="Your own video instead of the sample clip.")
+    ] = None,
+    scene_file: Annotated[
+        Path | None, typer.Option("--scene", help="The scene of your video (with --source).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Camera config (detector) of your video.")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Server port (default: a free one).")] = None,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Keep the server running until Ctrl-C.")
+    ] = True,
+) -> None:
+    """The whole chain on this machine: server (SQLite) + edge worker on the sample clip + upload."""
+    from phatnguoi.demo import run_demo
+
+    if source is not None and scene_file is None:
+        raise fail("--source needs --scene (the camera's stop lines and lights)")
+    result, server = guarded(
+        lambda: run_demo(
+            out_dir,
+            source=source,
+            scene_file=scene_file,
+            camera_file=config,
+            port=port,
+            progress=lambda m: err.print(f"[dim]{m}[/]"),
+        )
+    )
+    out.print(
+        f"processed {result.frames} frames: {result.violations} violations, "
+        f"{result.crossings} stop-line crossings"
+    )
+    out.print(
+        f"uploaded {result.uploaded} evidence packages ({result.queued} still queued); "
+        f"the server holds {result.server_violations} violations"
+    )
+    out.print(f"review: {result.url}  (user {result.username}, password {result.password})")
+    out.print(f"files: {result.out_dir}")
+    if not serve_after:
+        server.stop()
+        return
+    stop = threading.Event()
+    with _sigterm_as_stop(stop):
+        while not stop.is_set():
+            stop.wait(0.5)
+    server.stop()
+
+
 def _server_settings() -> Any:
     from api.settings import load_settings
 

@@ -73,6 +73,7 @@ class DetectJob:
         camera: CameraConfig,
         detector: Detector | None = None,
         frame_rate: float = 30.0,
+        keep_finished: bool = True,
     ) -> None:
         self.camera = camera
         self.detector = detector or build_detector(camera.detector)
@@ -82,7 +83,11 @@ class DetectJob:
         self.detector_ms: list[float] = []
         self._count = 0
         self.class_votes: Counter[int] = Counter()
+        # Finished tracks: kept for a bounded run's summary (detect, bench); a long-running worker
+        # drains them with `pop_finished` instead (keep_finished=False).
+        self.keep_finished = keep_finished
         self._finished: list[TrackHistory] = []
+        self._pending: list[TrackHistory] = []
 
     def wants_detection(self) -> bool:
         """Whether the next frame is one the detector runs on (every k-th)."""
@@ -106,8 +111,16 @@ class DetectJob:
         else:
             tracked = self.tracker.bridge(frame.ts)
         self.store.update(frame.index, frame.ts, tracked, detected=run_detector)
-        self._finished.extend(self.store.pop_finished())
+        ended = self.store.pop_finished()
+        self._pending.extend(ended)
+        if self.keep_finished:
+            self._finished.extend(ended)
         return tracked, run_detector
+
+    def pop_finished(self) -> list[TrackHistory]:
+        """Tracks that ended since the last call (for flow counts)."""
+        out, self._pending = self._pending, []
+        return out
 
     def all_tracks(self) -> list[TrackHistory]:
         """Finished and live tracks seen so far."""

@@ -1,0 +1,435 @@
+"""`phatnguoi edge --config EDGE.yaml`: the long-running worker of an intersection box.
+
+One process for one or more cameras. Each camera has a reader thread (its `streams` source) feeding a
+small queue. The main loop takes the next frame of every camera that has one, runs the shared
+detector once over the frames that need detection (one batched call; cameras with different input
+shapes get one call per shape), and then runs each camera's `EdgePipeline` (track, signal, rules,
+plates, evidence). Finished evidence packages and closed flow intervals go to the durable
+`Outbox`; the `Uploader` sends them to the server. `/metrics` and `/healthz` tell the operator how it
+is doing. SIGTERM finishes evidence in flight, queues it, lets the uploader flush, then exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from detector.config import DetectorConfig, TrackerConfig
+from phatnguoi.config import CameraConfig, ConfigError, load_yaml_model
+from phatnguoi.flows import FlowConfig
+from phatnguoi.outbox import OutboxConfig
+from phatnguoi.uploader import UploaderConfig
+from streams.frame import Frame
+from violations.evidence import EvidenceConfig
+
+logger = logging.getLogger(__name__)
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per upload otherwise
+
+DEVICE_KEY_ENV = "PHATNGUOI_DEVICE_KEY"
+
+
+class DeviceSection(BaseModel):
+    """Who this box is: its id on the server and its signing key pair."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="Device id.")
+    private_key: Path = Field(description="Ed25519 private key (PEM) that signs evidence.")
+    public_key: Path = Field(description="The matching public key (PEM), to check packages before queuing.")
+
+
+class EdgeCameraSection(BaseModel):
+    """One camera of the box."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="Camera id.")
+    source: str = Field(min_length=1, description="rtsp://, http(s):// URL, file path or device index.")
+    scene: Path = Field(description="Scene file of this camera (stop lines, lights, lanes, zones).")
+    roi: tuple[int, int, int, int] | None = Field(None, description="Detection region x1, y1, x2, y2.")
+    every: int = Field(1, ge=1, le=10, description="Detect on every k-th frame of this camera.")
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    read_plates: bool = Field(True, description="Read the plates of violating vehicles.")
+    start_time: str | None = Field(None, description="For a file: wall-clock time of its first frame (ISO).")
+
+
+class MetricsSection(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field("127.0.0.1", description="Address of /metrics and /healthz.")
+    port: int = Field(9108, ge=0, le=65535, description="Port (0: any free port).")
+
+
+class EdgeConfig(BaseModel):
+    """The whole edge configuration file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device: DeviceSection
+    data_dir: Path = Field(description="Outbox database and evidence packages live here.")
+    detector: DetectorConfig = Field(
+        default_factory=DetectorConfig,
+        description="The detector shared by every camera (roi and every per camera).",
+    )
+    cameras: tuple[EdgeCameraSection, ...] = Field(min_length=1, description="The cameras of this box.")
+    upload: UploaderConfig | None = Field(
+        None, description="The server; None keeps evidence on the box only."
+    )
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
+    flows: FlowConfig = Field(default_factory=FlowConfig)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
+
+    @model_validator(mode="after")
+    def _unique_cameras(self) -> EdgeConfig:
+        ids = [c.id for c in self.cameras]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"camera ids must be unique, got {ids}")
+        return self
+
+
+def load_edge_config(path: Path) -> EdgeConfig:
+    """Load an edge config; relative paths in it are relative to the file. Raises `ConfigError`."""
+    cfg = load_yaml_model(path, EdgeConfig)
+    base = path.resolve().parent
+
+    def rel(p: Path) -> Path:
+        return p if p.is_absolute() else base / p
+
+    device = cfg.device.model_copy(
+        update={"private_key": rel(cfg.device.private_key), "public_key": rel(cfg.device.public_key)}
+    )
+    cameras = tuple(
+        c.model_copy(
+            update={
+                "scene": rel(c.scene),
+                "source": str(rel(Path(c.source)))
+                if _is_path(c.source) and (base / c.source).exists()
+                else c.source,
+            }
+        )
+        for c in cfg.cameras
+    )
+    return cfg.model_copy(update={"device": device, "cameras": cameras, "data_dir": rel(cfg.data_dir)})
+
+
+def _is_path(source: str) -> bool:
+    return "://" not in source and not source.isdigit()
+
+
+@dataclass(slots=True)
+class _Camera:
+    config: EdgeCameraSection
+    pipeline: Any  # EdgePipeline
+    source: Any  # VideoSource
+    flows: Any  # FlowCounter
+    frames: queue.Queue[Frame | None]
+    thread: threading.Thread | None = None
+    ended: bool = False
+    processed: int = 0
+    events: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class EdgeWorker:
+    """All cameras of one box. `run()` blocks until `stop()` (or every file source has ended)."""
+
+    def __init__(self, config: EdgeConfig, device_key: str | None = None) -> None:
+        from detector.yolo_onnx import YoloOnnxDetector
+        from phatnguoi.detect import DetectJob
+        from phatnguoi.flows import FlowCounter
+        from phatnguoi.metrics import EdgeMetrics
+        from phatnguoi.outbox import Outbox
+        from phatnguoi.pipeline import EdgePipeline
+        from phatnguoi.uploader import Uploader
+        from streams import open_source
+        from violations.manifest import load_private_key, load_public_key
+        from violations.scene import load_scene
+
+        self.config = config
+        self.metrics = EdgeMetrics()
+        self._stop = threading.Event()
+        data = config.data_dir
+        data.mkdir(parents=True, exist_ok=True)
+        private_key = load_private_key(config.device.private_key)
+        public_key = load_public_key(config.device.public_key)
+        self.outbox = Outbox(data / "outbox.sqlite", public_key, evidence_root=data, config=config.outbox)
+        self.uploader: Uploader | None = None
+        if config.upload is not None:
+            key = device_key or os.environ.get(DEVICE_KEY_ENV, "")
+            if not key:
+                raise ConfigError(f"uploading needs the device's API key in ${DEVICE_KEY_ENV}")
+            self.uploader = Uploader(self.outbox, key, config.upload)
+        self.detector = YoloOnnxDetector(config.detector)
+        self.cameras: list[_Camera] = []
+        for cam in config.cameras:
+            scene = load_scene(cam.scene)
+            if scene.camera_id != cam.id:
+                raise ConfigError(f"camera {cam.id}: its scene {cam.scene} is for camera {scene.camera_id}")
+            camera_cfg = CameraConfig(
+                id=cam.id,
+                source=cam.source,
+                tracker=cam.tracker,
+                detector=config.detector.model_copy(update={"roi": cam.roi, "every": cam.every}),
+            )
+            source = open_source(cam.source, camera_id=cam.id)
+            origin = _origin(cam.start_time) if source.frame_count else 0.0
+            job = DetectJob(
+                camera_cfg, detector=self.detector, frame_rate=source.fps or 25.0, keep_finished=False
+            )
+            pipeline = EdgePipeline(
+                camera_cfg,
+                scene,
+                data / cam.id,
+                config.device.id,
+                private_key,
+                frame_rate=source.fps or 25.0,
+                read_plates=cam.read_plates,
+                ts_origin=origin,
+                evidence=config.evidence,
+                job=job,
+            )
+            flows = FlowCounter(
+                cam.id,
+                scene,
+                class_names=self.detector.class_names,
+                config=config.flows,
+                ts_origin=origin,
+                resume_after=self.outbox.flows_until(cam.id),
+            )
+            self.cameras.append(_Camera(cam, pipeline, source, flows, queue.Queue(maxsize=4)))
+        self._closed = False
+        self._unqueued: list[Path] = []  # packages the outbox could not take yet (disk full): retried
+        self._unsent_flows: list[Any] = []
+        # packages written before a crash or restart but never queued
+        for result in self.outbox.adopt():
+            logger.info("adopted evidence package %s (%s)", result.event_id, result.status)
+        self._last_outbox: dict[str, Any] = {}
+
+    # -- life cycle ---------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the worker to finish (safe from a signal handler)."""
+        self._stop.set()
+        for cam in self.cameras:
+            cam.source.close()
+
+    def _reader(self, cam: _Camera) -> None:
+        try:
+            for frame in cam.source:
+                while not self._stop.is_set():
+                    try:
+                        cam.frames.put(frame, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    break
+        finally:
+            cam.frames.put(None)
+
+    def run(self, until_sent: bool = False, deadline_s: float | None = None) -> None:
+        """Process every camera until stopped or until every (file) source ended.
+
+        Args:
+            until_sent: after the sources end, wait until the outbox has sent everything.
+            deadline_s: stop after this many seconds whatever happens (tests, demo).
+        """
+        t_end = time.monotonic() + deadline_s if deadline_s is not None else None
+        if self.uploader is not None:
+            self.uploader.start()
+        for cam in self.cameras:
+            cam.thread = threading.Thread(
+                target=self._reader, args=(cam,), name=f"read-{cam.config.id}", daemon=True
+            )
+            cam.thread.start()
+        try:
+            while not self._stop.is_set() and not all(c.ended for c in self.cameras):
+                if t_end is not None and time.monotonic() > t_end:
+                    break
+                self._tick()
+            self._finish()
+            while (
+                until_sent
+                and self.uploader is not None
+                and not self._stop.is_set()
+                and (t_end is None or time.monotonic() < t_end)
+                and self.outbox.stats().evidence.get("queued", 0)
+                + self.outbox.stats().evidence.get("sending", 0)
+            ):
+                time.sleep(0.2)
+                self._update_outbox_metrics()
+        finally:
+            self.close()
+
+    def _tick(self) -> None:
+        batch: list[tuple[_Camera, Frame]] = []
+        for cam in self.cameras:
+            if cam.ended:
+                continue
+            try:
+                frame = cam.frames.get(timeout=0.01 if batch else 0.05)
+            except queue.Empty:
+                continue
+            if frame is None:
+                cam.ended = True
+                continue
+            batch.append((cam, frame))
+        if not batch:
+            return
+        need = [(cam, f) for cam, f in batch if cam.pipeline.job.wants_detection()]
+        detections: dict[str, Any] = {}
+        if need:
+            t0 = time.perf_counter()
+            found = self.detector.detect_batch(
+                [f.image for _, f in need], [cam.config.roi for cam, _ in need]
+            )
+            self.metrics.detector_ms.observe((time.perf_counter() - t0) * 1000)
+            detections = {cam.config.id: d for (cam, _), d in zip(need, found, strict=True)}
+        for cam, frame in batch:
+            events = cam.pipeline.step(frame, detections.get(cam.config.id))
+            cam.processed += 1
+            for e in events:
+                self.metrics.events.labels(cam.config.id, e.rule).inc()
+            cam.events += len(events)
+            self.metrics.frames_out.labels(cam.config.id).inc()
+            cam.flows.add_tracks(cam.pipeline.job.pop_finished())
+            self._unsent_flows += cam.flows.close_intervals(frame.ts)
+            self._queue_built(cam)
+        self._queue_flows()
+        self._update_metrics()
+
+    def _queue_built(self, cam: _Camera) -> None:
+        from phatnguoi.outbox import OutboxError
+
+        built, cam.pipeline.built = cam.pipeline.built, []
+        paths = self._unqueued + [b.path for b in built if b.status in ("written", "exists")]
+        self._unqueued = []
+        for i, path in enumerate(paths):
+            try:
+                result = self.outbox.enqueue_package(path)
+            except OutboxError as e:
+                # The disk is full or the database failed: keep detecting; the package stays on disk
+                # and is queued once the outbox can take it (or adopted after a restart).
+                logger.error("camera %s: cannot queue %s yet: %s", cam.config.id, path.name, e)
+                self._unqueued = paths[i:]
+                return
+            if result.status in ("conflict", "rejected"):
+                logger.error("camera %s: package %s not queued: %s", cam.config.id, path.name, result.reason)
+
+    def _queue_flows(self) -> None:
+        from phatnguoi.outbox import OutboxError
+
+        if not self._unsent_flows:
+            return
+        try:
+            self.outbox.enqueue_flows(self._unsent_flows)
+            self._unsent_flows = []
+        except OutboxError as e:
+            logger.error("cannot queue %d flow counts yet: %s", len(self._unsent_flows), e)
+            if len(self._unsent_flows) > 10_000:  # flows are the first thing to give up
+                self._unsent_flows = self._unsent_flows[-10_000:]
+
+    def _finish(self) -> None:
+        for cam in self.cameras:
+            cam.pipeline.close()
+            self._queue_built(cam)
+            cam.flows.add_tracks([*cam.pipeline.job.pop_finished(), *cam.pipeline.job.store])
+            self._unsent_flows += cam.flows.flush()
+        self._queue_flows()
+
+    def close(self) -> None:
+        """Stop sources and the uploader (which flushes within its deadline), close the outbox."""
+        for cam in self.cameras:
+            cam.source.close()
+        if self.uploader is not None:
+            self.uploader.stop()
+        self._update_outbox_metrics()
+        self._closed = True
+        self.outbox.close()
+
+    # -- health ---------------------------------------------------------------------------------------
+
+    def _update_metrics(self) -> None:
+        for cam in self.cameras:
+            h = cam.source.health()
+            cid = cam.config.id
+            self.metrics.frames_dropped.labels(cid).set(h.frames_dropped)
+            self.metrics.reconnects.labels(cid).set(h.reconnects)
+            self.metrics.fps_in.labels(cid).set(h.fps_in or 0.0)
+            self.metrics.stream_up.labels(cid).set(1.0 if str(h.state) == "live" else 0.0)
+            elapsed = time.monotonic() - cam.started
+            self.metrics.fps_out.labels(cid).set(cam.processed / elapsed if elapsed > 0 else 0.0)
+
+    def _update_outbox_metrics(self) -> None:
+        try:
+            stats = self.outbox.stats()
+        except Exception:  # noqa: BLE001 - metrics must never take the worker down
+            return
+        self._last_outbox = {"evidence": stats.evidence, "flows": stats.flows, "disk_full": stats.disk_full}
+        self.metrics.outbox_depth.labels("evidence").set(
+            stats.evidence.get("queued", 0) + stats.evidence.get("sending", 0)
+        )
+        self.metrics.outbox_depth.labels("flow").set(
+            stats.flows.get("queued", 0) + stats.flows.get("sending", 0)
+        )
+        self.metrics.outbox_age.labels("evidence").set(stats.oldest_evidence_age_s or 0.0)
+        self.metrics.outbox_age.labels("flow").set(stats.oldest_flow_age_s or 0.0)
+        if self.uploader is not None:
+            up = self.uploader.stats()
+            self.metrics.uploaded.set(up.evidence_sent + up.evidence_duplicates + up.flows_sent)
+            self.metrics.upload_errors.set(sum(up.errors.values()))
+
+    def health(self) -> dict[str, Any]:
+        """JSON health for /healthz: ok when every camera is live (or a file) and the disk is not full."""
+        cams = {}
+        ok = True
+        for cam in self.cameras:
+            h = cam.source.health()
+            state = str(h.state)
+            cams[cam.config.id] = {
+                "state": state,
+                "frames_processed": cam.processed,
+                "violations": cam.events,
+                "dropped": h.frames_dropped,
+                "reconnects": h.reconnects,
+                "last_error": h.last_error,
+            }
+            ok &= state in ("live", "ended", "connecting")
+        if self._closed:
+            outbox = dict(self._last_outbox)
+        else:
+            try:
+                stats = self.outbox.stats()
+                outbox = {
+                    "evidence": stats.evidence,
+                    "flows": stats.flows,
+                    "disk_full": stats.disk_full,
+                    "storage_error": getattr(stats, "storage_error", None),
+                    "waiting_to_queue": len(self._unqueued),
+                }
+                self._last_outbox = dict(outbox)
+                ok &= not stats.disk_full and not outbox["storage_error"]
+            except Exception as e:  # noqa: BLE001 - health must answer even when the outbox cannot
+                outbox = {"error": str(e)}
+                ok = False
+        return {"ok": ok, "device": self.config.device.id, "cameras": cams, "outbox": outbox}
+
+
+def _origin(start_time: str | None) -> float:
+    if not start_time:
+        return time.time()
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(start_time.replace("Z", "+00:00")).timestamp()
+    except ValueError as e:
+        raise ConfigError(f"start_time must be ISO 8601, got {start_time!r}") from e
