@@ -3,7 +3,8 @@
 Run it with `phatnguoi serve`, or for several worker processes:
 `uvicorn --factory api.app:app_from_env --workers 4` (settings from PHATNGUOI_* variables).
 Building the app connects to nothing; at startup it checks that the database schema is at the code's
-migration head and refuses to start otherwise.
+migration head and refuses to start otherwise, and starts the penalty-webhook delivery thread when a
+webhook URL is configured (`PHATNGUOI_PENALTY_WEBHOOK_INTERVAL_S` > 0).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from api.db import make_engine, make_sessionmaker
 from api.deps import AppState
 from api.limits import BodyLimitMiddleware
 from api.migrate import check_schema
-from api.routes import auth, flows, health, users, violations
+from api.routes import auth, exports, flows, health, maps, stats, users, violations
 from api.security import LoginLimiter
 from api.settings import Settings, get_settings
 from api.storage import EvidenceStore, make_store
+from api.webhook import DeliveryThread
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +46,16 @@ def create_app(settings: Settings, *, store: EvidenceStore | None = None) -> Fas
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(check_schema, engine)
+        delivery: DeliveryThread | None = None
+        if settings.penalty_webhook_url and settings.penalty_webhook_interval_s > 0:
+            delivery = DeliveryThread(settings, state.sessions, settings.penalty_webhook_interval_s)
+            delivery.start()
         log.info("phatnguoi server ready (database %s)", engine.url.render_as_string(hide_password=True))
         try:
             yield
         finally:
+            if delivery is not None:
+                await run_in_threadpool(delivery.stop)
             engine.dispose()
 
     app = FastAPI(
@@ -63,8 +71,11 @@ def create_app(settings: Settings, *, store: EvidenceStore | None = None) -> Fas
         return settings.upload_max_bytes if path.rstrip("/") == INGEST_PATH else settings.request_max_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
-    for module in (health, auth, users, violations, flows):
+    for module in (health, auth, users, violations, flows, stats, maps, exports):
         app.include_router(module.router)
+    from api.web import mount as mount_web  # the review web app (pages, static files, lookup)
+
+    mount_web(app, settings)
     return app
 
 

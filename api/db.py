@@ -22,6 +22,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
 from api.errors import SettingsError
+from api.plate_query import edit_distance
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
     # Let SQLAlchemy's "begin" hook below issue BEGIN instead of the sqlite3 module's own implicit
     # transaction handling (which starts transactions late, only at the first write).
     dbapi_conn.isolation_level = None
+    # The distance-2 plate search (PostgreSQL has it from fuzzystrmatch as levenshtein_less_equal).
+    dbapi_conn.create_function("pn_editdist", 3, _editdist, deterministic=True)
     cur = dbapi_conn.cursor()
     try:
         cur.execute("PRAGMA foreign_keys=ON")
@@ -60,6 +63,12 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
         cur.execute("PRAGMA synchronous=FULL")
     finally:
         cur.close()
+
+
+def _editdist(a: str | None, b: str | None, limit: int) -> int | None:
+    if a is None or b is None:
+        return None
+    return edit_distance(a, b, limit)
 
 
 def _sqlite_on_begin(conn: Any) -> None:

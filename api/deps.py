@@ -110,6 +110,8 @@ def get_current_user(
     if not token:
         raise _unauthorized("not authenticated: send an officer token (Authorization: Bearer ...)")
     user = auth_service.user_from_token(session, token, settings.jwt_secret.get_secret_value())
+    # End the read transaction: on SQLite it holds the write lock for the rest of the request.
+    session.commit()
     if user is None:
         raise _unauthorized("invalid or expired token")
     return user

@@ -1,8 +1,9 @@
 """The server's database schema: SQLAlchemy 2 typed ORM classes, one per table.
 
 The schema is created and changed only through Alembic migrations (`api/migrations`), generated from
-this metadata and reviewed. It already holds what the review UI, statistics, exports, notices and
-retention need, so those features add code, not tables.
+this metadata and reviewed. It holds what the review UI, statistics, exports, notices and retention
+need (migration 0002 added the reviewer's note, the time indexes of the review list and the webhook
+outbox's frozen body and idempotency key).
 
 Personal data of vehicle owners lives only in `owners` (joined to `vehicles` by id): violations carry the
 plate, never a person, so the review, statistics and export code never touch personal data unless it
@@ -147,6 +148,10 @@ class Violation(Base):
         # id DESC" as well as descending ones would (and keep autogenerate comparisons exact).
         Index("ix_violations_review", "status", "district_id", "occurred_at", "id"),
         Index("ix_violations_district_time", "district_id", "occurred_at", "id"),
+        # The unfiltered list (supervisors, admins) and the status-only list across districts: without
+        # these, "newest first" over all rows is a sort of the whole table.
+        Index("ix_violations_time", "occurred_at", "id"),
+        Index("ix_violations_status_time", "status", "occurred_at", "id"),
         Index("ix_violations_camera_time", "camera_id", "occurred_at"),
         Index("ix_violations_rule_time", "rule", "occurred_at"),
         # Exact and prefix plate search (text_pattern_ops makes LIKE 'ABC%' use it on PostgreSQL
@@ -199,6 +204,7 @@ class Violation(Base):
     reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decision_reason: Mapped[str | None] = mapped_column(Text)
+    decision_note: Mapped[str | None] = mapped_column(Text)
     plate_corrected: Mapped[str | None] = mapped_column(String(32))
 
     manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -289,21 +295,32 @@ class Notice(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+DELIVERY_STATUSES: Final[tuple[str, ...]] = ("pending", "delivered", "failed", "cancelled")
+
+
 class PenaltyDelivery(Base):
-    """Outbox of the signed webhook to the penalty system: one row per confirmed violation, retried."""
+    """Outbox of the signed webhook to the penalty system: one row per confirmed violation, retried.
+
+    `payload` is the exact JSON body, frozen when the violation was confirmed, so every retry sends the
+    same bytes; `idempotency_key` (one per violation) lets the penalty system drop a repeat. A row is
+    never deleted: `delivered` is the proof that the penalty system has it (see `api.webhook`).
+    """
 
     __tablename__ = "penalty_deliveries"
     __table_args__ = (
-        CheckConstraint(_in("status", ("pending", "delivered", "failed")), name="status"),
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
         Index("ix_penalty_deliveries_due", "status", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     violation_id: Mapped[int] = mapped_column(ForeignKey("violations.id"), unique=True)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    payload: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

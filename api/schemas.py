@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 # Identifiers that reach the database from a request are constrained to printable ASCII without
 # spaces: no NUL (PostgreSQL refuses it), nothing that needs escaping in a log line.
 IDENT = r"^[A-Za-z0-9_.:-]+$"
+
+
+def _plausible_year(t: datetime) -> datetime:
+    # Both databases and Python's own time-zone arithmetic fail near years 1 and 9999.
+    if not 1900 <= t.year <= 9000:
+        raise ValueError("year must be within 1900..9000")
+    return t
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_plausible_year)]
+"""A point in time with its UTC offset (`2026-11-23T07:00:00+07:00`); naive times are refused."""
 
 
 class Message(BaseModel):
@@ -97,6 +108,13 @@ class ViolationPublic(BaseModel):
     reviewed_by: int | None
     reviewed_at: datetime | None
     decision_reason: str | None
+    decision_note: str | None = None
+    evidence_purged_at: datetime | None = Field(
+        None, description="When the retention job deleted this violation's evidence files."
+    )
+    penalty_delivery: str | None = Field(
+        None, description="Webhook to the penalty system: pending, delivered, failed, cancelled (or none)."
+    )
     manifest_sha256: str
     files: list[EvidenceFilePublic]
 
@@ -161,3 +179,218 @@ class FlowBatchResult(BaseModel):
     inserted: int
     duplicates: int
     conflicts: list[FlowConflict]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Review
+# ---------------------------------------------------------------------------------------------------
+
+DecisionReason = Literal["plate_unreadable", "not_a_violation", "emergency_vehicle", "duplicate", "other"]
+DECISION_REASONS: tuple[str, ...] = (
+    "plate_unreadable",
+    "not_a_violation",
+    "emergency_vehicle",
+    "duplicate",
+    "other",
+)
+# Free text is stored and shown, so it may hold line breaks and tabs but no other control characters
+# (PostgreSQL refuses NUL; the rest only garble logs and CSV files).
+FREE_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+
+
+class DecisionBase(BaseModel):
+    """What a reviewer decides about a violation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["confirm", "reject"]
+    reason: DecisionReason | None = Field(
+        None, description="Why it is rejected (required to reject, not allowed to confirm)."
+    )
+    note: str | None = Field(
+        None, max_length=1000, pattern=FREE_TEXT, description="Free text; required with reason 'other'."
+    )
+    plate: str | None = Field(
+        None,
+        min_length=1,
+        max_length=32,
+        pattern=FREE_TEXT,
+        description="The plate as the reviewer reads it on the evidence (replaces the OCR reading). "
+        "Must be a valid Vietnamese plate, e.g. 30A-123.45.",
+    )
+
+    @model_validator(mode="after")
+    def _reason_fits(self) -> DecisionBase:
+        if self.decision == "reject" and self.reason is None:
+            raise ValueError("a rejection needs a reason")
+        if self.decision == "confirm" and self.reason is not None:
+            raise ValueError("a confirmation takes no reason (use note)")
+        if self.reason == "other" and not (self.note and self.note.strip()):
+            raise ValueError("reason 'other' needs a note")
+        return self
+
+
+class DecisionCreate(DecisionBase):
+    """Body of `POST /api/v1/violations/{id}/decision`."""
+
+
+class ReopenCreate(BaseModel):
+    """Body of `POST /api/v1/violations/{id}/reopen` (supervisors)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(min_length=1, max_length=1000, pattern=FREE_TEXT, description="Why it is reopened.")
+
+
+class ViolationSummaryPublic(BaseModel):
+    """One row of the review list."""
+
+    id: int
+    event_id: str
+    rule: str
+    camera_id: str
+    district_id: str | None
+    occurred_at: datetime
+    vehicle_class: str
+    plate: str | None = Field(description="The plate searched and exported (corrected, else as read).")
+    plate_formatted: str | None = Field(description="The device's formatted reading.")
+    plate_confidence: float | None
+    status: str
+    reviewed_at: datetime | None
+    evidence_purged: bool
+
+
+class ViolationPagePublic(BaseModel):
+    """A page of the review list, newest first."""
+
+    items: list[ViolationSummaryPublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+    bounded_scan: bool = Field(
+        False,
+        description="True for fuzzy distance 2: each page examined a bounded number of rows, so a page "
+        "may hold fewer items than asked (even none) while next_cursor still leads further.",
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Statistics
+# ---------------------------------------------------------------------------------------------------
+
+
+class ViolationStatsGroup(BaseModel):
+    """Counts of one group (one rule, camera, district, hour of day or day)."""
+
+    key: str | None
+    total: int
+    new: int
+    confirmed: int
+    rejected: int
+    plate_read: int = Field(description="Violations whose plate the device read.")
+
+
+class ViolationStatsPublic(BaseModel):
+    """Violation counts, grouped, with the confirmation rate and the plate read rate."""
+
+    group_by: str
+    from_: datetime | None = Field(alias="from")
+    to: datetime | None
+    utc_offset_minutes: int
+    total: int
+    new: int
+    confirmed: int
+    rejected: int
+    confirmation_rate: float | None = Field(description="confirmed / (confirmed + rejected); null if none.")
+    plate_read_rate: float | None = Field(description="Share of violations with a plate read; null if none.")
+    groups: list[ViolationStatsGroup]
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class FlowStatsGroup(BaseModel):
+    """Vehicles counted in one group (one class, camera or hour of day)."""
+
+    key: str
+    count: int
+
+
+class FlowStatsPublic(BaseModel):
+    """Flow counts, grouped."""
+
+    group_by: str
+    from_: datetime | None = Field(alias="from")
+    to: datetime | None
+    utc_offset_minutes: int
+    total: int
+    groups: list[FlowStatsGroup]
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Map (GeoJSON, RFC 7946: coordinates are [longitude, latitude])
+# ---------------------------------------------------------------------------------------------------
+
+
+class PointPublic(BaseModel):
+    """A GeoJSON point."""
+
+    type: Literal["Point"] = "Point"
+    coordinates: tuple[float, float] = Field(description="[longitude, latitude] (WGS 84).")
+
+
+class ViolationFeatureProperties(BaseModel):
+    """What the map shows of a violation (no plate: open the violation for that, which is audited)."""
+
+    id: int
+    rule: str
+    status: str
+    occurred_at: datetime
+    camera_id: str
+    district_id: str | None
+    vehicle_class: str
+
+
+class ViolationFeature(BaseModel):
+    """A violation at its camera's position."""
+
+    type: Literal["Feature"] = "Feature"
+    id: int
+    geometry: PointPublic
+    properties: ViolationFeatureProperties
+
+
+class ViolationFeatureCollection(BaseModel):
+    """Violations for the map, newest first."""
+
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[ViolationFeature]
+    truncated: bool = Field(description="True when more violations matched than `limit`.")
+
+
+class CameraFeatureProperties(BaseModel):
+    """A camera on the map and whether it is reporting."""
+
+    id: str
+    name: str
+    district_id: str | None
+    last_seen: datetime | None
+    status: Literal["online", "stale", "never"] = Field(
+        description="online: heard from within the stale period; stale: not since; never: never heard from."
+    )
+    scene_version: str | None
+
+
+class CameraFeature(BaseModel):
+    """A camera at its position."""
+
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: PointPublic
+    properties: CameraFeatureProperties
+
+
+class CameraFeatureCollection(BaseModel):
+    """Cameras for the map (cameras without a position are left out)."""
+
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[CameraFeature]

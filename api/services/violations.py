@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import audit
-from api.models import EvidenceFile, User, Violation
+from api.models import EvidenceFile, PenaltyDelivery, User, Violation
 from api.schemas import EvidenceFilePublic, PlatePublic, ViolationPublic
 from api.storage import EvidenceStore
 
@@ -70,8 +70,13 @@ def read_evidence(
     return f, data
 
 
-def to_public(v: Violation) -> ViolationPublic:
-    """The API view of a violation."""
+def delivery_status(session: Session, violation_id: int) -> str | None:
+    """The status of the violation's penalty-system delivery, None when there is none."""
+    return session.scalar(select(PenaltyDelivery.status).where(PenaltyDelivery.violation_id == violation_id))
+
+
+def to_public(v: Violation, delivery_status: str | None = None) -> ViolationPublic:
+    """The API view of a violation (`delivery_status`: its penalty webhook's, see `delivery_status`)."""
     plate = None
     if v.plate_text is not None or v.plate_compact is not None or v.plate_corrected is not None:
         plate = PlatePublic(
@@ -108,6 +113,9 @@ def to_public(v: Violation) -> ViolationPublic:
         reviewed_by=v.reviewed_by,
         reviewed_at=v.reviewed_at,
         decision_reason=v.decision_reason,
+        decision_note=v.decision_note,
+        evidence_purged_at=v.evidence_purged_at,
+        penalty_delivery=delivery_status,
         manifest_sha256=v.manifest_sha256,
         files=[file_public(f) for f in v.files],
     )

@@ -47,17 +47,20 @@ def test_the_migrated_schema_matches_the_models(db: Db) -> None:
     try:
         assert migrate.current_revision(engine) == migrate.head_revision()
         indexes = {ix["name"] for ix in inspect(engine).get_indexes("violations")}
-        assert {"ix_violations_review", "ix_violations_plate_key"} <= indexes
+        assert {"ix_violations_review", "ix_violations_plate_key", "ix_violations_time"} <= indexes
         assert ("ix_violations_plate_key_trgm" in indexes) == (db.kind == "postgresql")
         with engine.connect() as conn:
             if db.kind == "sqlite":
                 assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
                 assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             else:
-                assert (
-                    conn.exec_driver_sql("SELECT count(*) FROM pg_extension WHERE extname='pg_trgm'").scalar()
-                    == 1
-                )
+                extensions = {e for (e,) in conn.exec_driver_sql("SELECT extname FROM pg_extension")}
+                assert {"pg_trgm", "fuzzystrmatch"} <= extensions
+                target = conn.exec_driver_sql(
+                    "SELECT attstattarget FROM pg_attribute "
+                    "WHERE attrelid = 'violations'::regclass AND attname = 'plate_key'"
+                ).scalar()
+                assert target == 1000
     finally:
         engine.dispose()
 

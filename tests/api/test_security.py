@@ -17,7 +17,8 @@ from api.security import JWT_ALGORITHM, JWT_ISSUER, create_access_token
 from tests.api.conftest import JWT_SECRET, Db, World
 from tests.api.evidence import build_package, post_package
 
-PUBLIC = {("GET", "/healthz"), ("POST", "/api/v1/auth/token")}
+# The public lookup (plate + notice code, api/web) is the citizens' page: no credentials by design.
+PUBLIC = {("GET", "/healthz"), ("POST", "/api/v1/auth/token"), ("GET", "/api/v1/lookup")}
 DEVICE_ROUTES = {("POST", "/api/v1/violations"), ("POST", "/api/v1/flows")}
 
 

@@ -1,0 +1,300 @@
+"""Labels of the review web app in Vietnamese (the default) and English.
+
+One table, `key → (Vietnamese, English)`, serves both the server-rendered page shells and the
+JavaScript (each page embeds the table of its language as JSON). The language is the `pn_lang` cookie
+(`vi` or `en`), set by the switch in the page header; it carries no credential.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final, Literal
+
+Lang = Literal["vi", "en"]
+LANGS: Final[tuple[Lang, ...]] = ("vi", "en")
+DEFAULT_LANG: Final[Lang] = "vi"
+LANG_COOKIE: Final = "pn_lang"
+#: Rule ids of `violations.types.RuleId`, statuses and decision reasons, in the order the pages list them.
+RULES: Final = ("red_light", "stop_line", "wrong_way", "wrong_lane", "illegal_stop", "sidewalk", "speeding")
+STATUSES: Final = ("new", "confirmed", "rejected")
+REASONS: Final = ("plate_unreadable", "not_a_violation", "emergency_vehicle", "duplicate", "other")
+
+_LABELS: Final[dict[str, tuple[str, str]]] = {
+    # --- shell
+    "app.name": ("Phạt nguội", "Phạt nguội"),
+    "app.tagline": ("Hệ thống xử lý vi phạm giao thông qua camera", "Camera traffic enforcement"),
+    "nav.main": ("Điều hướng chính", "Main navigation"),
+    "nav.map": ("Bản đồ", "Map"),
+    "nav.review": ("Duyệt vi phạm", "Review"),
+    "nav.stats": ("Thống kê", "Statistics"),
+    "nav.lookup": ("Tra cứu", "Lookup"),
+    "nav.logout": ("Đăng xuất", "Log out"),
+    "nav.skip": ("Chuyển đến nội dung chính", "Skip to main content"),
+    "lang.switch": ("English", "Tiếng Việt"),
+    "lang.switch_label": ("Chuyển sang tiếng Anh", "Switch to Vietnamese"),
+    "user.signed_in_as": ("Đăng nhập:", "Signed in:"),
+    "role.admin": ("Quản trị", "Admin"),
+    "role.supervisor": ("Chỉ huy", "Supervisor"),
+    "role.officer": ("Cán bộ", "Officer"),
+    "common.loading": ("Đang tải…", "Loading…"),
+    "common.error": ("Lỗi", "Error"),
+    "common.close": ("Đóng", "Close"),
+    "common.cancel": ("Huỷ", "Cancel"),
+    "common.apply": ("Áp dụng", "Apply"),
+    "common.all": ("Tất cả", "All"),
+    "common.none": ("—", "—"),
+    "common.offline": ("Không kết nối được máy chủ", "Cannot reach the server"),
+    "common.session_expired": ("Phiên đăng nhập đã hết hạn", "Your session has expired"),
+    "common.forbidden": ("Bạn không có quyền thực hiện thao tác này", "You may not do this"),
+    "common.not_found": ("Không tìm thấy", "Not found"),
+    # --- login
+    "login.title": ("Đăng nhập", "Log in"),
+    "login.username": ("Tên đăng nhập", "Username"),
+    "login.password": ("Mật khẩu", "Password"),
+    "login.submit": ("Đăng nhập", "Log in"),
+    "login.failed": ("Sai tên đăng nhập hoặc mật khẩu", "Wrong username or password"),
+    "login.too_many": ("Đăng nhập sai quá nhiều lần, thử lại sau", "Too many failed logins; try later"),
+    "login.intro": (
+        "Dành cho cán bộ cảnh sát giao thông. Người dân tra cứu vi phạm tại trang Tra cứu.",
+        "For traffic police officers. Citizens look violations up on the Lookup page.",
+    ),
+    # --- filters
+    "filter.title": ("Bộ lọc", "Filters"),
+    "filter.period": ("Thời gian", "Period"),
+    "filter.today": ("Hôm nay", "Today"),
+    "filter.7d": ("7 ngày qua", "Last 7 days"),
+    "filter.30d": ("30 ngày qua", "Last 30 days"),
+    "filter.custom": ("Tuỳ chọn", "Custom"),
+    "filter.from": ("Từ ngày", "From"),
+    "filter.to": ("Đến ngày", "To"),
+    "filter.rule": ("Loại vi phạm", "Violation type"),
+    "filter.status": ("Trạng thái", "Status"),
+    "filter.camera": ("Camera", "Camera"),
+    "filter.district": ("Quận/huyện", "District"),
+    "filter.plate": ("Biển số", "Plate"),
+    "filter.plate_hint": (
+        "Dùng * cho nhiều ký tự, ? cho một ký tự (vd 30A*). Nhấn / để tìm.",
+        "Use * for any characters, ? for one (e.g. 30A*). Press / to search.",
+    ),
+    "filter.fuzzy": ("Tìm gần đúng", "Fuzzy match"),
+    "filter.fuzzy_0": ("Chính xác", "Exact"),
+    "filter.fuzzy_1": ("Sai 1 ký tự", "1 character off"),
+    "filter.fuzzy_2": ("Sai 2 ký tự", "2 characters off"),
+    "filter.search": ("Tìm", "Search"),
+    "filter.reset": ("Xoá lọc", "Clear filters"),
+    # --- rules (violations.types.RuleId)
+    "rule.red_light": ("Vượt đèn đỏ", "Red light"),
+    "rule.stop_line": ("Dừng quá vạch dừng", "Stop line"),
+    "rule.wrong_way": ("Đi ngược chiều", "Wrong way"),
+    "rule.wrong_lane": ("Đi sai làn đường", "Wrong lane"),
+    "rule.illegal_stop": ("Dừng, đỗ sai quy định", "Illegal stop"),
+    "rule.sidewalk": ("Đi trên vỉa hè", "Sidewalk"),
+    "rule.speeding": ("Chạy quá tốc độ", "Speeding"),
+    # --- statuses
+    "status.new": ("Chờ duyệt", "To review"),
+    "status.confirmed": ("Đã xác nhận", "Confirmed"),
+    "status.rejected": ("Đã loại bỏ", "Rejected"),
+    "camera.online": ("Đang hoạt động", "Online"),
+    "camera.stale": ("Mất tín hiệu", "Stale"),
+    "camera.never": ("Chưa kết nối", "Never seen"),
+    "camera.last_seen": ("Lần cuối:", "Last seen:"),
+    "camera.open_queue": ("Mở hàng đợi của camera", "Open this camera's queue"),
+    # --- vehicle classes and plate colours
+    "vehicle.car": ("Ô tô", "Car"),
+    "vehicle.motorcycle": ("Mô tô, xe máy", "Motorcycle"),
+    "vehicle.bus": ("Xe khách", "Bus"),
+    "vehicle.truck": ("Xe tải", "Truck"),
+    "vehicle.bicycle": ("Xe đạp", "Bicycle"),
+    "vehicle.person": ("Người đi bộ", "Pedestrian"),
+    "colour.white": ("Trắng", "White"),
+    "colour.yellow": ("Vàng", "Yellow"),
+    "colour.blue": ("Xanh", "Blue"),
+    "colour.red": ("Đỏ", "Red"),
+    "signal.red": ("Đèn đỏ", "Red"),
+    "signal.amber": ("Đèn vàng", "Amber"),
+    "signal.green": ("Đèn xanh", "Green"),
+    "signal.unknown": ("Không rõ", "Unknown"),
+    # --- map
+    "map.title": ("Bản đồ vi phạm", "Violation map"),
+    "map.label": ("Bản đồ camera và vi phạm", "Map of cameras and violations"),
+    "map.cameras": ("Camera", "Cameras"),
+    "map.violations": ("Vi phạm", "Violations"),
+    "map.legend": ("Chú giải", "Legend"),
+    "map.count": ("{n} vi phạm trên bản đồ", "{n} violations on the map"),
+    "map.truncated": (
+        "Chỉ hiện {n} vi phạm mới nhất; thu hẹp bộ lọc để xem hết.",
+        "Showing the newest {n}; narrow the filters to see all.",
+    ),
+    "map.no_tiles": (
+        "Không có bản đồ nền (chưa cấu hình máy chủ bản đồ): chỉ hiện điểm camera và vi phạm.",
+        "No base map (no tile server configured): cameras and violations only.",
+    ),
+    "map.open_violation": ("Xem bằng chứng", "View evidence"),
+    # --- review
+    "review.title": ("Duyệt vi phạm", "Review violations"),
+    "review.list": ("Danh sách vi phạm", "Violations"),
+    "review.col_time": ("Thời gian", "Time"),
+    "review.col_plate": ("Biển số", "Plate"),
+    "review.col_rule": ("Vi phạm", "Violation"),
+    "review.col_camera": ("Camera", "Camera"),
+    "review.col_status": ("Trạng thái", "Status"),
+    "review.col_conf": ("Độ tin cậy", "Confidence"),
+    "review.more": ("Tải thêm", "Load more"),
+    "review.end": ("Hết danh sách", "End of the list"),
+    "review.empty": ("Không có vi phạm nào khớp bộ lọc", "No violation matches the filters"),
+    "review.loaded": ("Đã tải {n} vi phạm", "{n} violations loaded"),
+    "review.bounded": (
+        "Tìm gần đúng 2 ký tự quét từng khối: tải thêm để xem tiếp.",
+        "Fuzzy distance 2 scans block by block: load more to go on.",
+    ),
+    "review.pick": ("Chọn một vi phạm trong danh sách", "Pick a violation in the list"),
+    "review.shortcuts": ("Phím tắt", "Shortcuts"),
+    "review.shortcuts_text": (
+        "c: xác nhận · r: loại bỏ · j/n: tiếp · k/p: trước · /: tìm biển số",
+        "c: confirm · r: reject · j/n: next · k/p: previous · /: search plate",
+    ),
+    # --- evidence viewer
+    "ev.title": ("Bằng chứng vi phạm", "Violation evidence"),
+    "ev.stills": ("Ảnh chụp", "Stills"),
+    "ev.still_before": ("Trước", "Before"),
+    "ev.still_at": ("Lúc vi phạm", "At the violation"),
+    "ev.still_after": ("Sau", "After"),
+    "ev.stills_note": (
+        "Vạch dừng, vùng và trạng thái đèn được thiết bị vẽ lên ảnh.",
+        "Stop line, zones and the light state are drawn on the stills by the device.",
+    ),
+    "ev.clip": ("Đoạn phim", "Clip"),
+    "ev.clip_download": ("Tải đoạn phim (MP4)", "Download the clip (MP4)"),
+    "ev.clip_note": (
+        "Đoạn phim mã hoá MPEG-4 Part 2 (mp4v): trình duyệt Chromium/Chrome có thể không phát được. "
+        "Hãy tải về và mở bằng VLC; các ảnh chụp ở trên là bằng chứng chính.",
+        "The clip is MPEG-4 Part 2 (mp4v): Chromium/Chrome may not play it. Download it and open it "
+        "in VLC; the stills above are the main evidence.",
+    ),
+    "ev.no_clip": ("Không có đoạn phim", "No clip"),
+    "ev.purged": (
+        "Bằng chứng đã bị xoá theo thời hạn lưu trữ.",
+        "The evidence was deleted by the retention policy.",
+    ),
+    "ev.plate": ("Biển số", "Plate"),
+    "ev.plate_crop": ("Ảnh biển số (phóng to)", "Plate crop (enlarged)"),
+    "ev.plate_reading": ("Kết quả đọc", "Reading"),
+    "ev.plate_confidence": ("Độ tin cậy", "Confidence"),
+    "ev.plate_alternatives": ("Cách đọc khác", "Alternative readings"),
+    "ev.plate_colour": ("Màu biển", "Plate colour"),
+    "ev.plate_lines": ("Số dòng", "Lines"),
+    "ev.plate_valid": ("Đúng định dạng", "Valid format"),
+    "ev.plate_invalid": ("Sai định dạng", "Invalid format"),
+    "ev.plate_unread": ("Không đọc được biển số", "Plate not read"),
+    "ev.plate_corrected": ("Đã sửa thành", "Corrected to"),
+    "ev.plate_edit": ("Sửa biển số", "Correct the plate"),
+    "ev.plate_edit_hint": (
+        "Biển số được kiểm tra theo quy định khi xác nhận (vd 30A-123.45).",
+        "Checked against the plate rules when you confirm (e.g. 30A-123.45).",
+    ),
+    "ev.plate_ok": ("Hợp lệ:", "Valid:"),
+    "ev.details": ("Thông tin", "Details"),
+    "ev.time": ("Thời điểm", "Time"),
+    "ev.camera": ("Camera", "Camera"),
+    "ev.district": ("Quận/huyện", "District"),
+    "ev.vehicle": ("Phương tiện", "Vehicle"),
+    "ev.signal": ("Đèn tín hiệu", "Traffic light"),
+    "ev.red_for": ("đỏ được {s} giây", "red for {s} s"),
+    "ev.speed": ("Tốc độ", "Speed"),
+    "ev.legal": ("Căn cứ pháp lý", "Legal basis"),
+    "ev.fine": ("Mức phạt", "Fine"),
+    "ev.points": ("Trừ điểm GPLX", "Licence points"),
+    "ev.integrity": ("Toàn vẹn bằng chứng", "Evidence integrity"),
+    "ev.sig_ok": (
+        "Chữ ký số hợp lệ (Ed25519, thiết bị {d}); các tệp khớp mã băm.",
+        "Signature valid (Ed25519, device {d}); files match their hashes.",
+    ),
+    "ev.sig_bad": ("KHÔNG hợp lệ: {why}", "NOT valid: {why}"),
+    "ev.decision": ("Quyết định", "Decision"),
+    "ev.confirm": ("Xác nhận vi phạm", "Confirm violation"),
+    "ev.reject": ("Loại bỏ", "Reject"),
+    "ev.reopen": ("Mở lại", "Reopen"),
+    "ev.reopen_note": ("Lý do mở lại", "Why reopen"),
+    "ev.decided": ("{status} bởi #{by} lúc {at}", "{status} by #{by} at {at}"),
+    "ev.confirmed_ok": ("Đã xác nhận vi phạm #{id}", "Violation #{id} confirmed"),
+    "ev.rejected_ok": ("Đã loại bỏ vi phạm #{id}", "Violation #{id} rejected"),
+    "ev.reopened_ok": ("Đã mở lại vi phạm #{id}", "Violation #{id} reopened"),
+    "ev.reason": ("Lý do loại bỏ", "Reason for rejecting"),
+    "ev.note": ("Ghi chú", "Note"),
+    "ev.note_required": ("Cần ghi chú khi chọn “Lý do khác”", "A note is needed with “Other”"),
+    "ev.reject_submit": ("Loại bỏ vi phạm", "Reject violation"),
+    "reason.plate_unreadable": ("Không đọc được biển số", "Plate unreadable"),
+    "reason.not_a_violation": ("Không phải vi phạm", "Not a violation"),
+    "reason.emergency_vehicle": ("Xe ưu tiên", "Emergency vehicle"),
+    "reason.duplicate": ("Trùng lặp", "Duplicate"),
+    "reason.other": ("Lý do khác", "Other"),
+    "ev.enlarge": ("Phóng to", "Enlarge"),
+    # --- statistics
+    "stats.title": ("Thống kê", "Statistics"),
+    "stats.total": ("Tổng số vi phạm", "Violations"),
+    "stats.confirmation_rate": ("Tỷ lệ xác nhận", "Confirmation rate"),
+    "stats.plate_read_rate": ("Tỷ lệ đọc được biển", "Plate read rate"),
+    "stats.flow_total": ("Lưu lượng xe", "Vehicles counted"),
+    "stats.by_rule": ("Theo loại vi phạm", "By violation type"),
+    "stats.by_camera": ("Theo camera", "By camera"),
+    "stats.by_district": ("Theo quận/huyện", "By district"),
+    "stats.by_hour": ("Theo giờ trong ngày", "By hour of day"),
+    "stats.by_day": ("Theo ngày", "By day"),
+    "stats.flow_by_class": ("Lưu lượng theo loại xe", "Traffic flow by vehicle class"),
+    "stats.flow_by_hour": ("Lưu lượng theo giờ", "Traffic flow by hour"),
+    "stats.csv": ("Tải CSV thống kê", "Download statistics CSV"),
+    "stats.export": ("Tải danh sách vi phạm đã xác nhận (CSV)", "Download confirmed violations (CSV)"),
+    "stats.key": ("Nhóm", "Group"),
+    "stats.count": ("Số lượng", "Count"),
+    "stats.chart_of": ("Biểu đồ: {title}", "Chart: {title}"),
+    "stats.no_data": ("Không có dữ liệu", "No data"),
+    # --- public lookup
+    "lookup.title": ("Tra cứu vi phạm", "Look up a violation"),
+    "lookup.intro": (
+        "Nhập biển số và mã tra cứu trong tin nhắn thông báo vi phạm.",
+        "Enter the plate and the lookup code from the violation notice.",
+    ),
+    "lookup.plate": ("Biển số xe", "Plate"),
+    "lookup.code": ("Mã tra cứu", "Lookup code"),
+    "lookup.submit": ("Tra cứu", "Look up"),
+    "lookup.not_found": (
+        "Không tìm thấy vi phạm với biển số và mã tra cứu này.",
+        "No violation with this plate and lookup code.",
+    ),
+    "lookup.rate_limited": ("Quá nhiều lượt tra cứu, vui lòng thử lại sau.", "Too many lookups; try later."),
+    "lookup.result": ("Kết quả tra cứu", "Result"),
+    "lookup.time": ("Thời gian", "Time"),
+    "lookup.place": ("Địa điểm", "Place"),
+    "lookup.type": ("Hành vi vi phạm", "Violation"),
+    "lookup.status": ("Trạng thái", "Status"),
+    "lookup.privacy": (
+        "Trang này chỉ hiện vi phạm ứng với mã tra cứu; không hiện thông tin chủ xe.",
+        "This page shows only the violation of the code; never owner data.",
+    ),
+}
+
+
+def labels(lang: Lang) -> dict[str, str]:
+    """Every label in `lang` (a new dict)."""
+    i = LANGS.index(lang)
+    return {key: pair[i] for key, pair in _LABELS.items()}
+
+
+def pick_lang(cookie: str | None) -> Lang:
+    """The language named by the cookie, else Vietnamese."""
+    return "en" if cookie == "en" else DEFAULT_LANG
+
+
+class Translator:
+    """`t("key")` in templates: the label in one language; an unknown key shows itself (visible in
+    tests and screenshots instead of an empty space)."""
+
+    def __init__(self, lang: Lang) -> None:
+        self.lang: Lang = lang
+        self.table: Mapping[str, str] = labels(lang)
+
+    def __call__(self, key: str, **params: object) -> str:
+        text = self.table.get(key, key)
+        for name, value in params.items():
+            text = text.replace("{" + name + "}", str(value))
+        return text

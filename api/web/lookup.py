@@ -1,0 +1,107 @@
+"""The public lookup: plate + notice code → that one violation's time, place, type, stills and status.
+
+A notice (`api.models.Notice`) stores only `lookup_code_hash`, the SHA-256 (hex) of the code printed in
+the SMS after `normalise_code` (upper case, no spaces or dashes). A lookup finds the notice by that hash
+and answers only when the plate also matches the violation's plate: a wrong code and a wrong plate give
+the same "not found", so the page tells nothing about other vehicles. Nothing about the owner is read.
+
+Until notices are created (the notices issue), the table is empty and every lookup is "not found".
+Each answered lookup is written to the audit log (actor `public`, with the client IP).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api import audit
+from api.errors import StorageError
+from api.models import Camera, District, Notice, Violation
+from api.plate_query import normalise_plate
+from api.storage import EvidenceStore
+from api.web.schemas import LookupResult, LookupStill
+
+log = logging.getLogger(__name__)
+
+STILL_KINDS = ("still_before", "still_at", "still_after")
+CODE_PATTERN = r"^[A-Za-z0-9 -]{4,64}$"
+PLATE_PATTERN = r"^[A-Za-z0-9ĐđÐ .·:_-]{4,32}$"
+_CODE_DROP = re.compile(r"[\s-]+")
+
+
+def normalise_code(code: str) -> str:
+    """The code as hashed: upper case without spaces or dashes (`ab12-cd34` → `AB12CD34`)."""
+    return _CODE_DROP.sub("", code).upper()
+
+
+def lookup_code_hash(code: str) -> str:
+    """SHA-256 (hex) of the normalised code: what `Notice.lookup_code_hash` holds."""
+    return hashlib.sha256(normalise_code(code).encode("utf-8")).hexdigest()
+
+
+def find_violation(session: Session, plate: str, code: str) -> Violation | None:
+    """The violation of the notice with this code when its plate is `plate` (any case, separators
+    allowed); None otherwise."""
+    notice = session.scalars(
+        select(Notice).where(Notice.lookup_code_hash == lookup_code_hash(code))
+    ).one_or_none()
+    if notice is None:
+        return None
+    v = session.get(Violation, notice.violation_id)
+    if v is None or v.plate_key is None:
+        return None
+    # Compare with the plate the notice was sent for (the reviewer's correction when there is one).
+    wanted = normalise_plate(plate)
+    if wanted != v.plate_key.upper():
+        return None
+    return v
+
+
+def lookup(session: Session, store: EvidenceStore, plate: str, code: str, ip: str) -> LookupResult | None:
+    """The public view of the violation matching `plate` and `code` (audited), or None.
+
+    Stills that cannot be read from the store are left out (logged), rather than failing the page.
+    """
+    v = find_violation(session, plate, code)
+    if v is None:
+        session.commit()
+        return None
+    camera = session.get(Camera, v.camera_id)
+    district = session.get(District, v.district_id) if v.district_id else None
+    files = [f for f in v.files if f.kind in STILL_KINDS and f.deleted_at is None]
+    files.sort(key=lambda f: STILL_KINDS.index(f.kind))
+    result = LookupResult(
+        plate=v.plate_formatted if v.plate_corrected is None and v.plate_formatted else v.plate_key or "",
+        occurred_at=v.occurred_at,
+        place=camera.name if camera is not None else v.camera_id,
+        district=district.name if district is not None else None,
+        rule=v.rule,
+        legal_reference=v.legal_reference,
+        status=v.status,
+        stills=[],
+    )
+    session.commit()  # no transaction (SQLite: the write lock) held while the store reads
+    for f in files:
+        try:
+            data = store.get(f.storage_uri)
+        except StorageError as e:
+            log.error("lookup of violation %d: cannot read %s: %s", v.id, f.name, e)
+            continue
+        data_url = f"data:{f.media_type};base64,{base64.b64encode(data).decode('ascii')}"
+        result.stills.append(LookupStill(kind=f.kind, media_type=f.media_type, data_url=data_url))
+    audit.record(
+        session,
+        actor="public",
+        action="lookup.view",
+        object_type="violation",
+        object_id=v.id,
+        detail={"stills": len(result.stills)},
+        ip=ip,
+    )
+    session.commit()
+    return result

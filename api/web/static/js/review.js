@@ -1,0 +1,445 @@
+// The review queue and the evidence viewer.
+//
+// The list pages through the API's keyset cursor ("load more" asks for the rows after the last one
+// shown, never an OFFSET). Keys: c confirm, r reject, j/n next, k/p previous, / search plate.
+import {
+  api, ApiError, el, fillPlaceSelects, onFiltersReset, flash, fmtNumber, fmtPercent, fmtTime, fmtVnd, initPage, isTyping,
+  label, readFilters, readFiltersFromUrl, saveBlob, setText, syncCustomRange, t, writeFiltersToUrl,
+} from "./common.js";
+
+const user = initPage();
+// Rows per page: 50, or `?limit=` (1..200, the API's range).
+const PAGE_SIZE = Math.min(200, Math.max(1, Number(new URLSearchParams(location.search).get("limit")) || 50));
+
+const form = document.getElementById("filters");
+const body = document.getElementById("queue-body");
+const more = document.getElementById("queue-more");
+const viewerBody = document.getElementById("viewer-body");
+const viewerEmpty = document.getElementById("viewer-empty");
+const plateEdit = document.getElementById("ev-plate-edit");
+const evError = document.getElementById("ev-error");
+
+const state = {
+  items: [],        // ViolationSummaryPublic rows shown, in order
+  cursor: null,     // next_cursor of the last page
+  query: null,      // the filters of the list shown
+  selected: -1,     // index in items of the open violation (-1: none or not in the list)
+  current: null,    // ViolationPublic of the open violation
+  extras: null,     // EvidenceExtras of the open violation
+  urls: [],         // object URLs to revoke when another violation opens
+  loadSeq: 0,       // to drop answers of superseded list requests
+  viewSeq: 0,       // the same for the viewer
+  busy: false,
+};
+
+if (user) main();
+
+async function main() {
+  const params = new URLSearchParams(location.search);
+  readFiltersFromUrl(form, { period: params.has("id") || params.has("camera") ? "all" : "7d", status: params.has("id") ? "" : "new" });
+  try {
+    await fillPlaceSelects(form, user);
+  } catch (e) {
+    flash(e.message, "error");
+  }
+  form.addEventListener("submit", (event) => { event.preventDefault(); reload(); });
+  form.addEventListener("change", (event) => {
+    if (event.target.name === "period") syncCustomRange(form);
+  });
+  onFiltersReset(form, { period: "7d", status: "new" }, user, reload);
+  more.addEventListener("click", () => loadPage(false));
+  document.addEventListener("keydown", onKey);
+  document.getElementById("ev-confirm").addEventListener("click", confirmCurrent);
+  document.getElementById("ev-reject").addEventListener("click", openReject);
+  document.getElementById("ev-reopen").addEventListener("click", openReopen);
+  document.getElementById("reject-form").addEventListener("submit", submitReject);
+  document.getElementById("reopen-form").addEventListener("submit", submitReopen);
+  document.querySelectorAll(".still-open").forEach((b) => b.addEventListener("click", () => enlarge(b.querySelector("img"))));
+  plateEdit.addEventListener("input", debounce(checkPlate, 250));
+  plateEdit.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") { event.preventDefault(); confirmCurrent(); }
+  });
+  await loadPage(true);
+  const wanted = Number(params.get("id"));
+  if (wanted > 0) {
+    const index = state.items.findIndex((i) => i.id === wanted);
+    if (index >= 0) select(index); else openViolation(wanted, -1);
+  } else if (state.items.length) {
+    select(0, { focusRow: false });
+  }
+}
+
+function reload() { return loadPage(true); }
+
+// ---------------------------------------------------------------------------------------------
+// The list
+// ---------------------------------------------------------------------------------------------
+
+async function loadPage(reset) {
+  const seq = ++state.loadSeq;
+  if (reset) {
+    const { values, range } = readFilters(form);
+    writeFiltersToUrl(form, PAGE_SIZE !== 50 ? { limit: PAGE_SIZE } : null);
+    state.query = {
+      status: values.status, rule: values.rule, camera: values.camera, district: values.district,
+      from: range.from, to: range.to, plate: values.plate, fuzzy: values.plate ? values.fuzzy : null,
+    };
+    state.cursor = null;
+  }
+  let page;
+  try {
+    page = await api("/api/v1/violations", { query: { ...state.query, cursor: reset ? null : state.cursor, limit: PAGE_SIZE } });
+  } catch (e) {
+    if (seq === state.loadSeq) flash(e.message, "error");
+    return;
+  }
+  if (seq !== state.loadSeq) return;
+  if (reset) {
+    state.items = [];
+    body.replaceChildren();
+    state.selected = -1;
+  }
+  const start = state.items.length;
+  state.items.push(...page.items);
+  body.append(...page.items.map((item, i) => row(item, start + i)));
+  state.cursor = page.next_cursor;
+  more.hidden = !page.next_cursor;
+  document.getElementById("queue-end").hidden = !!page.next_cursor || state.items.length === 0;
+  document.getElementById("queue-empty").hidden = state.items.length > 0 || !!page.next_cursor;
+  document.getElementById("queue-bounded").hidden = !page.bounded_scan;
+  document.getElementById("queue-count").textContent = t("review.loaded", { n: state.items.length });
+  if (reset && state.current) {
+    state.selected = state.items.findIndex((i) => i.id === state.current.id);
+    markSelected();
+  }
+}
+
+function row(item, index) {
+  const open = (event) => { event.preventDefault(); select(index); };
+  return el("tr", { dataset: { id: String(item.id), status: item.status }, "aria-selected": "false", onclick: open },
+    el("td", {}, el("a", { href: "/review?id=" + item.id, class: "row-open", onclick: open }, fmtTime(item.occurred_at))),
+    el("td", { class: "plate-text" }, item.plate_formatted && item.plate === compact(item.plate_formatted) ? item.plate_formatted : (item.plate || t("ev.plate_unread"))),
+    el("td", {}, label("rule", item.rule)),
+    el("td", {}, item.camera_id),
+    el("td", {}, el("span", { class: "badge s-" + item.status }, label("status", item.status))),
+  );
+}
+
+function compact(text) { return (text || "").toUpperCase().replace(/[\s.\-·:_]/g, ""); }
+
+function markSelected() {
+  body.querySelectorAll("tr").forEach((tr, i) => {
+    const on = i === state.selected;
+    tr.setAttribute("aria-selected", on ? "true" : "false");
+    tr.classList.toggle("selected", on);
+  });
+}
+
+function select(index, opts) {
+  if (index < 0 || index >= state.items.length) return;
+  state.selected = index;
+  markSelected();
+  const tr = body.children[index];
+  if (tr) {
+    tr.scrollIntoView({ block: "nearest" });
+    if (!opts || opts.focusRow !== false) tr.querySelector("a.row-open")?.focus({ preventScroll: true });
+  }
+  openViolation(state.items[index].id, index);
+}
+
+async function move(delta) {
+  if (!state.items.length) return;
+  let next = state.selected < 0 ? 0 : state.selected + delta;
+  if (next >= state.items.length && state.cursor) {
+    await loadPage(false);
+  }
+  next = Math.max(0, Math.min(next, state.items.length - 1));
+  if (next !== state.selected) select(next);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The evidence viewer
+// ---------------------------------------------------------------------------------------------
+
+async function openViolation(id, index) {
+  const seq = ++state.viewSeq;
+  evError.hidden = true;
+  let v, extras;
+  try {
+    [v, extras] = await Promise.all([
+      api("/api/v1/violations/" + id),
+      api("/web/api/violations/" + id + "/evidence"),
+    ]);
+  } catch (e) {
+    if (seq !== state.viewSeq) return;
+    viewerBody.hidden = true;
+    viewerEmpty.hidden = false;
+    viewerEmpty.textContent = e instanceof ApiError && e.status === 404 ? t("common.not_found") + " (#" + id + ")" : e.message;
+    return;
+  }
+  if (seq !== state.viewSeq) return;
+  state.current = v;
+  state.extras = extras;
+  if (index < 0) {
+    state.selected = state.items.findIndex((i) => i.id === v.id);
+    markSelected();
+  }
+  for (const url of state.urls) URL.revokeObjectURL(url);
+  state.urls = [];
+  render(v, extras);
+  viewerEmpty.hidden = true;
+  viewerBody.hidden = false;
+  loadImages(v, seq);
+}
+
+function render(v, extras) {
+  const legal = (v.details && v.details.legal) || null;
+  setText("ev-rule", label("rule", v.rule));
+  const status = document.getElementById("ev-status");
+  status.textContent = label("status", v.status);
+  status.className = "badge s-" + v.status;
+  setText("ev-id", "#" + v.id);
+  document.getElementById("ev-decided").textContent = v.reviewed_at
+    ? t("ev.decided", { status: label("status", v.status), by: v.reviewed_by, at: fmtTime(v.reviewed_at) })
+      + (v.decision_reason ? " — " + label("reason", v.decision_reason) : "") + (v.decision_note ? ": " + v.decision_note : "")
+    : "";
+  document.getElementById("ev-purged").hidden = !v.evidence_purged_at;
+
+  const plate = v.plate;
+  const reading = plate ? (plate.formatted || plate.text || plate.compact) : null;
+  setText("ev-plate-text", reading || t("ev.plate_unread"));
+  const valid = document.getElementById("ev-plate-valid");
+  valid.textContent = plate ? (plate.valid ? t("ev.plate_valid") : t("ev.plate_invalid")) : "";
+  valid.className = "badge " + (plate && plate.valid ? "ok" : "warn");
+  valid.hidden = !plate;
+  setText("ev-plate-conf", plate && plate.confidence !== null ? fmtPercent(plate.confidence) : null);
+  const alts = (extras.plate_alternatives || []).filter(([text]) => text !== reading);
+  const altsNode = document.getElementById("ev-plate-alts");
+  altsNode.replaceChildren(...(alts.length ? alts.map(([text, p]) => el("span", { class: "alt" }, el("span", { class: "plate-text" }, text), " (" + fmtPercent(p) + ")")) : [t("common.none")]));
+  setText("ev-plate-colour", plate ? label("colour", plate.colour) : null);
+  setText("ev-plate-lines", plate ? plate.lines : null);
+  const corrected = plate && plate.corrected ? plate.corrected : null;
+  plateEdit.value = corrected || reading || "";
+  plateEdit.dataset.initial = plateEdit.value;
+  plateEdit.disabled = v.status !== "new";
+  document.getElementById("ev-plate-check").textContent = corrected ? t("ev.plate_corrected") + " " + corrected : "";
+
+  setText("ev-time", fmtTime(v.occurred_at));
+  setText("ev-camera", (extras.camera_name ? extras.camera_name + " " : "") + "(" + v.camera_id + ")");
+  setText("ev-district", extras.district_name || v.district_id);
+  setText("ev-vehicle", label("vehicle", v.vehicle_class));
+  setText("ev-signal", v.signal_state
+    ? label("signal", v.signal_state) + (v.red_for_s !== null && v.signal_state === "red" ? " — " + t("ev.red_for", { s: fmtNumber(v.red_for_s, 1) }) : "")
+    : null);
+  setText("ev-speed", v.speed_kmh !== null ? fmtNumber(v.speed_kmh, 1) + " km/h" + (v.speed_limit_kmh !== null ? " / " + fmtNumber(v.speed_limit_kmh) + " km/h" : "") : null);
+  const legalNode = document.getElementById("ev-legal");
+  legalNode.replaceChildren(el("span", {}, v.legal_reference), legal && legal.summary ? el("br") : null, legal && legal.summary ? el("span", { class: "muted" }, legal.summary) : null);
+  setText("ev-fine", legal && Array.isArray(legal.fine_vnd) ? fmtVnd(legal.fine_vnd[0]) + " – " + fmtVnd(legal.fine_vnd[1]) : null);
+  setText("ev-points", legal && legal.licence_points ? String(legal.licence_points) : null);
+  const integrity = document.getElementById("ev-integrity");
+  integrity.textContent = extras.check.ok ? t("ev.sig_ok", { d: extras.check.device_id }) : t("ev.sig_bad", { why: extras.check.problem || "?" });
+  integrity.className = extras.check.ok ? "ok-text" : "error";
+
+  const decided = v.status !== "new";
+  document.getElementById("ev-confirm").disabled = decided || !!v.evidence_purged_at;
+  document.getElementById("ev-reject").disabled = decided || !!v.evidence_purged_at;
+  document.getElementById("ev-reopen").hidden = !(decided && (user.role === "supervisor" || user.role === "admin"));
+
+  const clip = v.files.find((f) => f.kind === "clip" && !f.deleted);
+  const clipBox = document.getElementById("ev-clip");
+  clipBox.replaceChildren(clip
+    ? el("button", { type: "button", class: "secondary", id: "ev-clip-download", onclick: () => downloadFile(v.id, clip.name, v.event_id + ".mp4") }, t("ev.clip_download"))
+    : el("p", { class: "muted" }, t("ev.no_clip")));
+  document.getElementById("ev-clip-note").hidden = !clip;
+}
+
+async function loadImages(v, seq) {
+  const byKind = Object.fromEntries(v.files.filter((f) => !f.deleted).map((f) => [f.kind, f]));
+  const targets = [...document.querySelectorAll(".stills img[data-kind]"), document.getElementById("ev-plate-img")];
+  await Promise.all(targets.map(async (img) => {
+    const kind = img.dataset.kind || "plate";
+    img.removeAttribute("src");
+    img.closest("figure").classList.toggle("missing", !byKind[kind]);
+    if (!byKind[kind]) return;
+    try {
+      const blob = await api("/api/v1/violations/" + v.id + "/files/" + encodeURIComponent(byKind[kind].name), { as: "blob" });
+      if (seq !== state.viewSeq) return;
+      const url = URL.createObjectURL(blob);
+      state.urls.push(url);
+      img.src = url;
+    } catch (e) {
+      img.closest("figure").classList.add("missing");
+    }
+  }));
+}
+
+async function downloadFile(id, name, filename) {
+  try {
+    saveBlob(await api("/api/v1/violations/" + id + "/files/" + encodeURIComponent(name), { as: "blob" }), filename);
+  } catch (e) {
+    flash(e.message, "error");
+  }
+}
+
+function enlarge(img) {
+  if (!img.src) return;
+  const large = document.getElementById("still-large");
+  large.src = img.src;
+  large.alt = img.alt;
+  document.getElementById("still-dialog").showModal();
+}
+
+async function checkPlate() {
+  const text = plateEdit.value.trim();
+  const out = document.getElementById("ev-plate-check");
+  if (!text || text === plateEdit.dataset.initial) { out.textContent = ""; out.className = "hint"; return; }
+  try {
+    const r = await api("/web/api/plate-check", { query: { text } });
+    if (plateEdit.value.trim() !== text) return;
+    out.textContent = r.valid ? t("ev.plate_ok") + " " + r.formatted : r.problem;
+    out.className = r.valid ? "hint ok-text" : "hint error";
+  } catch (e) {
+    out.textContent = e.message;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decisions
+// ---------------------------------------------------------------------------------------------
+
+async function decide(payload) {
+  const v = state.current;
+  if (!v || state.busy) return null;
+  state.busy = true;
+  evError.hidden = true;
+  try {
+    const updated = await api("/api/v1/violations/" + v.id + "/decision", { json: payload });
+    afterChange(updated);
+    return updated;
+  } catch (e) {
+    evError.textContent = e.message;
+    evError.hidden = false;
+    if (payload.plate) plateEdit.focus();
+    return null;
+  } finally {
+    state.busy = false;
+  }
+}
+
+function afterChange(updated) {
+  state.current = updated;
+  const index = state.items.findIndex((i) => i.id === updated.id);
+  if (index >= 0) {
+    const item = state.items[index];
+    item.status = updated.status;
+    if (updated.plate) item.plate = updated.plate.key;
+    const tr = row(item, index);
+    body.children[index].replaceWith(tr);
+    markSelected();
+  }
+  render(updated, state.extras);
+}
+
+async function confirmCurrent() {
+  const v = state.current;
+  if (!v || v.status !== "new") return;
+  const edited = plateEdit.value.trim();
+  const payload = { decision: "confirm" };
+  if (edited && edited !== plateEdit.dataset.initial) payload.plate = edited;
+  const updated = await decide(payload);
+  if (updated) {
+    flash(t("ev.confirmed_ok", { id: updated.id }));
+    advance();
+  }
+}
+
+function openReject() {
+  const v = state.current;
+  if (!v || v.status !== "new") return;
+  document.getElementById("reject-error").hidden = true;
+  document.getElementById("reject-note").value = "";
+  const dialog = document.getElementById("reject-dialog");
+  dialog.showModal();
+  dialog.querySelector("input[name=reason]:checked")?.focus();
+}
+
+async function submitReject(event) {
+  const dialog = document.getElementById("reject-dialog");
+  if (event.submitter && event.submitter.value === "cancel") return;
+  event.preventDefault();
+  const reason = dialog.querySelector("input[name=reason]:checked").value;
+  const note = document.getElementById("reject-note").value.trim();
+  const error = document.getElementById("reject-error");
+  if (reason === "other" && !note) {
+    error.textContent = t("ev.note_required");
+    error.hidden = false;
+    document.getElementById("reject-note").focus();
+    return;
+  }
+  const updated = await decide({ decision: "reject", reason, note: note || null });
+  if (updated) {
+    dialog.close();
+    flash(t("ev.rejected_ok", { id: updated.id }));
+    advance();
+  } else {
+    error.textContent = evError.textContent;
+    error.hidden = false;
+  }
+}
+
+function openReopen() {
+  document.getElementById("reopen-note").value = "";
+  document.getElementById("reopen-dialog").showModal();
+}
+
+async function submitReopen(event) {
+  if (event.submitter && event.submitter.value === "cancel") return;
+  event.preventDefault();
+  const note = document.getElementById("reopen-note").value.trim();
+  if (!note) { document.getElementById("reopen-note").reportValidity(); return; }
+  const v = state.current;
+  try {
+    const updated = await api("/api/v1/violations/" + v.id + "/reopen", { json: { note } });
+    document.getElementById("reopen-dialog").close();
+    afterChange(updated);
+    flash(t("ev.reopened_ok", { id: updated.id }));
+  } catch (e) {
+    document.getElementById("reopen-dialog").close();
+    flash(e.message, "error");
+  }
+}
+
+/** After a decision, open the next violation of the list that is still to review. */
+function advance() {
+  for (let i = state.selected + 1; i < state.items.length; i++) {
+    if (state.items[i].status === "new") { select(i); return; }
+  }
+  if (state.selected >= 0 && state.selected + 1 < state.items.length) select(state.selected + 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keyboard
+// ---------------------------------------------------------------------------------------------
+
+function onKey(event) {
+  if (event.key === "/" && !isTyping(event)) {
+    event.preventDefault();
+    const plate = form.elements.namedItem("plate");
+    plate.focus();
+    plate.select();
+    return;
+  }
+  if (isTyping(event)) return;
+  switch (event.key) {
+    case "j": case "n": event.preventDefault(); move(1); break;
+    case "k": case "p": event.preventDefault(); move(-1); break;
+    case "c": event.preventDefault(); confirmCurrent(); break;
+    case "r": event.preventDefault(); openReject(); break;
+    default: break;
+  }
+}
+
+function debounce(fn, ms) {
+  let timer = null;
+  return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+}

@@ -1,0 +1,413 @@
+"""Signed webhook to the penalty system: a durable outbox, delivered with retries and capped backoff.
+
+When a violation is confirmed, `enqueue_confirmation` writes one `penalty_deliveries` row in the same
+transaction as the decision (so a confirmation is never lost, nor announced without being stored).
+`deliver_pending(settings, now)` POSTs the due rows; run it from the server's own thread
+(`DeliveryThread`, every `PHATNGUOI_PENALTY_WEBHOOK_INTERVAL_S`) or from a CLI/cron job. Several
+runners may work at once: each row is claimed with a conditional UPDATE (a lease) before it is sent.
+
+The request (what the penalty system implements):
+
+    POST <PHATNGUOI_PENALTY_WEBHOOK_URL>
+    Content-Type: application/json
+    Idempotency-Key: <one key per violation, the same on every retry>
+    X-Phatnguoi-Timestamp: <unix seconds when this attempt was sent>
+    X-Phatnguoi-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>
+
+    {"type": "violation.confirmed", "idempotency_key": ..., "violation": {...}}
+
+Signing the timestamp with the body lets the receiver refuse a replayed old request (`verify_signature`
+with a tolerance); the body itself is frozen at confirmation, so every retry sends the same bytes. Any
+2xx answer means delivered; anything else (or no answer) is retried after `backoff_s` (doubling from
+`PHATNGUOI_PENALTY_WEBHOOK_BACKOFF_S`, capped at `_BACKOFF_MAX_S`) until `_MAX_ATTEMPTS`, then the row
+is `failed` (and audited) for a person to look at.
+
+Delivery is at least once: a runner that dies after the penalty system answered but before it recorded
+`delivered` sends again after the lease. The idempotency key is what makes that harmless, so the
+penalty system must keep the keys it has accepted. After `delivered` is recorded nothing is sent again,
+not even if the violation is reopened and confirmed anew (a reopened violation whose confirmation was
+not yet delivered is `cancelled` instead; see `api.services.review`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import audit
+from api.db import make_engine, make_sessionmaker, utcnow
+from api.models import PenaltyDelivery, User, Violation
+from api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EVENT_CONFIRMED = "violation.confirmed"
+SIGNATURE_HEADER = "X-Phatnguoi-Signature"
+TIMESTAMP_HEADER = "X-Phatnguoi-Timestamp"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+ACTOR = "system:webhook"
+# A claimed row is not offered to another runner for this long after the request's timeout.
+LEASE_MARGIN_S = 60.0
+MAX_ERROR_CHARS = 500
+
+
+# ---------------------------------------------------------------------------------------------------
+# Signing
+# ---------------------------------------------------------------------------------------------------
+
+
+def sign_body(secret: bytes, timestamp: int, body: bytes) -> str:
+    """The signature header value: `sha256=` + hex HMAC-SHA256 of `b"<timestamp>." + body`."""
+    mac = hmac.new(secret, str(timestamp).encode("ascii") + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify_signature(
+    secret: bytes, timestamp: str, signature: str, body: bytes, *, now: float, tolerance_s: float = 300.0
+) -> bool:
+    """What a receiver checks: the signature matches and the timestamp is within `tolerance_s` of `now`
+    (unix seconds). Constant-time comparison; False for any malformed header."""
+    if not timestamp.isdigit() or len(timestamp) > 12:
+        return False
+    ts = int(timestamp)
+    if abs(now - ts) > tolerance_s:
+        return False
+    return hmac.compare_digest(sign_body(secret, ts, body), signature)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Enqueueing (in the decision's transaction)
+# ---------------------------------------------------------------------------------------------------
+
+
+def idempotency_key(v: Violation) -> str:
+    """One key per violation: its event id (a UUID the device chose), prefixed by the event type."""
+    return f"confirmed:{v.event_id}"
+
+
+def payload_for(v: Violation, reviewer: User, confirmed_at: datetime) -> bytes:
+    """The JSON body announcing a confirmed violation (canonical: sorted keys, no spaces, UTF-8)."""
+    body = {
+        "type": EVENT_CONFIRMED,
+        "idempotency_key": idempotency_key(v),
+        "violation": {
+            "id": v.id,
+            "event_id": v.event_id,
+            "rule": v.rule,
+            "legal_reference": v.legal_reference,
+            "occurred_at": v.occurred_at.isoformat(),
+            "camera_id": v.camera_id,
+            "district_id": v.district_id,
+            "lat": v.lat,
+            "lon": v.lon,
+            "plate": v.plate_key,
+            "plate_corrected": v.plate_corrected is not None,
+            "vehicle_class": v.vehicle_class,
+            "speed_kmh": v.speed_kmh,
+            "speed_limit_kmh": v.speed_limit_kmh,
+            "signal_state": v.signal_state,
+            "confirmed_at": confirmed_at.isoformat(),
+            "confirmed_by": reviewer.username,
+            "manifest_sha256": v.manifest_sha256,
+            "evidence": [
+                {"name": f.name, "kind": f.kind, "sha256": f.sha256, "size": f.size} for f in v.files
+            ],
+        },
+    }
+    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def enqueue_confirmation(
+    session: Session, settings: Settings, v: Violation, reviewer: User, now: datetime
+) -> str | None:
+    """Put the confirmation of `v` in the outbox (flushed, not committed: the caller commits it with
+    the decision). Returns the delivery's status afterwards, or None when no webhook is configured.
+
+    A row already `delivered` is left alone (the penalty system has this violation); a `cancelled` or
+    `failed` one is made due again with the new body.
+    """
+    if not settings.penalty_webhook_url:
+        return None
+    body = payload_for(v, reviewer, now).decode("utf-8")
+    row = session.scalars(select(PenaltyDelivery).where(PenaltyDelivery.violation_id == v.id)).one_or_none()
+    if row is None:
+        row = PenaltyDelivery(
+            violation_id=v.id,
+            idempotency_key=idempotency_key(v),
+            payload=body,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        session.add(row)
+    elif row.status == "delivered":
+        log.info("violation %d confirmed again: the penalty system already has it (not resent)", v.id)
+    else:
+        row.status, row.payload, row.attempts = "pending", body, 0
+        row.next_attempt_at, row.last_error, row.last_status_code = now, None, None
+    session.flush()
+    return row.status
+
+
+# ---------------------------------------------------------------------------------------------------
+# Delivery
+# ---------------------------------------------------------------------------------------------------
+
+
+class DeliveryError(Exception):
+    """The penalty system did not take the request: no answer, or a non-2xx status."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class Sender(Protocol):
+    """Sends one request; returns the HTTP status of a 2xx answer, raises `DeliveryError` otherwise."""
+
+    def __call__(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> int: ...
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # A redirect would turn the POST into a GET or send the signed body somewhere else: refuse it.
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def http_sender(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> int:
+    """The default `Sender`: one HTTP(S) POST with the standard library (no redirects followed)."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with _opener.open(request, timeout=timeout_s) as response:
+            status = int(response.status)
+            response.read(64 * 1024)
+    except urllib.error.HTTPError as e:
+        raise DeliveryError(f"HTTP {e.code} {e.reason}", e.code) from None
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = e.reason if isinstance(e, urllib.error.URLError) else e
+        raise DeliveryError(f"no answer: {reason}") from None
+    if not 200 <= status < 300:
+        raise DeliveryError(f"HTTP {status}", status)
+    return status
+
+
+def backoff_s(settings: Settings, attempts: int) -> float:
+    """Delay before the next attempt after `attempts` failed ones: base·2^(attempts-1), capped."""
+    exponent = min(max(attempts - 1, 0), 32)
+    delay = settings.penalty_webhook_backoff_s * 2.0**exponent
+    return float(min(delay, settings.penalty_webhook_backoff_max_s))
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """What one `deliver_pending` round did."""
+
+    attempted: int = 0
+    delivered: int = 0
+    retrying: int = 0
+    gave_up: int = 0
+
+
+def _claim(session: Session, row_id: int, seen_next: datetime | None, now: datetime, lease_s: float) -> bool:
+    """Take the row for this runner (False when another runner took it first)."""
+    previous = (
+        PenaltyDelivery.next_attempt_at.is_(None)
+        if seen_next is None
+        else PenaltyDelivery.next_attempt_at == seen_next
+    )
+    result = session.execute(
+        update(PenaltyDelivery)
+        .where(PenaltyDelivery.id == row_id, PenaltyDelivery.status == "pending", previous)
+        .values(next_attempt_at=now + timedelta(seconds=lease_s), attempts=PenaltyDelivery.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def deliver_pending(
+    settings: Settings,
+    now: datetime | None = None,
+    *,
+    sessions: sessionmaker[Session] | None = None,
+    sender: Sender | None = None,
+    limit: int = 100,
+) -> DeliveryReport:
+    """Send every due delivery (at most `limit`), one request each, and record the outcomes.
+
+    Args:
+        settings: the webhook URL, secret, timeout, backoff and attempt limit.
+        now: the time that decides what is due and when a failure is retried (default: the clock).
+            The signature's timestamp is always the real clock: the receiver compares it with its own.
+        sessions: sessions on the server's database; by default an engine is opened from
+            `settings.database_url` for this call.
+        sender: what sends a request (default `http_sender`).
+        limit: most deliveries attempted in this call.
+
+    Returns:
+        Counts of what was attempted, delivered, scheduled for retry, and given up.
+    """
+    if not settings.penalty_webhook_url or settings.penalty_webhook_secret is None:
+        return DeliveryReport()
+    if sessions is None:
+        engine = make_engine(settings.database_url)
+        try:
+            return deliver_pending(
+                settings, now, sessions=make_sessionmaker(engine), sender=sender, limit=limit
+            )
+        finally:
+            engine.dispose()
+    now = now or utcnow()
+    send = sender or http_sender
+    secret = settings.penalty_webhook_secret.get_secret_value().encode("utf-8")
+    url = settings.penalty_webhook_url
+    lease_s = settings.penalty_webhook_timeout_s + LEASE_MARGIN_S
+    attempted = delivered = retrying = gave_up = 0
+    with sessions() as session:
+        due = session.execute(
+            select(PenaltyDelivery.id, PenaltyDelivery.next_attempt_at)
+            .where(
+                PenaltyDelivery.status == "pending",
+                or_(PenaltyDelivery.next_attempt_at.is_(None), PenaltyDelivery.next_attempt_at <= now),
+            )
+            .order_by(PenaltyDelivery.next_attempt_at, PenaltyDelivery.id)
+            .limit(limit)
+        ).all()
+        session.commit()
+        for row_id, seen_next in due:
+            if not _claim(session, row_id, seen_next, now, lease_s):
+                continue
+            row = session.get(PenaltyDelivery, row_id, populate_existing=True)
+            session.commit()  # no transaction (SQLite: no write lock) while waiting for the answer
+            if row is None:
+                continue
+            attempted += 1
+            body = row.payload.encode("utf-8")
+            ts = int(time.time())
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": "phatnguoi-webhook/1",
+                IDEMPOTENCY_HEADER: row.idempotency_key,
+                TIMESTAMP_HEADER: str(ts),
+                SIGNATURE_HEADER: sign_body(secret, ts, body),
+            }
+            try:
+                status = send(url, body, headers, settings.penalty_webhook_timeout_s)
+            except DeliveryError as e:
+                outcome = _record_failure(session, settings, row, str(e), e.status, now)
+                retrying += outcome == "pending"
+                gave_up += outcome == "failed"
+                continue
+            _record_success(session, row, status, now)
+            delivered += 1
+    report = DeliveryReport(attempted, delivered, retrying, gave_up)
+    if attempted:
+        log.info("penalty webhook: %s", report)
+    return report
+
+
+def _record_success(session: Session, row: PenaltyDelivery, status: int, now: datetime) -> None:
+    # Unconditional: the penalty system has it now, even if the violation was reopened meanwhile.
+    session.execute(
+        update(PenaltyDelivery)
+        .where(PenaltyDelivery.id == row.id)
+        .values(status="delivered", delivered_at=now, last_status_code=status, last_error=None)
+        .execution_options(synchronize_session=False)
+    )
+    audit.record(
+        session,
+        actor=ACTOR,
+        action="penalty.delivered",
+        object_type="violation",
+        object_id=row.violation_id,
+        detail={"attempts": row.attempts, "status": status, "idempotency_key": row.idempotency_key},
+    )
+    session.commit()
+    log.info("violation %d delivered to the penalty system (attempt %d)", row.violation_id, row.attempts)
+
+
+def _record_failure(
+    session: Session, settings: Settings, row: PenaltyDelivery, error: str, status: int | None, now: datetime
+) -> str:
+    give_up = row.attempts >= settings.penalty_webhook_max_attempts
+    values: dict[str, Any] = {"last_error": error[:MAX_ERROR_CHARS], "last_status_code": status}
+    if give_up:
+        values["status"] = "failed"
+    else:
+        values["next_attempt_at"] = now + timedelta(seconds=backoff_s(settings, row.attempts))
+    # Conditional: a delivery cancelled meanwhile (violation reopened) stays cancelled.
+    result = session.execute(
+        update(PenaltyDelivery)
+        .where(PenaltyDelivery.id == row.id, PenaltyDelivery.status == "pending")
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if give_up and result.rowcount == 1:  # type: ignore[attr-defined]
+        audit.record(
+            session,
+            actor=ACTOR,
+            action="penalty.gave_up",
+            object_type="violation",
+            object_id=row.violation_id,
+            detail={"attempts": row.attempts, "error": error[:MAX_ERROR_CHARS]},
+        )
+    session.commit()
+    log.warning(
+        "violation %d: penalty webhook attempt %d failed (%s)%s",
+        row.violation_id,
+        row.attempts,
+        error,
+        "; giving up" if give_up else "",
+    )
+    return "failed" if give_up else "pending"
+
+
+class DeliveryThread:
+    """Runs `deliver_pending` every `interval_s` in a daemon thread until `stop()`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        interval_s: float,
+        sender: Sender | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.interval_s = interval_s
+        self.sender = sender
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="penalty-webhook", daemon=True)
+
+    def start(self) -> None:
+        """Start delivering."""
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop after the current round (waits at most `timeout_s`)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                deliver_pending(self.settings, sessions=self.sessions, sender=self.sender)
+            except Exception:
+                log.exception("penalty webhook round failed")
