@@ -396,6 +396,35 @@ def bench_plates_cmd(
     out.print_json(json.dumps(result))
 
 
+@bench_app.command("api")
+def bench_api_cmd(
+    database_url: Annotated[
+        str, typer.Option(help="A scratch database (SQLite file or PostgreSQL) to fill.")
+    ],
+    rows: Annotated[int, typer.Option(min=1000, help="Violations to have in the database.")] = 1_000_000,
+    samples: Annotated[int, typer.Option(min=10, help="Timed requests per query kind.")] = 200,
+) -> None:
+    """Review list, plate search and map latency (p50/p95) and ingest rate at scale, as JSON."""
+    from api.bench import bench_api
+
+    result = guarded(
+        lambda: bench_api(database_url, rows, samples=samples, progress=lambda m: err.print(f"[dim]{m}[/]"))
+    )
+    out.print_json(json.dumps(result, default=str))
+
+
+@app.command("retention")
+def retention_cmd() -> None:
+    """Irreversibly delete evidence of rejected and expired violations past the retention period (audited)."""
+    from api.retention import run_retention
+
+    report = guarded(lambda: run_retention(_server_settings()))
+    import dataclasses
+
+    data = dataclasses.asdict(report) if dataclasses.is_dataclass(report) else {"report": str(report)}
+    out.print_json(json.dumps(data, default=str))
+
+
 @bench_app.command("pipeline")
 def bench_pipeline_cmd(
     source: Annotated[Path, typer.Option("--source", "-s", help="Video file to measure on.")] = SHARED_DATA
