@@ -18,7 +18,7 @@ def test_bench_api_fills_and_measures(db: Db, session: Session) -> None:
     assert result["database"] == db.kind and result["rows"] == 3000
     assert set(result["latency_ms"]) == {
         "list_first_page", "list_first_page_new", "list_deep_page", "search_exact", "search_prefix",
-        "search_suffix", "search_fuzzy1", "search_fuzzy2",
+        "search_suffix", "search_fuzzy1", "search_fuzzy2", "map_day",
     }  # fmt: skip
     for stats in result["latency_ms"].values():
         assert 0 < stats["p50"] <= stats["p95"] <= stats["max"] and stats["n"] == 5
