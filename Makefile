@@ -23,8 +23,11 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 setup: $(VENV)/.installed
 	$(BIN)/phatnguoi models list
 
+# The whole chain: annotated detection video, then server + edge worker + upload; the server keeps
+# running until Ctrl-C (DEMO_ARGS=--no-serve to exit at once).
 demo: setup
-	$(BIN)/phatnguoi detect --config examples/cameras/sample.yaml --out $(DEMO_OUT)
+	$(BIN)/phatnguoi detect --config examples/cameras/sample.yaml --out $(DEMO_OUT)/detect
+	$(BIN)/phatnguoi demo --out $(DEMO_OUT) $(DEMO_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .
