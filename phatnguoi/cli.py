@@ -425,6 +425,36 @@ def retention_cmd() -> None:
     out.print_json(json.dumps(data, default=str))
 
 
+@bench_app.command("edge")
+def bench_edge_cmd(
+    source: Annotated[
+        Path, typer.Option("--source", "-s", help="A recorded clip each camera replays.")
+    ] = SHARED_DATA / "videos" / "hanoi_giangvo_langha.mp4",
+    scene_file: Annotated[Path, typer.Option("--scene", help="Its scene.")] = REPO_ROOT
+    / "examples"
+    / "scenes"
+    / "hanoi_giangvo_langha.yaml",
+    config: Annotated[Path, typer.Option("--config", "-c", help="Its camera config.")] = REPO_ROOT
+    / "examples"
+    / "cameras"
+    / "hanoi_giangvo_langha.yaml",
+    cameras: Annotated[str, typer.Option(help="Camera counts to run, comma-separated.")] = "1,2,4",
+) -> None:
+    """One edge process with 1, 2, 4 cameras uploading to a local server: fps, CPU, memory, latency (JSON)."""
+    from phatnguoi.bench_edge import bench_edge
+
+    if not source.is_file():
+        raise fail(f"video file not found: {source}")
+    try:
+        counts = tuple(int(c) for c in cameras.split(","))
+    except ValueError:
+        raise fail(f"--cameras must be numbers like 1,2,4, got '{cameras}'") from None
+    result = guarded(
+        lambda: bench_edge(source, scene_file, config, counts, progress=lambda m: err.print(f"[dim]{m}[/]"))
+    )
+    out.print_json(json.dumps(result))
+
+
 @bench_app.command("pipeline")
 def bench_pipeline_cmd(
     source: Annotated[Path, typer.Option("--source", "-s", help="Video file to measure on.")] = SHARED_DATA

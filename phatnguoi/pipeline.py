@@ -122,6 +122,7 @@ class EdgePipeline:
         self.events: list[ViolationEvent] = []
         self.built: list[BuildResult] = []
         self.plates_read = 0
+        self.established_at: dict[str, float] = {}  # event id → wall clock when the rules established it
         self._events_fh: IO[str] = (out_dir / "events.jsonl").open("a", encoding="utf-8")
         self._crossings_fh: IO[str] = (out_dir / "crossings.jsonl").open("a", encoding="utf-8")
         self.crossings = 0
@@ -140,6 +141,7 @@ class EdgePipeline:
         t3 = time.perf_counter()
         plate_ms = 0.0
         for event in events:
+            self.established_at[event.event_id] = time.time()
             tp = time.perf_counter()
             plate, crop = self._read_plate(event)
             plate_ms += (time.perf_counter() - tp) * 1000

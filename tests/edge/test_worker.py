@@ -84,3 +84,18 @@ def test_edge_config_errors_name_the_field(tmp_path: Path) -> None:
         load_edge_config(bad)
     assert "cameras" in str(e.value) and "foo" in str(e.value) and "edge.yaml" in str(e.value)
     assert json.dumps(str(e.value))  # one printable line
+
+
+def test_bench_edge_one_camera(hanoi_clip: Path) -> None:
+    from phatnguoi.bench_edge import bench_edge
+
+    result = bench_edge(
+        hanoi_clip,
+        REPO_ROOT / "examples" / "scenes" / "hanoi_giangvo_langha.yaml",
+        REPO_ROOT / "examples" / "cameras" / "hanoi_giangvo_langha.yaml",
+        counts=(1,),
+    )
+    (run,) = result["runs"]
+    assert run["frames_per_camera"] == [360]
+    assert run["violations"] >= 4 and run["stored_on_server"] == run["violations"]
+    assert run["fps_per_camera"] > 0 and run["latency_s"]["p50"] is not None
