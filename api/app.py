@@ -20,7 +20,7 @@ from api.db import make_engine, make_sessionmaker
 from api.deps import AppState
 from api.limits import BodyLimitMiddleware
 from api.migrate import check_schema
-from api.routes import auth, exports, flows, health, maps, stats, users, violations
+from api.routes import auth, exports, flows, health, maps, notices, stats, users, violations
 from api.security import LoginLimiter
 from api.settings import Settings, get_settings
 from api.storage import EvidenceStore, make_store
@@ -71,7 +71,7 @@ def create_app(settings: Settings, *, store: EvidenceStore | None = None) -> Fas
         return settings.upload_max_bytes if path.rstrip("/") == INGEST_PATH else settings.request_max_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
-    for module in (health, auth, users, violations, flows, stats, maps, exports):
+    for module in (health, auth, users, violations, flows, stats, maps, exports, notices):
         app.include_router(module.router)
     from api.web import mount as mount_web  # the review web app (pages, static files, lookup)
 

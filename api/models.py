@@ -269,16 +269,32 @@ class Vehicle(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+#: Notice states (Circular 73/2024/TT-BCA procedure, see `api.notices.workflow` for the transitions).
+NOTICE_STATUSES: Final[tuple[str, ...]] = (
+    "awaiting_owner",
+    "created",
+    "sms_sent",
+    "posted",
+    "responded",
+    "escalated_20d",
+    "closed",
+)
+SMS_STATUSES: Final[tuple[str, ...]] = ("pending", "sent", "delivered", "failed", "cancelled")
+
+
 class Notice(Base):
     """A notice to an owner about a confirmed violation, with the code for the public lookup page.
 
-    Unique per violation: a notice is never sent twice. `lookup_code_hash` is the SHA-256 of the code
-    printed in the SMS (the code itself is not stored).
+    Unique per violation: a notice is never created twice. `lookup_code_hash` is the SHA-256 of the code
+    printed in the notice and the SMS (the code itself is not stored). `awaiting_owner` is a notice
+    whose plate has no owner (or no way to reach one) in the registry yet: visible, never dropped.
+    Migration 0003 added the workflow states and their timestamps (`api.notices.workflow`).
     """
 
     __tablename__ = "notices"
     __table_args__ = (
-        CheckConstraint(_in("status", ("pending", "sent", "delivered", "failed")), name="status"),
+        CheckConstraint(_in("status", NOTICE_STATUSES), name="status"),
+        Index("ix_notices_status_created", "status", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -286,13 +302,46 @@ class Notice(Base):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("owners.id"))
     lookup_code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     channel: Mapped[str] = mapped_column(String(16), default="sms")
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default="created")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SmsMessage(Base):
+    """Durable SMS outbox (`api.notices.sms`): one row per message, retried with backoff until sent.
+
+    `idempotency_key` (one per notice and purpose) makes a second enqueue a no-op, so nothing is sent
+    twice; `status` moves pending → sent → delivered (gateway receipt) or failed / cancelled.
+    """
+
+    __tablename__ = "sms_outbox"
+    __table_args__ = (
+        CheckConstraint(_in("status", SMS_STATUSES), name="status"),
+        Index("ix_sms_outbox_due", "status", "next_attempt_at"),
+        Index("ix_sms_outbox_phone_sent", "phone", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    phone: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    provider_message_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 DELIVERY_STATUSES: Final[tuple[str, ...]] = ("pending", "delivered", "failed", "cancelled")

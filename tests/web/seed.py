@@ -272,7 +272,7 @@ def _add_notice(settings: Settings, violation_id: int, plate: str) -> None:
                     violation_id=violation_id,
                     owner_id=owner.id,
                     lookup_code_hash=lookup_code_hash(LOOKUP_CODE),
-                    status="delivered",
+                    status="sms_sent",
                     provider_message_id=secrets.token_hex(8),
                 )
             )

@@ -1,0 +1,186 @@
+"""The legal catalogue: violation types with their legal point and fine range, valid over a date range.
+
+Fines are data, never constants (Decree 238/2026 amends Decree 168/2024 from 2026-08-15): the shipped
+catalogue is `api/data/decree_168_2024.yaml` (sources cited there) and an amendment is a new entry
+for the same `offence` with a later `effective_from`. `Catalogue.entry_for` answers with the entry in
+force at the violation's time, judged on the Vietnam calendar date (UTC+7), since a decree takes
+effect at the start of a day in Vietnam.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from api.errors import ServerError
+
+log = logging.getLogger(__name__)
+
+
+class CatalogueError(ServerError, ValueError):
+    """The catalogue data is unreadable or invalid."""
+
+
+VIETNAM_TZ = timezone(timedelta(hours=7), "ICT")
+DEFAULT_PATH = Path(__file__).resolve().parents[1] / "data" / "decree_168_2024.yaml"
+
+#: Detector class → the regime (article) that sanctions its driver (as in `violations.legal`).
+REGIME_OF_CLASS: dict[str, str] = {
+    "car": "car",
+    "bus": "car",
+    "truck": "car",
+    "motorcycle": "motorcycle",
+    "bicycle": "bicycle",
+}
+
+_CITATION = re.compile(r"Điểm\s+(\S+)\s+khoản\s+(\d+)\s+Điều\s+(\d+)", re.IGNORECASE)
+
+
+class Entry(BaseModel):
+    """One offence of the catalogue over one period (a row of the data file)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    offence: str = Field(min_length=1, description="Stable id, e.g. 'red_light/car'; shared by versions.")
+    rules: tuple[str, ...] = Field(min_length=1, description="Rule ids of the edge rules it sanctions.")
+    regime: str = Field(pattern=r"^(car|motorcycle|bicycle)$")
+    article: int = Field(ge=1)
+    clause: int = Field(ge=1)
+    point: str = Field(min_length=1, max_length=2)
+    summary: str = Field(min_length=1)
+    fine_min_vnd: int = Field(ge=0)
+    fine_max_vnd: int = Field(ge=0)
+    licence_points: int = Field(ge=0, le=12)
+    effective_from: date
+    effective_to: date | None = Field(None, description="Exclusive; None while in force.")
+    decree: str | None = Field(None, description="Decree of this version when not the file's own.")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Entry:
+        if self.fine_max_vnd < self.fine_min_vnd:
+            raise ValueError(f"{self.offence}: fine_max_vnd < fine_min_vnd")
+        if self.effective_to is not None and self.effective_to <= self.effective_from:
+            raise ValueError(f"{self.offence}: effective_to must be after effective_from")
+        return self
+
+    def in_force(self, day: date) -> bool:
+        """Whether this version applies on Vietnam calendar day `day`."""
+        return self.effective_from <= day and (self.effective_to is None or day < self.effective_to)
+
+    def citation(self, decree: str) -> str:
+        """'Điểm b khoản 9 Điều 6 Nghị định 168/2024/NĐ-CP'."""
+        return f"Điểm {self.point} khoản {self.clause} Điều {self.article} Nghị định {self.decree or decree}"
+
+
+class CatalogueFile(BaseModel):
+    """The data file: the decree and its entries."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    decree: str = Field(min_length=1)
+    entries: tuple[Entry, ...] = Field(min_length=1)
+
+
+class Catalogue:
+    """Look-ups over a validated catalogue; versions of one offence never overlap in time."""
+
+    def __init__(self, data: CatalogueFile) -> None:
+        """Raises:
+        CatalogueError: two versions of one offence overlap in time.
+        """
+        self.decree = data.decree
+        self.entries = data.entries
+        by_offence: dict[str, list[Entry]] = {}
+        for e in data.entries:
+            by_offence.setdefault(e.offence, []).append(e)
+        for offence, versions in by_offence.items():
+            versions.sort(key=lambda e: e.effective_from)
+            for a, b in itertools.pairwise(versions):
+                if a.effective_to is None or a.effective_to > b.effective_from:
+                    raise CatalogueError(
+                        f"catalogue: versions of {offence!r} overlap ({a.effective_from}, {b.effective_from})"
+                    )
+        self._by_offence = by_offence
+
+    def versions(self, offence: str) -> Sequence[Entry]:
+        """Every version of `offence`, oldest first (empty when unknown)."""
+        return tuple(self._by_offence.get(offence, ()))
+
+    def entry_for(
+        self, rule: str, vehicle_class: str, occurred_at: datetime, citation: str | None = None
+    ) -> Entry | None:
+        """The entry in force at `occurred_at` for a violation of `rule` by `vehicle_class`.
+
+        `citation` (the violation's stored legal reference, "Điểm b khoản 9 Điều 6 …") picks the offence
+        when a rule has several (speeding bands, kinds of stopping zone): the offence whose version at
+        the edge's time had that point. The answer is then that offence's version in force at
+        `occurred_at` — possibly an amended one with another point and range.
+
+        Raises:
+            ValueError: `occurred_at` is naive.
+        """
+        if occurred_at.tzinfo is None:
+            raise ValueError("occurred_at must be timezone-aware")
+        day = occurred_at.astimezone(VIETNAM_TZ).date()
+        regime = REGIME_OF_CLASS.get(vehicle_class)
+        if regime is None:
+            return None
+        candidates = [e for e in self.entries if rule in e.rules and e.regime == regime]
+        offences = sorted({e.offence for e in candidates})
+        if len(offences) > 1 and citation:
+            m = _CITATION.search(citation)
+            if m is not None:
+                point, clause, article = m.group(1), int(m.group(2)), int(m.group(3))
+                offences = (
+                    sorted(
+                        {
+                            e.offence
+                            for e in candidates
+                            if (e.article, e.clause, e.point) == (article, clause, point)
+                        }
+                    )
+                    or offences
+                )
+        if len(offences) != 1:
+            return None
+        return next((e for e in self.versions(offences[0]) if e.in_force(day)), None)
+
+
+def parse_catalogue(raw: Any, source: str = "<data>") -> Catalogue:
+    """A catalogue from parsed YAML.
+
+    Raises:
+        CatalogueError: the data does not validate (the message names the source and the field).
+    """
+    try:
+        return Catalogue(CatalogueFile.model_validate(raw))
+    except ValidationError as e:
+        raise CatalogueError(f"{source}: {e}") from e
+
+
+def load_catalogue(path: Path = DEFAULT_PATH) -> Catalogue:
+    """Read and validate a catalogue file.
+
+    Raises:
+        CatalogueError: unreadable, not YAML, or invalid.
+    """
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise CatalogueError(f"{path}: {e}") from e
+    return parse_catalogue(raw, str(path))
+
+
+@lru_cache(maxsize=1)
+def default_catalogue() -> Catalogue:
+    """The shipped catalogue, read once."""
+    return load_catalogue(DEFAULT_PATH)

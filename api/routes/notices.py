@@ -1,0 +1,280 @@
+"""Notice routes: registry import and owner look-up, notices on confirmed violations, their states and
+due actions, and the SMS gateway's delivery-receipt callback (HMAC-signed)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, status
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import ClientIP, CurrentSupervisor, SessionDep, StateDep, StoreDep
+from api.models import Notice, SmsMessage, Violation
+from api.notices import pdf, sms, workflow
+from api.notices import registry as reg
+from api.notices import schemas as s
+from api.notices.catalogue import default_catalogue
+from api.notices.settings import NoticeSettings, load_notice_settings
+from api.web.lookup import CODE_PATTERN, lookup_code_hash
+from api.webhook import verify_signature
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1", tags=["notices"])
+
+ViolationId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Violation id.")]
+PlateQuery = Annotated[
+    str, Query(min_length=4, max_length=32, pattern=r"^[A-Za-z0-9ĐđÐ .·:_-]{4,32}$", description="Plate.")
+]
+
+
+def notice_settings(request: Request) -> NoticeSettings:
+    """The app's notice settings (read from the environment once, kept on `app.state`)."""
+    current: NoticeSettings | None = getattr(request.app.state, "notice_settings", None)
+    if current is None:
+        current = load_notice_settings()
+        request.app.state.notice_settings = current
+    return current
+
+
+def notice_public(session: Session, notice: Notice) -> s.NoticePublic:
+    """The notice with its SMS delivery status and the fine in force at the violation's time."""
+    messages = session.scalars(
+        select(SmsMessage).where(SmsMessage.notice_id == notice.id).order_by(SmsMessage.id)
+    ).all()
+    v = session.get(Violation, notice.violation_id)
+    entry = None
+    if v is not None:
+        entry = default_catalogue().entry_for(v.rule, v.vehicle_class, v.occurred_at, v.legal_reference)
+    return s.NoticePublic(
+        id=notice.id,
+        violation_id=notice.violation_id,
+        status=notice.status,
+        created_at=notice.created_at,
+        sent_at=notice.sent_at,
+        posted_at=notice.posted_at,
+        responded_at=notice.responded_at,
+        escalated_at=notice.escalated_at,
+        closed_at=notice.closed_at,
+        sms=[
+            s.SmsPublic(
+                status=m.status,
+                attempts=m.attempts,
+                sent_at=m.sent_at,
+                delivered_at=m.delivered_at,
+                last_error=m.last_error,
+            )
+            for m in messages
+        ],
+        fine_min_vnd=None if entry is None else entry.fine_min_vnd,
+        fine_max_vnd=None if entry is None else entry.fine_max_vnd,
+        legal_reference=None if entry is None else entry.citation(default_catalogue().decree),
+    )
+
+
+@router.post("/registry/import", response_model=s.RegistryImportReport)
+def import_registry(
+    body: s.RegistryImportRequest, user: CurrentSupervisor, session: SessionDep, ip: ClientIP
+) -> s.RegistryImportReport:
+    """Import a registry CSV (admin only): good rows are imported, bad rows reported with reasons."""
+    if user.role != "admin":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "admin only")
+    try:
+        report = reg.import_csv(session, body.csv, actor=f"user:{user.username}", ip=ip)
+    except reg.RegistryImportError as e:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(e)) from None
+    session.commit()
+    return s.RegistryImportReport(
+        created=report.created,
+        updated=report.updated,
+        rejected=[s.RejectedRowPublic(line=r.line, plate=r.plate, reason=r.reason) for r in report.rejected],
+    )
+
+
+@router.get("/registry", response_model=s.OwnerPublic)
+def read_owner(
+    plate: PlateQuery, user: CurrentSupervisor, session: SessionDep, ip: ClientIP
+) -> s.OwnerPublic:
+    """The owner of a plate (supervisors and admins; the read is audited, found or not)."""
+    compact = reg.canonical_plate(plate) or plate.upper()
+    record = reg.read_owner(
+        session, reg.DbRegistry(session), compact, actor=f"user:{user.username}", purpose="staff view", ip=ip
+    )
+    session.commit()
+    if record is None:
+        return s.OwnerPublic(
+            plate=compact,
+            registered=False,
+            full_name=None,
+            phone=None,
+            address=None,
+            vehicle_class=None,
+            colour=None,
+        )
+    return s.OwnerPublic(
+        plate=compact,
+        registered=True,
+        full_name=record.full_name,
+        phone=record.phone,
+        address=record.address,
+        vehicle_class=record.vehicle_class,
+        colour=record.colour,
+    )
+
+
+@router.post("/notices", response_model=s.NoticeCreated)
+def create_notice(
+    body: s.NoticeCreate,
+    user: CurrentSupervisor,
+    session: SessionDep,
+    ip: ClientIP,
+    request: Request,
+) -> s.NoticeCreated:
+    """The notice of a confirmed violation, created (with an SMS alert queued when the owner has a
+    phone) or, when it exists, returned without its code (the code is shown once)."""
+    config = notice_settings(request).sms_config()
+    on_created = sms.alert_enqueuer(session, config) if config is not None else None
+    try:
+        result = workflow.create_notice(
+            session,
+            body.violation_id,
+            reg.DbRegistry(session),
+            actor=f"user:{user.username}",
+            ip=ip,
+            on_created=on_created,
+        )
+    except workflow.NoticeError as e:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from None
+    session.commit()
+    return s.NoticeCreated(
+        notice=notice_public(session, result.notice), created=result.created, lookup_code=result.code
+    )
+
+
+@router.get("/notices/due", response_model=list[s.DueActionPublic])
+def due(user: CurrentSupervisor, session: SessionDep) -> list[s.DueActionPublic]:
+    """What supervisors must do next about open notices (10-day and 20-day clocks), soonest first."""
+    return [
+        s.DueActionPublic(
+            notice_id=d.notice_id,
+            violation_id=d.violation_id,
+            status=d.status,
+            action=d.action,
+            due_at=d.due_at,
+            overdue=d.overdue,
+        )
+        for d in workflow.due_actions(session)
+    ]
+
+
+def _notice_of(session: Session, violation_id: int) -> Notice:
+    notice = session.scalars(select(Notice).where(Notice.violation_id == violation_id)).one_or_none()
+    if notice is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "notice not found")
+    return notice
+
+
+@router.get("/violations/{violation_id}/notice", response_model=s.NoticePublic)
+def get_notice(violation_id: ViolationId, user: CurrentSupervisor, session: SessionDep) -> s.NoticePublic:
+    """The notice of a violation with its state, SMS delivery status and fine."""
+    return notice_public(session, _notice_of(session, violation_id))
+
+
+@router.get(
+    "/violations/{violation_id}/notice.pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "The printable notice."}},
+)
+def notice_pdf(
+    violation_id: ViolationId,
+    user: CurrentSupervisor,
+    session: SessionDep,
+    store: StoreDep,
+    request: Request,
+    code: Annotated[
+        str | None, Query(pattern=CODE_PATTERN, description="The lookup code, printed when it matches.")
+    ] = None,
+) -> Response:
+    """The printable notice (PDF, Vietnamese) with the photo sheet. The lookup code is not stored: pass
+    the one shown at creation to print it (a code that does not match is refused with 422)."""
+    notice = _notice_of(session, violation_id)
+    if code is not None and lookup_code_hash(code) != notice.lookup_code_hash:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "code does not match this notice")
+    v = session.get(Violation, violation_id)
+    if v is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "violation not found")
+    doc = pdf.document_for(
+        session,
+        store,
+        v,
+        default_catalogue(),
+        notice_number=f"{notice.id}/TB-CSGT",
+        lookup_url=notice_settings(request).sms_lookup_url or "/lookup",
+        lookup_code=code.upper() if code else None,
+    )
+    try:
+        body = pdf.render_pdf(doc)
+    except pdf.NoticePdfError as e:
+        log.error("notice PDF of violation %s: %s", violation_id, e)
+        raise HTTPException(status.HTTP_409_CONFLICT, f"notice PDF unavailable: {e}") from None
+    return Response(body, media_type="application/pdf")
+
+
+@router.post("/violations/{violation_id}/notice/transition", response_model=s.NoticePublic)
+def move_notice(
+    violation_id: ViolationId,
+    body: s.TransitionRequest,
+    user: CurrentSupervisor,
+    session: SessionDep,
+    ip: ClientIP,
+) -> s.NoticePublic:
+    """Move a violation's notice to another state (posted, responded, escalated_20d, closed…); audited."""
+    notice = _notice_of(session, violation_id)
+    try:
+        workflow.transition(session, notice, body.to, actor=f"user:{user.username}", note=body.note, ip=ip)
+    except workflow.NoticeError as e:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from None
+    session.commit()
+    return notice_public(session, notice)
+
+
+@router.post("/sms/receipts", response_model=s.ReceiptResult)
+async def sms_receipt(
+    request: Request,
+    state: StateDep,
+    x_phatnguoi_timestamp: Annotated[str, Header(max_length=20)] = "",
+    x_phatnguoi_signature: Annotated[str, Header(max_length=200)] = "",
+) -> s.ReceiptResult:
+    """Delivery receipt from the SMS gateway: JSON `{"message_id", "status": "delivered"|"failed"}`,
+    signed like the penalty webhook (`X-Phatnguoi-Timestamp`, `X-Phatnguoi-Signature: sha256=<hex
+    HMAC-SHA256 of "<timestamp>." + body>`). A bad or missing signature is refused with 403."""
+    secret = notice_settings(request).sms_receipt_secret
+    body = await request.body()
+    if secret is None or not verify_signature(
+        secret.get_secret_value().encode(),
+        x_phatnguoi_timestamp,
+        x_phatnguoi_signature,
+        body,
+        now=time.time(),
+    ):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "bad receipt signature")
+    try:
+        data = json.loads(body)
+        message_id, outcome = str(data["message_id"]), data["status"]
+    except (ValueError, KeyError, TypeError):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "bad receipt body") from None
+    if outcome not in ("delivered", "failed") or not 0 < len(message_id) <= 128:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "bad receipt body")
+
+    def apply() -> bool:
+        with state.sessions() as session:
+            ok = sms.apply_receipt(session, message_id, outcome)
+            session.commit()
+            return ok
+
+    return s.ReceiptResult(accepted=await run_in_threadpool(apply))
