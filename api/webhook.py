@@ -35,7 +35,6 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -49,6 +48,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import audit
 from api.db import make_engine, make_sessionmaker, utcnow
 from api.models import PenaltyDelivery, User, Violation
+from api.periodic import PeriodicThread
 from api.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -378,8 +378,10 @@ def _record_failure(
     return "failed" if give_up else "pending"
 
 
-class DeliveryThread:
+class DeliveryThread(PeriodicThread):
     """Runs `deliver_pending` every `interval_s` in a daemon thread until `stop()`."""
+
+    name = "penalty-webhook"
 
     def __init__(
         self,
@@ -390,24 +392,9 @@ class DeliveryThread:
     ) -> None:
         self.settings = settings
         self.sessions = sessions
-        self.interval_s = interval_s
         self.sender = sender
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="penalty-webhook", daemon=True)
+        super().__init__(interval_s)
 
-    def start(self) -> None:
-        """Start delivering."""
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop after the current round (waits at most `timeout_s`)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                deliver_pending(self.settings, sessions=self.sessions, sender=self.sender)
-            except Exception:
-                log.exception("penalty webhook round failed")
+    def round(self) -> None:
+        """Deliver what is due."""
+        deliver_pending(self.settings, sessions=self.sessions, sender=self.sender)

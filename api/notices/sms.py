@@ -42,6 +42,7 @@ from api.models import Notice, SmsMessage, Violation
 from api.notices.catalogue import VIETNAM_TZ
 from api.notices.registry import OwnerRecord
 from api.notices.workflow import transition
+from api.periodic import PeriodicThread
 
 log = logging.getLogger(__name__)
 
@@ -476,9 +477,11 @@ def apply_receipt(
     return True
 
 
-class OutboxThread:
+class OutboxThread(PeriodicThread):
     """Runs `deliver_pending` every `interval_s` in a daemon thread until `stop()` (not yet started by
     `api.app`; a deployment wires it next to the penalty-webhook thread)."""
+
+    name = "sms-outbox"
 
     def __init__(
         self, sessions: sessionmaker[Session], provider: SmsProvider, config: SmsConfig, interval_s: float
@@ -486,23 +489,8 @@ class OutboxThread:
         self.sessions = sessions
         self.provider = provider
         self.config = config
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sms-outbox", daemon=True)
+        super().__init__(interval_s)
 
-    def start(self) -> None:
-        """Start delivering."""
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop after the current round (waits at most `timeout_s`)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                deliver_pending(self.sessions, self.provider, self.config)
-            except Exception:
-                log.exception("SMS outbox round failed")
+    def round(self) -> None:
+        """Send what is due."""
+        deliver_pending(self.sessions, self.provider, self.config)
