@@ -125,6 +125,19 @@ def _sigterm_as_stop(stop: threading.Event, on_stop: Callable[[], None] | None =
             signal.signal(s, h)
 
 
+def _frame_progress(label: str, quiet: bool) -> Progress:
+    """A frames progress bar on stderr (hidden for JSON output and when stderr is not a terminal)."""
+    return Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=quiet or not err.is_terminal,
+        transient=True,
+    )
+
+
 def _parse_roi(roi: str | None) -> tuple[int, int, int, int] | None:
     if roi is None:
         return None
@@ -211,15 +224,7 @@ def detect(
 
     with (
         _sigterm_as_stop(stop, on_stop=src.close),
-        Progress(
-            TextColumn("[bold]detect[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            disable=as_json or not err.is_terminal,
-            transient=True,
-        ) as progress,
+        _frame_progress("detect", quiet=as_json) as progress,
     ):
         task = progress.add_task("frames", total=total)
         try:
@@ -646,15 +651,7 @@ def run(
     total = min(src.frame_count, max_frames) if src.frame_count and max_frames else src.frame_count
     with (
         _sigterm_as_stop(stop, on_stop=src.close),
-        Progress(
-            TextColumn("[bold]run[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            disable=as_json or not err.is_terminal,
-            transient=True,
-        ) as progress,
+        _frame_progress("run", quiet=as_json) as progress,
     ):
         task = progress.add_task("frames", total=total)
         try:
