@@ -57,6 +57,10 @@ class ModelEntry(BaseModel):
     license: str = Field(description="Licence of the weights.")
     classes: tuple[str, ...] | None = Field(default=None, description="Class names, index = class id.")
     alphabet: str | None = Field(default=None, description="Recogniser alphabet, if not in the model.")
+    trained_on: str | None = Field(default=None, description="Training data and recipe (models we trained).")
+    metrics: dict[str, float] | None = Field(
+        default=None, description="Measured quality on the held-out test split (see the closing notes)."
+    )
 
     def install_hint(self) -> str:
         """How a user gets this file, for error messages."""

@@ -45,6 +45,10 @@ devices_app = typer.Typer(help="Edge devices allowed to upload evidence.", no_ar
 keys_app = typer.Typer(help="An edge device's Ed25519 signing key.", no_args_is_help=True)
 evidence_app = typer.Typer(help="Evidence packages.", no_args_is_help=True)
 scene_app = typer.Typer(help="Camera scenes: stop lines, lights, lanes, zones.", no_args_is_help=True)
+train_app = typer.Typer(help="Train models (needs the optional 'train' extra).", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate models on labelled data, as JSON.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(eval_app, name="eval")
 app.add_typer(scene_app, name="scene")
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
@@ -57,6 +61,7 @@ app.add_typer(bench_app, name="bench")
 
 err = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else 160)
+out_console = out  # for commands with an --out option
 T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -539,6 +544,115 @@ def _first_frame(path: Path) -> Any:
         if not ok:
             raise fail(f"cannot read an image or a video frame from {path}")
     return image
+
+
+DATASET = REPO_ROOT / "datasets" / "vn_traffic" / "clips.yaml"
+
+
+def _dataset(data: Path) -> Any:
+    from detector.dataset import Dataset, DatasetError
+
+    try:
+        return Dataset(data)
+    except DatasetError as e:
+        raise fail(str(e)) from None
+
+
+@train_app.command("detector")
+def train_detector(
+    data: Annotated[Path, typer.Option(help="Dataset file (clips, zones, splits).")] = DATASET,
+    videos: Annotated[Path, typer.Option(help="Folder of the dataset's videos.")] = SHARED_DATA / "videos",
+    out: Annotated[Path, typer.Option(help="Output folder (dataset, checkpoints, ONNX, recipe).")] = Path(
+        "runs/detector"
+    ),
+    step: Annotated[
+        str, typer.Option(help="all, prepare, fit or export (e.g. fit on a GPU machine).")
+    ] = "all",
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 80,
+    imgsz: Annotated[int, typer.Option(min=128, max=1920, help="Training image size (long side).")] = 640,
+    batch: Annotated[int, typer.Option(min=1, help="Batch size.")] = 16,
+    device: Annotated[str, typer.Option(help="cpu, or a CUDA device index such as 0.")] = "cpu",
+    seed: Annotated[int, typer.Option(help="Random seed (data order, augmentation, init).")] = 0,
+    workers: Annotated[int, typer.Option(min=0, help="Data-loading worker processes.")] = 2,
+    resume: Annotated[bool, typer.Option(help="Resume from out/run/weights/last.pt.")] = False,
+    name: Annotated[str, typer.Option(help="Model name for the manifest entry.")] = "yolov8n-vn-traffic",
+) -> None:
+    """Fine-tune YOLOv8n on the labelled frames and export ONNX for the model registry (JSON summary)."""
+    from detector.dataset import DatasetError
+    from detector.train import TrainError, export_onnx, fit, prepare
+    from models.registry import file_sha256
+
+    if step not in ("all", "prepare", "fit", "export"):
+        raise fail(f"--step must be all, prepare, fit or export, got '{step}'")
+    ds = _dataset(data)
+    summary: dict[str, Any] = {"out": str(out)}
+    data_yaml = out / "data" / "data.yaml"
+    init = out / "init_coco_yolov8n.pt"
+    best = out / "run" / "weights" / "best.pt"
+    try:
+        if step in ("all", "prepare"):
+            if not videos.is_dir():
+                raise fail(f"videos folder not found: {videos}")
+            coco = guarded(lambda: __import__("models").resolve("yolov8n-coco"))
+            prep = prepare(ds, videos, out, coco)
+            summary.update(images=prep.images, boxes=prep.boxes, labels_sha256=prep.labels_sha256)
+            (out / "prepared.json").write_text(json.dumps(summary, indent=1))
+        if step in ("all", "fit"):
+            if not data_yaml.is_file() or not init.is_file():
+                raise fail(f"{out} has no prepared dataset: run with --step prepare first")
+            kwargs = dict(epochs=epochs, imgsz=imgsz, batch=batch, device=device, seed=seed, workers=workers)
+            best = fit(data_yaml, init, out, resume=resume, **kwargs)  # type: ignore[arg-type]
+            summary["best"] = str(best)
+        if step in ("all", "export"):
+            if not best.is_file():
+                raise fail(f"no trained checkpoint at {best}: run --step fit first")
+            onnx_path = export_onnx(best, out / f"{name}.onnx", imgsz)
+            summary.update(onnx=str(onnx_path), sha256=file_sha256(onnx_path))
+    except (DatasetError, TrainError) as e:
+        raise fail(str(e), 1) from None
+    out_console.print_json(json.dumps(summary))
+
+
+@eval_app.command("detector")
+def eval_detector(
+    model: Annotated[
+        list[str], typer.Option("--model", "-m", help="Model name or .onnx path; repeat to compare.")
+    ] = ["yolov8n-vn-traffic", "yolov8n-coco"],  # noqa: B006
+    data: Annotated[Path, typer.Option(help="Dataset file (clips, zones, splits).")] = DATASET,
+    videos: Annotated[Path, typer.Option(help="Folder of the dataset's videos.")] = SHARED_DATA / "videos",
+    split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    input_width: Annotated[int, typer.Option(min=128, max=1920, help="Network input width.")] = 640,
+    iou: Annotated[float, typer.Option(min=0.05, max=0.95, help="IoU for a match.")] = 0.5,
+    confidence: Annotated[
+        float | None, typer.Option(help="Operating confidence (default: best mean F1 on the val split).")
+    ] = None,
+) -> None:
+    """Precision, recall and AP@0.5 per class (near the stop line too) and speed, models side by side."""
+    from phatnguoi.detector_eval import eval_detectors
+
+    if split not in ("train", "val", "test"):
+        raise fail(f"--split must be train, val or test, got '{split}'")
+    if not videos.is_dir():
+        raise fail(f"videos folder not found: {videos}")
+    if input_width % 32:
+        raise fail(f"--input-width must be a multiple of 32, got {input_width}")
+    ds = _dataset(data)
+    try:
+        result = guarded(
+            lambda: eval_detectors(
+                ds,
+                videos,
+                list(model),
+                split,  # type: ignore[arg-type]
+                input_width=input_width,
+                iou=iou,
+                confidence=confidence,
+                progress=lambda m: err.print(f"[dim]{m}[/]"),
+            )
+        )
+    except ValueError as e:
+        raise fail(str(e), 1) from None
+    out_console.print_json(json.dumps(result))
 
 
 @scene_app.command("check")

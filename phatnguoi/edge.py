@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per upload otherwise
 
 DEVICE_KEY_ENV = "PHATNGUOI_DEVICE_KEY"
+#: A live camera silent this long (or 5 frame periods, if longer) has had a gap, reported to the operator.
+GAP_MIN_S = 1.0
 
 
 class DeviceSection(BaseModel):
@@ -136,6 +138,9 @@ class _Camera:
     ended: bool = False
     processed: int = 0
     events: int = 0
+    last_frame_at: float | None = None  # read time (epoch s) of the last frame
+    gaps: int = 0
+    last_gap: dict[str, float] | None = None  # start/end (wall clock) and length of the last gap
     started: float = field(default_factory=time.monotonic)
 
 
@@ -295,6 +300,7 @@ class EdgeWorker:
             self.metrics.detector_ms.observe((time.perf_counter() - t0) * 1000)
             detections = {cam.config.id: d for (cam, _), d in zip(need, found, strict=True)}
         for cam, frame in batch:
+            self._note_gap(cam, frame.ts)
             events = cam.pipeline.step(frame, detections.get(cam.config.id))
             cam.processed += 1
             for e in events:
@@ -306,6 +312,21 @@ class EdgeWorker:
             self._queue_built(cam)
         self._queue_flows()
         self._update_metrics()
+
+    def _note_gap(self, cam: _Camera, ts: float) -> None:
+        """Report an interruption of a live camera's frames (by their wall-clock read times): the time
+        without frames is when nothing was enforced, which the operator and a reviewer must see."""
+        last, cam.last_frame_at = cam.last_frame_at, ts
+        if last is None or cam.source.frame_count:  # files are read at our pace: no gaps
+            return
+        gap = ts - last
+        if gap < max(GAP_MIN_S, 5.0 / (cam.source.fps or 25.0)):
+            return
+        cam.gaps += 1
+        cam.last_gap = {"from": round(last, 3), "to": round(ts, 3), "seconds": round(gap, 2)}
+        self.metrics.gaps.labels(cam.config.id).inc()
+        self.metrics.gap_seconds.labels(cam.config.id).inc(gap)
+        logger.warning("camera %s: no frames for %.1f s; frames resumed", cam.config.id, gap)
 
     def _queue_built(self, cam: _Camera) -> None:
         from phatnguoi.outbox import OutboxError
@@ -401,6 +422,8 @@ class EdgeWorker:
                 "violations": cam.events,
                 "dropped": h.frames_dropped,
                 "reconnects": h.reconnects,
+                "gaps": cam.gaps,
+                "last_gap": cam.last_gap,
                 "last_error": h.last_error,
             }
             ok &= state in ("live", "ended", "connecting")

@@ -35,6 +35,18 @@ class EdgeMetrics:
         self.reconnects = Gauge(
             "phatnguoi_stream_reconnects", "Reconnections of the camera stream", ["camera"], registry=r
         )
+        self.gaps = Counter(
+            "phatnguoi_stream_gaps",
+            "Interruptions of a camera's frames (outage, stall)",
+            ["camera"],
+            registry=r,
+        )
+        self.gap_seconds = Counter(
+            "phatnguoi_stream_gap_seconds",
+            "Seconds without frames in those interruptions",
+            ["camera"],
+            registry=r,
+        )
         self.stream_up = Gauge(
             "phatnguoi_stream_live", "1 when the camera stream delivers frames", ["camera"], registry=r
         )

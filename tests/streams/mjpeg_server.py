@@ -31,6 +31,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Self
@@ -149,6 +150,7 @@ class MjpegServer:
         jpeg_quality: JPEG quality 1..100.
         frames_per_connection: close each connection after this many frames (a flapping camera);
             None = stream until the client leaves.
+        frames: real BGR frames to send in a loop instead of the numbered test pattern.
     """
 
     def __init__(
@@ -161,8 +163,10 @@ class MjpegServer:
         first_number: int = 0,
         jpeg_quality: int = 85,
         frames_per_connection: int | None = None,
+        frames: Sequence[np.ndarray] | None = None,
     ) -> None:
         self._requested_port = port
+        self._frames = list(frames) if frames is not None else None
         self.fps = fps
         self.size_wh = size_wh
         self.color_bgr = color_bgr
@@ -303,7 +307,10 @@ class MjpegServer:
             with self._lock:
                 number = self._next_number
                 self._next_number += 1
-            image = render_frame(number, self.size_wh, self.color_bgr)
+            if self._frames is not None:  # a real clip, played in a loop
+                image = self._frames[number % len(self._frames)]
+            else:
+                image = render_frame(number, self.size_wh, self.color_bgr)
             ok, jpg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self._quality])
             if not ok:
                 raise RuntimeError("cv2.imencode failed")
