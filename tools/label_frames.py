@@ -61,7 +61,7 @@ def read_boxes(path: Path) -> list[tuple[str, int, int, int, int]]:
             continue
         if parts[0] not in IDS or len(parts) < 5:
             raise SystemExit(f"{path}:{n}: expected 'class x1 y1 x2 y2', got {line!r}")
-        x1, y1, x2, y2 = (int(round(float(v))) for v in parts[1:5])
+        x1, y1, x2, y2 = (round(float(v)) for v in parts[1:5])
         boxes.append((parts[0], min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)))
     return boxes
 
@@ -108,7 +108,11 @@ def cmd_prelabel(args: argparse.Namespace) -> None:
             for det in dets:
                 for flip in (False, True):
                     img = frame[:, ::-1].copy() if flip else frame
-                    roi = (frame.shape[1] - zone[2], zone[1], frame.shape[1] - zone[0], zone[3]) if flip else zone
+                    roi = (
+                        (frame.shape[1] - zone[2], zone[1], frame.shape[1] - zone[0], zone[3])
+                        if flip
+                        else zone
+                    )
                     d = det.detect_batch([img], [roi])[0]
                     xy = d.xyxy.copy()
                     if flip:
@@ -138,11 +142,11 @@ def cmd_prelabel(args: argparse.Namespace) -> None:
                 cname = NAMES.get(int(cls[k]))
                 if cname is None:
                     continue
-                x1, y1, x2, y2 = (int(round(v)) for v in b)
+                x1, y1, x2, y2 = (round(v) for v in b)
                 if cname == "person" and args.riders:
                     # an unmerged person is most often a rider seen from behind, the motorbike hidden
                     # under them: guess the rider + bike box; the labeller turns pedestrians back
-                    cname, y2 = "motorcycle", min(zy2, int(round(y2 + 0.35 * (y2 - y1))))
+                    cname, y2 = "motorcycle", min(zy2, round(y2 + 0.35 * (y2 - y1)))
                     x2 = min(zx2, x2)
                 lines.append(f"{cname} {x1} {y1} {x2} {y2}")
             target.write_text("\n".join(lines) + "\n")
@@ -173,7 +177,7 @@ def cmd_render(args: argparse.Namespace) -> None:
     grid = args.grid or (10 if args.zoom and (x2 - x1) <= 200 else 50)
 
     def p(x: float, y: float) -> tuple[int, int]:
-        return int(round((x - x1) * scale)), int(round((y - y1) * scale))
+        return round((x - x1) * scale), round((y - y1) * scale)
 
     # grid with frame-pixel coordinates
     for gx in range((x1 // grid + 1) * grid, x2, grid):
@@ -194,7 +198,11 @@ def cmd_render(args: argparse.Namespace) -> None:
         text = f"{n}{SHORT[c]}"
         cv2.putText(img, text, (tx + 1, ty + 13), 0, 0.45, (0, 0, 0), 3)
         cv2.putText(img, text, (tx + 1, ty + 13), 0, 0.45, col, 1)
-    out = Path(args.out) if args.out else WORK / "renders" / f"{args.clip}_{args.frame:06d}{'_zoom' if args.zoom else ''}.png"
+    out = (
+        Path(args.out)
+        if args.out
+        else WORK / "renders" / f"{args.clip}_{args.frame:06d}{'_zoom' if args.zoom else ''}.png"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out), img)
     print(out, f"({len(boxes)} boxes; line N of {label} is box N)")
@@ -217,9 +225,8 @@ def cmd_export(_: argparse.Namespace) -> None:
                 y1, y2 = max(0, y1), min(h, y2)
                 if x2 - x1 < 2 or y2 - y1 < 2:
                     continue
-                lines.append(
-                    f"{IDS[c]} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}"
-                )
+                cx, cy, bw, bh = (x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h
+                lines.append(f"{IDS[c]} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}")
                 total += 1
             (out / f"{i:06d}.txt").write_text("".join(line + "\n" for line in lines))
     print("exported", total, "boxes")
@@ -235,9 +242,9 @@ def cmd_import(_: argparse.Namespace) -> None:
             lines = []
             for k, cx, cy, bw, bh in rows:
                 cx_, cy_, bw_, bh_ = float(cx) * w, float(cy) * h, float(bw) * w, float(bh) * h
-                lines.append(
-                    f"{NAMES[int(k)]} {round(cx_ - bw_ / 2)} {round(cy_ - bh_ / 2)} {round(cx_ + bw_ / 2)} {round(cy_ + bh_ / 2)}"
-                )
+                x1, y1 = round(cx_ - bw_ / 2), round(cy_ - bh_ / 2)
+                x2, y2 = round(cx_ + bw_ / 2), round(cy_ + bh_ / 2)
+                lines.append(f"{NAMES[int(k)]} {x1} {y1} {x2} {y2}")
             (dst / src.name).write_text("# checked\n" + "".join(line + "\n" for line in lines))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +67,14 @@ def test_clip_frames_and_split_of() -> None:
     clip = ClipSpec(file="a.mp4", zone=(0, 0, 9, 9), step=4, splits={"train": (0, 10), "test": (12, 20)})
     assert clip.frames() == [0, 4, 8, 12, 16]
     assert clip.frames("test") == [12, 16]
-    assert [clip.split_of(i) for i in (0, 9, 10, 12, 19, 20)] == ["train", "train", None, "test", "test", None]
+    assert [clip.split_of(i) for i in (0, 9, 10, 12, 19, 20)] == [
+        "train",
+        "train",
+        None,
+        "test",
+        "test",
+        None,
+    ]
 
 
 def test_dataset_file_errors_are_one_line(tmp_path: Path) -> None:
@@ -102,7 +110,7 @@ def test_shipped_dataset_is_large_enough_and_split_by_time() -> None:
     per_split = {"train": 0, "val": 0, "test": 0}
     for name, clip in ds.spec.clips.items():
         ranges = sorted(clip.splits.values())
-        assert all(b < c for (_, b), (c, _) in zip(ranges, ranges[1:], strict=False)), name
+        assert all(b < c for (_, b), (c, _) in itertools.pairwise(ranges)), name
         for path in sorted((ds.labels_dir / name).glob("*.txt")):
             index = int(path.stem)
             split = clip.split_of(index)

@@ -36,7 +36,9 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
     (root / "labels" / "hanoi_giangvo_langha").mkdir(parents=True)
     for index in (150, 153, 156, 159, 216, 219):
         name = f"{index:06d}.txt"
-        shutil.copy(DATASET / "labels" / "hanoi_giangvo_langha" / name, root / "labels" / "hanoi_giangvo_langha")
+        shutil.copy(
+            DATASET / "labels" / "hanoi_giangvo_langha" / name, root / "labels" / "hanoi_giangvo_langha"
+        )
     return Dataset(root / "clips.yaml")
 
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import threading
@@ -117,7 +118,7 @@ def test_camera_killed_and_restored_frames_resume_and_the_gap_is_reported(
 
 
 def _rss_mb() -> float:
-    with open("/proc/self/status") as fh:
+    with Path("/proc/self/status").open() as fh:
         for line in fh:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
@@ -145,7 +146,7 @@ def _soak(tmp_path: Path, clip_frames: list[np.ndarray], running: list[object], 
         quarter = max(2, len(samples) // 4)
 
         def rates(part: list[tuple[float, int, float]]) -> list[float]:
-            return [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(part, part[1:], strict=False)]
+            return [(b[1] - a[1]) / (b[0] - a[0]) for a, b in itertools.pairwise(part)]
 
         first, last = samples[:quarter], samples[-quarter:]
         fps_first, fps_last = statistics.median(rates(first)), statistics.median(rates(last))
