@@ -138,6 +138,7 @@ class _Camera:
     ended: bool = False
     processed: int = 0
     events: int = 0
+    plates_read: int = 0
     last_frame_at: float | None = None  # read time (epoch s) of the last frame
     gaps: int = 0
     last_gap: dict[str, float] | None = None  # start/end (wall clock) and length of the last gap
@@ -303,6 +304,10 @@ class EdgeWorker:
             self._note_gap(cam, frame.ts)
             events = cam.pipeline.step(frame, detections.get(cam.config.id))
             cam.processed += 1
+            read = cam.pipeline.plates_read
+            if read > cam.plates_read:
+                self.metrics.plates_read.labels(cam.config.id).inc(read - cam.plates_read)
+                cam.plates_read = read
             for e in events:
                 self.metrics.events.labels(cam.config.id, e.rule).inc()
             cam.events += len(events)
@@ -387,6 +392,7 @@ class EdgeWorker:
             self.metrics.reconnects.labels(cid).set(h.reconnects)
             self.metrics.fps_in.labels(cid).set(h.fps_in or 0.0)
             self.metrics.stream_up.labels(cid).set(1.0 if str(h.state) == "live" else 0.0)
+            self.metrics.ocr_queue.labels(cid).set(cam.pipeline.plates_pending)
             elapsed = time.monotonic() - cam.started
             self.metrics.fps_out.labels(cid).set(cam.processed / elapsed if elapsed > 0 else 0.0)
 

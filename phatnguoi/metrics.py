@@ -59,6 +59,12 @@ class EdgeMetrics:
         self.events = Counter(
             "phatnguoi_violations", "Violations established", ["camera", "rule"], registry=r
         )
+        self.ocr_queue = Gauge(
+            "phatnguoi_ocr_queue_depth",
+            "Violations waiting for their plate to be read",
+            ["camera"],
+            registry=r,
+        )
         self.plates_read = Counter(
             "phatnguoi_plates_read", "Violations with a readable plate", ["camera"], registry=r
         )

@@ -2,7 +2,9 @@
 
 `EdgePipeline.step(frame)` runs every stage on one frame and returns the violations it established.
 Plates are read only for vehicles with a violation: a few of the track's best recent frames (from the
-evidence ring buffer), fused by vote. Evidence packages are written by the builder's worker thread.
+evidence ring buffer), fused by vote, on a separate plate thread so OCR never stalls detection; the
+event's evidence package starts when its plate is read (the ring still holds its frames). Evidence
+packages are written by the builder's worker thread.
 Every stage is timed so `phatnguoi run` can show that rules and evidence stay a small fraction of the
 detector's cost.
 """
@@ -13,7 +15,8 @@ import json
 import logging
 import statistics
 import time
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,6 +77,7 @@ class EdgePipeline:
         ts_origin: float = 0.0,
         evidence: EvidenceConfig | None = None,
         job: DetectJob | None = None,
+        async_plates: bool = True,
     ) -> None:
         from violations.rules import RuleEngine
         from violations.signal import LightReader, SignalReader
@@ -89,6 +93,9 @@ class EdgePipeline:
             self.lights[light.id] = SignalReader(camera_reader, light_id=light.id, camera_id=scene.camera_id)
         self.engine = RuleEngine(scene, class_names=self.job.detector.class_names)
         self.scanner = None
+        self._plate_pool: ThreadPoolExecutor | None = None
+        # events waiting for their plate, in order: (event, signal, wall-clock ts, future)
+        self._plate_queue: deque[tuple[ViolationEvent, dict[str, Any] | None, Future[_PlateResult]]] = deque()
         models: list[dict[str, str]] = []
         detector = self.job.detector
         if hasattr(detector, "model_name") and hasattr(detector, "model_sha256"):
@@ -98,6 +105,8 @@ class EdgePipeline:
             from plates.anpr import PlateScanner
 
             self.scanner = PlateScanner()
+            if async_plates:
+                self._plate_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plates")
             reg = default_registry()
             models += [
                 {"name": n, "sha256": reg.entry(n).sha256}
@@ -142,17 +151,16 @@ class EdgePipeline:
         plate_ms = 0.0
         for event in events:
             self.established_at[event.event_id] = time.time()
+            signal = self._signal_for(event, frame.ts)
+            views = self._plate_views(event)
+            if self._plate_pool is not None:
+                self._plate_queue.append((event, signal, self._plate_pool.submit(self._read_views, views)))
+                continue
             tp = time.perf_counter()
-            plate, crop = self._read_plate(event)
+            result = self._read_views(views)
             plate_ms += (time.perf_counter() - tp) * 1000
-            self.evidence.add_event(
-                event,
-                plate=plate,
-                signal=self._signal_for(event, frame.ts),
-                plate_crop=crop,
-                overlay=self._overlay,
-            )
-            self._write_event(event, plate)
+            self._start_evidence(event, signal, result)
+        self._start_read(wait=False)
         t4 = time.perf_counter()
         self.built += self.evidence.on_frame(frame, tracked)
         t5 = time.perf_counter()
@@ -163,6 +171,32 @@ class EdgePipeline:
         self.stage_ms["evidence"].append((t5 - t4) * 1000 + ((t4 - t3) * 1000 - plate_ms))
         self.events += events
         return events
+
+    @property
+    def plates_pending(self) -> int:
+        """Violations waiting for the plate thread (the OCR queue depth)."""
+        return len(self._plate_queue)
+
+    def _start_read(self, wait: bool) -> None:
+        """Start the evidence of every event whose plate has been read (all of them when `wait`),
+        in the order the events were established."""
+        while self._plate_queue and (wait or self._plate_queue[0][2].done()):
+            event, signal, future = self._plate_queue.popleft()
+            try:
+                result = future.result()
+            except Exception:  # a plate that cannot be read must not lose the violation
+                logger.exception("event %s: plate reading failed; evidence without a plate", event.event_id)
+                result = _PlateResult(None, None)
+            self._start_evidence(event, signal, result)
+
+    def _start_evidence(
+        self, event: ViolationEvent, signal: dict[str, Any] | None, result: _PlateResult
+    ) -> None:
+        self.plates_read += int(bool(result.plate and result.plate["valid"]))
+        self.evidence.add_event(
+            event, plate=result.plate, signal=signal, plate_crop=result.crop, overlay=self._overlay
+        )
+        self._write_event(event, result.plate)
 
     def _overlay(self, image: np.ndarray) -> np.ndarray:
         from violations.draw import draw_scene
@@ -179,23 +213,32 @@ class EdgePipeline:
         red_for = round(ts - reading.since_ts, 2) if reading.state == "red" else None
         return {"state": reading.state, "red_for_s": red_for}
 
-    def _read_plate(self, event: ViolationEvent) -> tuple[dict[str, Any] | None, np.ndarray | None]:
-        """Read the violating vehicle's plate on up to 4 of its best recent frames, fused by vote."""
+    def _plate_views(self, event: ViolationEvent) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """Up to 4 of the violating track's best recent frames still in the ring: (index, image, box).
+        Taken on the frame loop's thread; the images are the ring's (never written into)."""
         if self.scanner is None:
-            return None, None
-        from plates.fusion import PlateVote, View, view_quality
-
+            return []
         track = self.job.store.get(event.track_id)
         if track is None:
-            return None, None
+            return []
         frames = {entry.index: entry for entry in self.evidence.ring}
-        candidates = _recent_boxes(track, frames.keys())
+        return [
+            (index, frames[index].image, np.asarray(box, np.float32))
+            for index, box in _recent_boxes(track, frames.keys())[:4]
+        ]
+
+    def _read_views(self, views: list[tuple[int, np.ndarray, np.ndarray]]) -> _PlateResult:
+        """Read the plate on each view, fused by vote (runs on the plate thread)."""
+        if self.scanner is None or not views:
+            return _PlateResult(None, None)
+        from plates.fusion import PlateVote, View, view_quality
+
         vote = PlateVote()
         best_crop: np.ndarray | None = None
         best_quality = -1.0
         best_colour: str | None = None
-        for index, box in candidates[:4]:
-            findings = self.scanner.scan_vehicle(frames[index].image, np.asarray(box, np.float32))
+        for index, image, box in views:
+            findings = self.scanner.scan_vehicle(image, box)
             if not findings:
                 continue
             f = findings[0]
@@ -207,9 +250,8 @@ class EdgePipeline:
             if vote.confident:
                 break
         if best_crop is None:
-            return None, None
+            return _PlateResult(None, None)
         fused = vote.result()
-        self.plates_read += int(fused.formatted is not None)
         lines = 2 if fused.formatted and " " in fused.formatted else (1 if fused.formatted else 0)
         plate = {
             "text": fused.compact,
@@ -221,7 +263,7 @@ class EdgePipeline:
             "raw": " | ".join(fused.raw),
             "alternatives": [[f, p] for f, p in fused.alternatives],
         }
-        return plate, best_crop
+        return _PlateResult(plate, best_crop)
 
     def _write_event(self, event: ViolationEvent, plate: dict[str, Any] | None) -> None:
         row = {
@@ -242,7 +284,10 @@ class EdgePipeline:
         self._events_fh.flush()
 
     def close(self) -> list[BuildResult]:
-        """Finish pending evidence and close files."""
+        """Finish pending plates and evidence, close files."""
+        self._start_read(wait=True)
+        if self._plate_pool is not None:
+            self._plate_pool.shutdown(wait=True)
         self.built += self.evidence.close()
         self._events_fh.close()
         self._crossings_fh.close()
@@ -276,6 +321,14 @@ class EdgePipeline:
                 "evidence": str(self.out_dir / "evidence"),
             },
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _PlateResult:
+    """The manifest's plate object and the crop read, or None, None."""
+
+    plate: dict[str, Any] | None
+    crop: np.ndarray | None
 
 
 def _recent_boxes(track: TrackHistory, available: Any) -> list[tuple[int, tuple[float, float, float, float]]]:

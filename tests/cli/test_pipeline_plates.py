@@ -1,0 +1,64 @@
+"""Plates read on the pipeline's plate thread give the same violations, plates and evidence as reading
+them inline on the frame loop, and the plate thread is where the OCR runs."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import REPO_ROOT
+
+
+def _run(out: Path, clip: Path, async_plates: bool) -> tuple[list[dict[str, Any]], set[str], int]:
+    from phatnguoi.config import load_camera
+    from phatnguoi.pipeline import EdgePipeline
+    from streams import open_source
+    from violations.manifest import generate_keypair, load_private_key
+    from violations.scene import load_scene
+
+    generate_keypair(out / "k.pem", out / "k.pub")
+    camera = load_camera(REPO_ROOT / "examples" / "cameras" / "hanoi_giangvo_langha.yaml")
+    pipeline = EdgePipeline(
+        camera,
+        load_scene(REPO_ROOT / "examples" / "scenes" / "hanoi_giangvo_langha.yaml"),
+        out / "run",
+        "edge-t",
+        load_private_key(out / "k.pem"),
+        frame_rate=6.0,
+        ts_origin=1664097340.0,
+        async_plates=async_plates,
+    )
+    threads: set[str] = set()
+    scan = pipeline.scanner.scan_vehicle  # type: ignore[union-attr]
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        threads.add(threading.current_thread().name.split("_")[0])
+        return scan(*args, **kwargs)
+
+    pipeline.scanner.scan_vehicle = spy  # type: ignore[union-attr,method-assign]
+    with open_source(str(clip), camera_id=camera.id) as source:
+        for frame in source:
+            pipeline.step(frame)
+            if frame.index >= 150:
+                break
+    built = pipeline.close()
+    rows = [json.loads(line) for line in (out / "run" / "events.jsonl").read_text().splitlines()]
+    return rows, threads, sum(1 for b in built if b.status == "written")
+
+
+def test_plate_thread_matches_inline_reading(tmp_path: Path, hanoi_clip: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    inline, inline_threads, inline_built = _run(tmp_path / "a", hanoi_clip, async_plates=False)
+    threaded, threaded_threads, threaded_built = _run(tmp_path / "b", hanoi_clip, async_plates=True)
+    assert len(inline) >= 3  # red-light runners in the first 25 s
+    assert inline_threads == {"MainThread"}
+    assert threaded_threads == {"plates"}  # OCR never ran on the frame loop
+
+    def key(rows: list[dict[str, Any]]) -> list[tuple[str, int, Any]]:
+        return sorted((r["rule"], r["track_id"], (r["plate"] or {}).get("text")) for r in rows)
+
+    assert key(threaded) == key(inline)
+    assert threaded_built == inline_built == len(inline)
