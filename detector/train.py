@@ -279,7 +279,8 @@ def fit(
     lines = [
         f"path: {data_yaml.parent.resolve()}" if ln.startswith("path:") else ln for ln in text.splitlines()
     ]
-    data_yaml.write_text("\n".join(lines) + "\n")
+    if "\n".join(lines) + "\n" != text:
+        data_yaml.write_text("\n".join(lines) + "\n")
     run_dir = out / "run"
     last = run_dir / "weights" / "last.pt"
     args: dict[str, Any] = {

@@ -574,6 +574,8 @@ def train_detector(
     device: Annotated[str, typer.Option(help="cpu, or a CUDA device index such as 0.")] = "cpu",
     seed: Annotated[int, typer.Option(help="Random seed (data order, augmentation, init).")] = 0,
     workers: Annotated[int, typer.Option(min=0, help="Data-loading worker processes.")] = 2,
+    optimizer: Annotated[str, typer.Option(help="auto, SGD or AdamW.")] = "AdamW",
+    lr0: Annotated[float, typer.Option(min=1e-6, max=0.1, help="Initial learning rate.")] = 0.0005,
     resume: Annotated[bool, typer.Option(help="Resume from out/run/weights/last.pt.")] = False,
     name: Annotated[str, typer.Option(help="Model name for the manifest entry.")] = "yolov8n-vn-traffic",
 ) -> None:
@@ -600,8 +602,21 @@ def train_detector(
         if step in ("all", "fit"):
             if not data_yaml.is_file() or not init.is_file():
                 raise fail(f"{out} has no prepared dataset: run with --step prepare first")
-            kwargs = dict(epochs=epochs, imgsz=imgsz, batch=batch, device=device, seed=seed, workers=workers)
-            best = fit(data_yaml, init, out, resume=resume, **kwargs)  # type: ignore[arg-type]
+            if optimizer not in ("auto", "SGD", "AdamW"):
+                raise fail(f"--optimizer must be auto, SGD or AdamW, got '{optimizer}'")
+            best = fit(
+                data_yaml,
+                init,
+                out,
+                epochs=epochs,
+                imgsz=imgsz,
+                batch=batch,
+                device=device,
+                seed=seed,
+                workers=workers,
+                resume=resume,
+                extra={"optimizer": optimizer, "lr0": lr0, "cos_lr": True},
+            )
             summary["best"] = str(best)
         if step in ("all", "export"):
             if not best.is_file():

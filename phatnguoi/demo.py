@@ -200,7 +200,7 @@ def run_demo(
         stored = int(conn.execute(select(func.count()).select_from(Violation)).scalar_one())
     engine.dispose()
     result = DemoResult(
-        url=f"{server.url}/",
+        url=f"{server.url}/map?period=all",  # the demo clip is dated: "today" would show nothing
         username=username,
         password=password,
         frames=cam.processed,
