@@ -4,7 +4,9 @@ Run it with `phatnguoi serve`, or for several worker processes:
 `uvicorn --factory api.app:app_from_env --workers 4` (settings from PHATNGUOI_* variables).
 Building the app connects to nothing; at startup it checks that the database schema is at the code's
 migration head and refuses to start otherwise, and starts the penalty-webhook delivery thread when a
-webhook URL is configured (`PHATNGUOI_PENALTY_WEBHOOK_INTERVAL_S` > 0).
+webhook URL is configured (`PHATNGUOI_PENALTY_WEBHOOK_INTERVAL_S` > 0) and the SMS outbox thread when
+SMS alerts are (`PHATNGUOI_SMS_LOOKUP_URL` set, `PHATNGUOI_SMS_INTERVAL_S` > 0; the provider, file or
+HTTP gateway, from `PHATNGUOI_SMS_PROVIDER`: see `api.notices.settings`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from api.db import make_engine, make_sessionmaker
 from api.deps import AppState
 from api.limits import BodyLimitMiddleware
 from api.migrate import check_schema
+from api.notices.settings import NoticeSettings, load_notice_settings
+from api.notices.sms import OutboxThread
 from api.routes import auth, exports, flows, health, maps, notices, stats, users, violations
 from api.security import LoginLimiter
 from api.settings import Settings, get_settings
@@ -32,8 +36,16 @@ API_VERSION = "1"
 INGEST_PATH = "/api/v1/violations"
 
 
-def create_app(settings: Settings, *, store: EvidenceStore | None = None) -> FastAPI:
-    """Build the application for `settings` (tests build their own; `store` replaces the configured one)."""
+def create_app(
+    settings: Settings, *, store: EvidenceStore | None = None, notice: NoticeSettings | None = None
+) -> FastAPI:
+    """Build the application for `settings` (tests build their own; `store` replaces the configured one;
+    `notice`: the notice and SMS settings, None reads them from the environment).
+
+    Raises:
+        SettingsError: a notice, SMS or web setting in the environment is invalid.
+    """
+    notice_settings = notice if notice is not None else load_notice_settings()
     engine = make_engine(settings.database_url)
     state = AppState(
         settings=settings,
@@ -50,10 +62,20 @@ def create_app(settings: Settings, *, store: EvidenceStore | None = None) -> Fas
         if settings.penalty_webhook_url and settings.penalty_webhook_interval_s > 0:
             delivery = DeliveryThread(settings, state.sessions, settings.penalty_webhook_interval_s)
             delivery.start()
+        # Read at startup, not at build: tests may put their own settings on app.state in between.
+        current: NoticeSettings = _app.state.notice_settings
+        sms_config = current.sms_config()
+        outbox: OutboxThread | None = None
+        if sms_config is not None and current.sms_interval_s > 0:
+            outbox = OutboxThread(state.sessions, current.provider(), sms_config, current.sms_interval_s)
+            outbox.start()
+            log.info("SMS outbox thread started (provider %s)", current.sms_provider)
         log.info("phatnguoi server ready (database %s)", engine.url.render_as_string(hide_password=True))
         try:
             yield
         finally:
+            if outbox is not None:
+                await run_in_threadpool(outbox.stop)
             if delivery is not None:
                 await run_in_threadpool(delivery.stop)
             engine.dispose()
@@ -66,6 +88,7 @@ def create_app(settings: Settings, *, store: EvidenceStore | None = None) -> Fas
     )
     app.state.phatnguoi = state
     app.state.engine = engine
+    app.state.notice_settings = notice_settings
 
     def limit_for(path: str) -> int:
         return settings.upload_max_bytes if path.rstrip("/") == INGEST_PATH else settings.request_max_bytes

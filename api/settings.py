@@ -20,6 +20,11 @@ Secrets are required and placeholder values are refused. Nothing is read at impo
 | `PHATNGUOI_PENALTY_WEBHOOK_INTERVAL_S` | 15 s between delivery rounds of the server's thread; 0: no thread |
 | `PHATNGUOI_CAMERA_STALE_AFTER_S` | 900: a camera not heard from for longer is `stale` on the map |
 | `PHATNGUOI_RETENTION_REJECTED_DAYS`, `_RETENTION_UNREVIEWED_DAYS` | 180, 365 (evidence deletion) |
+
+Owner notices and SMS alerts (`PHATNGUOI_SMS_LOOKUP_URL`, `_SMS_PROVIDER`, `_SMS_GATEWAY_*`,
+`_SMS_RECEIPT_SECRET`, `_SMS_INTERVAL_S`, ...) have their own settings: `api.notices.settings`. The
+notices' lookup codes are derived from `PHATNGUOI_JWT_SECRET` (`api.notices.workflow.derived_lookup_code`):
+rotating it keeps issued codes valid, but staff pages can no longer show them.
 """
 
 from __future__ import annotations

@@ -14,7 +14,12 @@ The request (what the penalty system implements):
     X-Phatnguoi-Timestamp: <unix seconds when this attempt was sent>
     X-Phatnguoi-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>
 
-    {"type": "violation.confirmed", "idempotency_key": ..., "violation": {...}}
+    {"type": "violation.confirmed", "idempotency_key": ..., "violation": {...},
+     "notice": {"id": ..., "status": "created" | "awaiting_owner" | ..., "lookup_code": "XXXXX-XXXXX"}}
+
+`notice` is the owner notice made in the same transaction (`api.notices.service.on_confirmed`): its state
+at confirmation and the lookup code printed on it (null when the server cannot show it); the CSV export
+carries the notice's current state.
 
 Signing the timestamp with the body lets the receiver refuse a replayed old request (`verify_signature`
 with a tolerance); the body itself is frozen at confirmation, so every retry sends the same bytes. Any
@@ -97,9 +102,20 @@ def idempotency_key(v: Violation) -> str:
     return f"confirmed:{v.event_id}"
 
 
-def payload_for(v: Violation, reviewer: User, confirmed_at: datetime) -> bytes:
+@dataclass(frozen=True, slots=True)
+class NoticeRef:
+    """The owner notice of a confirmed violation, as the penalty system is told about it."""
+
+    id: int
+    status: str
+    lookup_code: str | None
+
+
+def payload_for(
+    v: Violation, reviewer: User, confirmed_at: datetime, notice: NoticeRef | None = None
+) -> bytes:
     """The JSON body announcing a confirmed violation (canonical: sorted keys, no spaces, UTF-8)."""
-    body = {
+    body: dict[str, Any] = {
         "type": EVENT_CONFIRMED,
         "idempotency_key": idempotency_key(v),
         "violation": {
@@ -125,12 +141,20 @@ def payload_for(v: Violation, reviewer: User, confirmed_at: datetime) -> bytes:
                 {"name": f.name, "kind": f.kind, "sha256": f.sha256, "size": f.size} for f in v.files
             ],
         },
+        "notice": None
+        if notice is None
+        else {"id": notice.id, "status": notice.status, "lookup_code": notice.lookup_code},
     }
     return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
 def enqueue_confirmation(
-    session: Session, settings: Settings, v: Violation, reviewer: User, now: datetime
+    session: Session,
+    settings: Settings,
+    v: Violation,
+    reviewer: User,
+    now: datetime,
+    notice: NoticeRef | None = None,
 ) -> str | None:
     """Put the confirmation of `v` in the outbox (flushed, not committed: the caller commits it with
     the decision). Returns the delivery's status afterwards, or None when no webhook is configured.
@@ -140,7 +164,7 @@ def enqueue_confirmation(
     """
     if not settings.penalty_webhook_url:
         return None
-    body = payload_for(v, reviewer, now).decode("utf-8")
+    body = payload_for(v, reviewer, now, notice).decode("utf-8")
     row = session.scalars(select(PenaltyDelivery).where(PenaltyDelivery.violation_id == v.id)).one_or_none()
     if row is None:
         row = PenaltyDelivery(

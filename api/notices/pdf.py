@@ -28,6 +28,8 @@ from api.storage import EvidenceStore
 log = logging.getLogger(__name__)
 
 FONT_DIRS: Final = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
+# The plate readers' background colours (`plates.colour`) as a notice says them.
+PLATE_COLOURS: Final = {"white": "trắng", "yellow": "vàng", "blue": "xanh", "red": "đỏ"}
 STILL_CAPTIONS: Final = {
     "still_before": "Trước vi phạm",
     "still_at": "Thời điểm vi phạm",
@@ -181,7 +183,8 @@ def render_pdf(doc: NoticeDocument, fonts: tuple[Path, Path] | None = None) -> b
     if doc.addressee:
         line("Kính gửi:", doc.addressee)
     local = doc.occurred_at.astimezone(VIETNAM_TZ)
-    line("Biển số:", doc.plate + (f" (nền {doc.plate_colour})" if doc.plate_colour else ""))
+    colour = PLATE_COLOURS.get(doc.plate_colour or "", doc.plate_colour)
+    line("Biển số:", doc.plate + (f" (nền {colour})" if colour else ""))
     line("Thời gian:", local.strftime("%H:%M:%S ngày %d/%m/%Y"))
     line("Địa điểm:", doc.place)
     line("Hành vi vi phạm:", doc.behaviour)

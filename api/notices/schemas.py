@@ -30,6 +30,8 @@ class RegistryImportReport(BaseModel):
     created: int
     updated: int
     rejected: list[RejectedRowPublic]
+    notices_created: int = Field(0, description="Notices made for confirmed violations that had none.")
+    owners_found: int = Field(0, description="Waiting notices whose owner this import supplied.")
 
 
 class OwnerPublic(BaseModel):
@@ -51,7 +53,7 @@ class NoticeCreate(BaseModel):
 
 
 class SmsPublic(BaseModel):
-    status: str
+    status: str = Field(description="pending (queued), sent, delivered, failed or cancelled.")
     attempts: int
     sent_at: datetime | None
     delivered_at: datetime | None
@@ -69,6 +71,17 @@ class NoticePublic(BaseModel):
     escalated_at: datetime | None
     closed_at: datetime | None
     sms: list[SmsPublic]
+    lookup_code: str | None = Field(
+        None, description="The code printed on the notice and in the SMS; null when it cannot be shown."
+    )
+    notice_due_at: datetime = Field(description="The notice must be sent by then (violation + 10 days).")
+    escalate_due_at: datetime | None = Field(
+        None, description="Warn the registration bodies then (posted + 20 days without a response)."
+    )
+    next_action: Literal["find_owner", "send_notice", "escalate"] | None = Field(
+        None, description="What staff must do next (the due list's action); null when nothing is due."
+    )
+    overdue: bool = False
     fine_min_vnd: int | None = Field(None, description="Fine range in force at the violation's time.")
     fine_max_vnd: int | None = None
     legal_reference: str | None = None
@@ -78,7 +91,9 @@ class NoticeCreated(BaseModel):
     notice: NoticePublic
     created: bool
     lookup_code: str | None = Field(
-        None, description="Shown once, when the notice was created by this request; never stored."
+        None,
+        description="When the notice was created by this request (never stored; staff views of the "
+        "notice show it again in `notice.lookup_code`).",
     )
 
 
@@ -92,10 +107,19 @@ class TransitionRequest(BaseModel):
 class DueActionPublic(BaseModel):
     notice_id: int
     violation_id: int
+    plate: str | None = None
+    rule: str | None = None
+    occurred_at: datetime | None = None
     status: NoticeState
     action: Literal["find_owner", "send_notice", "escalate"]
     due_at: datetime
     overdue: bool
+
+
+class PostedRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(None, max_length=2000, description="e.g. the registered-mail number.")
 
 
 class ReceiptResult(BaseModel):

@@ -478,8 +478,8 @@ def apply_receipt(
 
 
 class OutboxThread(PeriodicThread):
-    """Runs `deliver_pending` every `interval_s` in a daemon thread until `stop()` (not yet started by
-    `api.app`; a deployment wires it next to the penalty-webhook thread)."""
+    """Runs `deliver_pending` every `interval_s` in a daemon thread until `stop()` (`api.app` starts
+    one next to the penalty-webhook thread when SMS alerts are configured)."""
 
     name = "sms-outbox"
 

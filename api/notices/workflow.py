@@ -24,6 +24,8 @@ from two processes at once, returns the existing one the second time.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import secrets
 from collections.abc import Callable
@@ -73,6 +75,35 @@ def new_lookup_code() -> str:
     return f"{chars[:5]}-{chars[5:]}"
 
 
+def lookup_code_key(secret: bytes) -> bytes:
+    """The key of `derived_lookup_code`, derived from a server secret (HMAC with a fixed label, so the
+    same secret used elsewhere gives an unrelated key)."""
+    return hmac.new(secret, b"phatnguoi/notice-lookup-code/v1", hashlib.sha256).digest()
+
+
+def derived_lookup_code(key: bytes, violation_id: int) -> str:
+    """The lookup code of a violation's notice: `XXXXX-XXXXX` from HMAC-SHA256(key, violation id).
+
+    Why derived rather than random: the server can show it again (violation page, penalty export, the
+    SMS of a notice whose owner was found later) without storing it; the database still holds only its
+    hash, and without the key (`lookup_code_key` of the server's secret) it cannot be computed. Rotating
+    the secret keeps issued codes valid (their hashes are stored) but they can no longer be shown.
+    """
+    n = int.from_bytes(hmac.new(key, f"violation:{violation_id}".encode(), hashlib.sha256).digest(), "big")
+    chars = []
+    for _ in range(10):  # 256 bits, 10 digits base 31 (~50 bits): the bias is ~2^-200
+        n, r = divmod(n, len(_CODE_ALPHABET))
+        chars.append(_CODE_ALPHABET[r])
+    return f"{''.join(chars[:5])}-{''.join(chars[5:])}"
+
+
+def lookup_code_of(key: bytes, notice: Notice) -> str | None:
+    """The notice's lookup code when it is the derived one (its hash matches), else None (a random code
+    from before, or a key derived from another secret)."""
+    code = derived_lookup_code(key, notice.violation_id)
+    return code if hmac.compare_digest(lookup_code_hash(code), notice.lookup_code_hash) else None
+
+
 @dataclass(frozen=True, slots=True)
 class NoticeResult:
     """`create_notice`'s answer. `code` is the lookup code, present only when the notice was created
@@ -93,6 +124,7 @@ def create_notice(
     ip: str | None = None,
     now: datetime | None = None,
     on_created: Callable[[Notice, str, OwnerRecord], None] | None = None,
+    code: str | None = None,
 ) -> NoticeResult:
     """The notice of a confirmed violation, created if it has none (in the caller's transaction).
 
@@ -100,6 +132,7 @@ def create_notice(
         registry: where the owner comes from; the read is audited (`owner.read`).
         on_created: called once with (notice, code, owner) when a notice was created for a reachable
             owner — the SMS outbox enqueues its alert there (`api.notices.sms.enqueue_alert`).
+        code: the lookup code to give the notice (`derived_lookup_code`); None: a random one.
 
     Raises:
         NoticeError: no such violation, or it is not confirmed.
@@ -115,7 +148,7 @@ def create_notice(
     owner = None
     if v.plate_key:
         owner = read_owner(session, registry, v.plate_key, actor=actor, purpose="notice", ip=ip)
-    code = new_lookup_code()
+    code = code or new_lookup_code()
     notice = Notice(
         violation_id=violation_id,
         owner_id=None if owner is None else owner.owner_id,
@@ -154,12 +187,13 @@ def create_pending_notices(
     actor: str = "system:notices",
     on_created_for: Callable[[Session], Callable[[Notice, str, OwnerRecord], None]] | None = None,
     limit: int = 500,
+    code_for: Callable[[int], str] | None = None,
 ) -> int:
     """Create the notice of every confirmed violation that has none (a periodic job; one transaction
     per violation, so one failure does not hold the others back). Returns how many were created.
 
-    The lookup codes of notices made here are not shown to anyone but the SMS; staff print the paper
-    notice without a code or re-issue one (a code cannot be recovered from its hash).
+    `code_for(violation_id)` gives each notice its code (`derived_lookup_code`, so staff can show it
+    again); without it the codes are random and shown to no one but the SMS.
     """
     with sessions() as session:
         ids = session.scalars(
@@ -173,7 +207,14 @@ def create_pending_notices(
     for vid in ids:
         with sessions() as session:
             on_created = on_created_for(session) if on_created_for is not None else None
-            result = create_notice(session, vid, registry_for(session), actor=actor, on_created=on_created)
+            result = create_notice(
+                session,
+                vid,
+                registry_for(session),
+                actor=actor,
+                on_created=on_created,
+                code=code_for(vid) if code_for is not None else None,
+            )
             session.commit()
             created += int(result.created)
     return created
@@ -258,6 +299,35 @@ def attach_owner(
 
 
 @dataclass(frozen=True, slots=True)
+class Clocks:
+    """A notice's legal clocks: send the notice by `notice_due_at`; warn the registration bodies at
+    `escalate_due_at` (None until posted). `next_action` is what is due next (None: nothing)."""
+
+    notice_due_at: datetime
+    escalate_due_at: datetime | None
+    next_action: str | None
+    due_at: datetime | None
+    overdue: bool
+
+
+def clocks(notice: Notice, occurred_at: datetime, now: datetime | None = None) -> Clocks:
+    """The clocks of `notice` (of a violation at `occurred_at`), with the rules of `due_actions`."""
+    at = now or utcnow()
+    notice_due = occurred_at + timedelta(days=NOTICE_DAYS)
+    escalate_due = notice.posted_at + timedelta(days=ESCALATE_DAYS) if notice.posted_at else None
+    action: str | None = None
+    due: datetime | None = None
+    if notice.status == "awaiting_owner":
+        action, due = "find_owner", notice_due
+    elif notice.status in ("created", "sms_sent"):
+        action, due = "send_notice", notice_due
+    elif notice.status == "posted":
+        action = "escalate"
+        due = escalate_due or notice.created_at + timedelta(days=ESCALATE_DAYS)
+    return Clocks(notice_due, escalate_due, action, due, due is not None and due <= at)
+
+
+@dataclass(frozen=True, slots=True)
 class DueAction:
     """Something a supervisor must do about a notice, and by when."""
 
@@ -281,17 +351,18 @@ def due_actions(session: Session, now: datetime | None = None) -> list[DueAction
     rows = session.execute(
         select(Notice, Violation.occurred_at)
         .join(Violation, Violation.id == Notice.violation_id)
-        .where(Notice.status.in_(("awaiting_owner", "created", "sms_sent", "posted")))
+        .where(
+            Notice.status.in_(("awaiting_owner", "created", "sms_sent", "posted")),
+            # A notice of a violation back under review (reopened) waits for the new decision.
+            Violation.status == "confirmed",
+        )
     ).all()
     out: list[DueAction] = []
     for notice, occurred_at in rows:
-        if notice.status == "awaiting_owner":
-            action, due = "find_owner", occurred_at + timedelta(days=NOTICE_DAYS)
-        elif notice.status in ("created", "sms_sent"):
-            action, due = "send_notice", occurred_at + timedelta(days=NOTICE_DAYS)
-        else:
-            sent = notice.posted_at or notice.created_at
-            action, due = "escalate", sent + timedelta(days=ESCALATE_DAYS)
-        out.append(DueAction(notice.id, notice.violation_id, notice.status, action, due, due <= at))
+        c = clocks(notice, occurred_at, at)
+        assert c.next_action is not None and c.due_at is not None  # open states only
+        out.append(
+            DueAction(notice.id, notice.violation_id, notice.status, c.next_action, c.due_at, c.overdue)
+        )
     out.sort(key=lambda d: (d.due_at, d.notice_id))
     return out

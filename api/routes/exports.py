@@ -1,4 +1,5 @@
-"""`GET /api/v1/exports/confirmed.csv`: confirmed violations for the penalty system (supervisors)."""
+"""`GET /api/v1/exports/confirmed.csv`: confirmed violations for the penalty system (supervisors), with
+the state and lookup code of each violation's owner notice (`api.notices.export`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from api.deps import ClientIP, CurrentSupervisor, SessionDep, StateDep
+from api.notices.export import with_notice_columns
+from api.notices.service import code_key_for
 from api.schemas import IDENT, Instant, Message
 from api.services import exports
 
@@ -33,12 +36,15 @@ def confirmed_csv(
     to: Annotated[Instant | None, Query(description="occurred_at < to")] = None,
     district: Annotated[str | None, Query(max_length=64, pattern=IDENT)] = None,
 ) -> StreamingResponse:
-    """Confirmed violations that happened in [from, to), oldest first, streamed (audited)."""
+    """Confirmed violations that happened in [from, to), oldest first, streamed (audited); the last
+    columns are the owner notice's state and lookup code."""
     rows = exports.start_export(
         session, user, occurred_from=from_, occurred_to=to, district_id=district, ip=ip
     )
-    chunks = exports.csv_chunks(
-        state.read_sessions, occurred_from=from_, occurred_to=to, district_id=district
+    chunks = with_notice_columns(
+        exports.csv_chunks(state.read_sessions, occurred_from=from_, occurred_to=to, district_id=district),
+        state.read_sessions,
+        code_key_for(state.settings),
     )
     return StreamingResponse(
         chunks,

@@ -13,13 +13,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ClientIP, CurrentSupervisor, SessionDep, StateDep, StoreDep
-from api.models import Notice, SmsMessage, Violation
-from api.notices import pdf, sms, workflow
+from api.deps import ClientIP, CurrentOfficer, CurrentSupervisor, SessionDep, StateDep, StoreDep
+from api.models import Notice, SmsMessage, User, Violation
+from api.notices import pdf, service, sms, workflow
 from api.notices import registry as reg
 from api.notices import schemas as s
 from api.notices.catalogue import default_catalogue
 from api.notices.settings import NoticeSettings, load_notice_settings
+from api.services.violations import visible_violation
 from api.web.lookup import CODE_PATTERN, lookup_code_hash
 from api.webhook import verify_signature
 
@@ -42,15 +43,23 @@ def notice_settings(request: Request) -> NoticeSettings:
     return current
 
 
-def notice_public(session: Session, notice: Notice) -> s.NoticePublic:
-    """The notice with its SMS delivery status and the fine in force at the violation's time."""
+def notice_wiring(request: Request) -> service.NoticeWiring:
+    """What a decision needs for the notice (lookup-code key, SMS configuration) in this app."""
+    settings = request.app.state.phatnguoi.settings
+    return service.wiring_for(settings, notice_settings(request).sms_config())
+
+
+def notice_public(session: Session, notice: Notice, code_key: bytes | None = None) -> s.NoticePublic:
+    """The notice with its SMS delivery status, clocks and the fine in force at the violation's time;
+    with `code_key` (staff views) also its lookup code."""
     messages = session.scalars(
         select(SmsMessage).where(SmsMessage.notice_id == notice.id).order_by(SmsMessage.id)
     ).all()
     v = session.get(Violation, notice.violation_id)
-    entry = None
-    if v is not None:
-        entry = default_catalogue().entry_for(v.rule, v.vehicle_class, v.occurred_at, v.legal_reference)
+    if v is None:  # a notice's violation is never deleted (foreign key)
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "violation not found")
+    entry = default_catalogue().entry_for(v.rule, v.vehicle_class, v.occurred_at, v.legal_reference)
+    c = workflow.clocks(notice, v.occurred_at)
     return s.NoticePublic(
         id=notice.id,
         violation_id=notice.violation_id,
@@ -71,6 +80,11 @@ def notice_public(session: Session, notice: Notice) -> s.NoticePublic:
             )
             for m in messages
         ],
+        lookup_code=workflow.lookup_code_of(code_key, notice) if code_key is not None else None,
+        notice_due_at=c.notice_due_at,
+        escalate_due_at=c.escalate_due_at,
+        next_action=c.next_action,
+        overdue=c.overdue,
         fine_min_vnd=None if entry is None else entry.fine_min_vnd,
         fine_max_vnd=None if entry is None else entry.fine_max_vnd,
         legal_reference=None if entry is None else entry.citation(default_catalogue().decree),
@@ -79,9 +93,15 @@ def notice_public(session: Session, notice: Notice) -> s.NoticePublic:
 
 @router.post("/registry/import", response_model=s.RegistryImportReport)
 def import_registry(
-    body: s.RegistryImportRequest, user: CurrentSupervisor, session: SessionDep, ip: ClientIP
+    body: s.RegistryImportRequest,
+    user: CurrentSupervisor,
+    session: SessionDep,
+    state: StateDep,
+    ip: ClientIP,
+    request: Request,
 ) -> s.RegistryImportReport:
-    """Import a registry CSV (admin only): good rows are imported, bad rows reported with reasons."""
+    """Import a registry CSV (admin only): good rows are imported, bad rows reported with reasons.
+    Then notices waiting for an owner get the new ones (their SMS alerts are queued)."""
     if user.role != "admin":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "admin only")
     try:
@@ -89,10 +109,13 @@ def import_registry(
     except reg.RegistryImportError as e:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(e)) from None
     session.commit()
+    caught_up = service.catch_up(state.sessions, notice_wiring(request), actor=f"user:{user.username}")
     return s.RegistryImportReport(
         created=report.created,
         updated=report.updated,
         rejected=[s.RejectedRowPublic(line=r.line, plate=r.plate, reason=r.reason) for r in report.rejected],
+        notices_created=caught_up.created,
+        owners_found=caught_up.owners_found,
     )
 
 
@@ -136,8 +159,10 @@ def create_notice(
     request: Request,
 ) -> s.NoticeCreated:
     """The notice of a confirmed violation, created (with an SMS alert queued when the owner has a
-    phone) or, when it exists, returned without its code (the code is shown once)."""
-    config = notice_settings(request).sms_config()
+    phone) or returned when it exists (a confirmation creates it already; this is for violations
+    confirmed before notices existed)."""
+    wiring = notice_wiring(request)
+    config = wiring.sms
     on_created = sms.alert_enqueuer(session, config) if config is not None else None
     try:
         result = workflow.create_notice(
@@ -147,28 +172,46 @@ def create_notice(
             actor=f"user:{user.username}",
             ip=ip,
             on_created=on_created,
+            code=wiring.code_for(body.violation_id),
         )
     except workflow.NoticeError as e:
         raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from None
     session.commit()
-    return s.NoticeCreated(
-        notice=notice_public(session, result.notice), created=result.created, lookup_code=result.code
-    )
+    public = notice_public(session, result.notice, wiring.code_key)
+    return s.NoticeCreated(notice=public, created=result.created, lookup_code=result.code)
 
 
 @router.get("/notices/due", response_model=list[s.DueActionPublic])
 def due(user: CurrentSupervisor, session: SessionDep) -> list[s.DueActionPublic]:
     """What supervisors must do next about open notices (10-day and 20-day clocks), soonest first."""
+    actions = workflow.due_actions(session)
+    ids = [d.violation_id for d in actions]
+    facts = (
+        {
+            r.id: r
+            for r in session.execute(
+                select(Violation.id, Violation.plate_key, Violation.rule, Violation.occurred_at).where(
+                    Violation.id.in_(ids)
+                )
+            )
+        }
+        if ids
+        else {}
+    )
+    session.commit()
     return [
         s.DueActionPublic(
             notice_id=d.notice_id,
             violation_id=d.violation_id,
+            plate=facts[d.violation_id].plate_key if d.violation_id in facts else None,
+            rule=facts[d.violation_id].rule if d.violation_id in facts else None,
+            occurred_at=facts[d.violation_id].occurred_at if d.violation_id in facts else None,
             status=d.status,
             action=d.action,
             due_at=d.due_at,
             overdue=d.overdue,
         )
-        for d in workflow.due_actions(session)
+        for d in actions
     ]
 
 
@@ -179,10 +222,43 @@ def _notice_of(session: Session, violation_id: int) -> Notice:
     return notice
 
 
+def _visible_notice(session: Session, user: User, violation_id: int) -> Notice:
+    """The notice of a violation `user` may see (an officer: their district), else 404."""
+    if visible_violation(session, user, violation_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "notice not found")
+    return _notice_of(session, violation_id)
+
+
 @router.get("/violations/{violation_id}/notice", response_model=s.NoticePublic)
-def get_notice(violation_id: ViolationId, user: CurrentSupervisor, session: SessionDep) -> s.NoticePublic:
-    """The notice of a violation with its state, SMS delivery status and fine."""
-    return notice_public(session, _notice_of(session, violation_id))
+def get_notice(
+    violation_id: ViolationId, user: CurrentOfficer, session: SessionDep, request: Request
+) -> s.NoticePublic:
+    """The notice of a violation with its state, lookup code, clocks, SMS delivery status and fine
+    (officers: their district's)."""
+    notice = _visible_notice(session, user, violation_id)
+    public = notice_public(session, notice, notice_wiring(request).code_key)
+    session.commit()
+    return public
+
+
+@router.post("/violations/{violation_id}/notice/posted", response_model=s.NoticePublic)
+def mark_posted(
+    violation_id: ViolationId,
+    body: s.PostedRequest,
+    user: CurrentOfficer,
+    session: SessionDep,
+    ip: ClientIP,
+    request: Request,
+) -> s.NoticePublic:
+    """Staff mark the paper notice as sent by post (officers: their district's; audited). 409 when the
+    notice is not in a state that can be posted (waiting for its owner, already posted, closed)."""
+    notice = _visible_notice(session, user, violation_id)
+    try:
+        workflow.transition(session, notice, "posted", actor=f"user:{user.username}", note=body.note, ip=ip)
+    except workflow.NoticeError as e:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from None
+    session.commit()
+    return notice_public(session, notice, notice_wiring(request).code_key)
 
 
 @router.get(
@@ -200,11 +276,14 @@ def notice_pdf(
         str | None, Query(pattern=CODE_PATTERN, description="The lookup code, printed when it matches.")
     ] = None,
 ) -> Response:
-    """The printable notice (PDF, Vietnamese) with the photo sheet. The lookup code is not stored: pass
-    the one shown at creation to print it (a code that does not match is refused with 422)."""
+    """The printable notice (PDF, Vietnamese) with the photo sheet and the lookup code (the server's
+    own, see `derived_lookup_code`; for an older notice whose code cannot be derived, pass the one
+    shown at creation — a code that does not match is refused with 422)."""
     notice = _notice_of(session, violation_id)
     if code is not None and lookup_code_hash(code) != notice.lookup_code_hash:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "code does not match this notice")
+    if code is None:
+        code = workflow.lookup_code_of(notice_wiring(request).code_key, notice)
     v = session.get(Violation, violation_id)
     if v is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "violation not found")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Request, Response, UploadFile, status
 
 from api.deps import (
     ClientIP,
@@ -21,6 +21,7 @@ from api.deps import (
 from api.errors import RefusedError, StorageError
 from api.pagination import MAX_CURSOR_CHARS, Cursor, CursorError
 from api.plate_query import PlateQueryError, parse_plate_query
+from api.routes.notices import notice_wiring
 from api.schemas import (
     IDENT,
     DecisionCreate,
@@ -217,10 +218,12 @@ def decide(
     session: SessionDep,
     settings: SettingsDep,
     ip: ClientIP,
+    request: Request,
 ) -> ViolationPublic:
-    """Confirm or reject a new violation (audited). 409 when already decided."""
+    """Confirm or reject a new violation (audited). 409 when already decided. A confirmation creates
+    the owner notice and queues its SMS alert in the same transaction."""
     try:
-        v = review.decide(session, settings, user, violation_id, body, ip)
+        v = review.decide(session, settings, user, violation_id, body, ip, wiring=notice_wiring(request))
     except RefusedError as e:
         raise HTTPException(e.status, e.reason) from None
     if v is None:

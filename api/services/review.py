@@ -41,12 +41,14 @@ from api import audit
 from api.db import is_postgresql, utcnow
 from api.errors import RefusedError
 from api.models import PenaltyDelivery, User, Violation
+from api.notices import service as notices
+from api.notices.workflow import lookup_code_of
 from api.pagination import Cursor
 from api.plate_query import PlateQuery, glob_pattern, like_pattern, neighbours
 from api.schemas import DecisionCreate, ViolationPagePublic, ViolationSummaryPublic
 from api.services.violations import visible_violation
 from api.settings import Settings
-from api.webhook import enqueue_confirmation
+from api.webhook import NoticeRef, enqueue_confirmation
 
 log = logging.getLogger(__name__)
 
@@ -352,9 +354,19 @@ def _corrected_plate(text: str) -> str:
 
 
 def decide(
-    session: Session, settings: Settings, user: User, violation_id: int, body: DecisionCreate, ip: str | None
+    session: Session,
+    settings: Settings,
+    user: User,
+    violation_id: int,
+    body: DecisionCreate,
+    ip: str | None,
+    *,
+    wiring: notices.NoticeWiring | None = None,
 ) -> Violation | None:
-    """Confirm or reject a violation (audited; a confirmation is queued for the penalty webhook).
+    """Confirm or reject a violation (audited). A confirmation creates the owner notice and queues its
+    SMS alert (`api.notices.service.on_confirmed`, with `wiring`; None: no SMS) and the penalty
+    webhook, all in the decision's transaction; a rejection closes the notice of a violation that was
+    confirmed before (reopened).
 
     Returns:
         The decided violation, or None when `user` may not see it (the caller answers 404).
@@ -410,8 +422,14 @@ def decide(
         },
         ip=ip,
     )
+    actor = f"user:{user.username}"
     if status == "confirmed":
-        enqueue_confirmation(session, settings, v, user, now)
+        wiring = wiring or notices.wiring_for(settings)
+        notice = notices.on_confirmed(session, v.id, wiring, actor=actor, ip=ip, now=now).notice
+        ref = NoticeRef(notice.id, notice.status, lookup_code_of(wiring.code_key, notice))
+        enqueue_confirmation(session, settings, v, user, now, ref)
+    else:
+        notices.on_rejected(session, v.id, actor=actor, ip=ip)
     session.commit()
     log.info("violation %d %s by %s", v.id, status, user.username)
     return v
@@ -421,7 +439,8 @@ def reopen(session: Session, user: User, violation_id: int, note: str, ip: str |
     """Put a decided violation back to `new` (supervisors; audited with the decision it undoes).
 
     A confirmation not yet delivered to the penalty system is cancelled; one already delivered stays
-    delivered (the penalty system has it, and will not get it twice).
+    delivered (the penalty system has it, and will not get it twice). Likewise the owner's SMS alert:
+    cancelled when not sent yet (due again on a new confirmation), never sent twice.
 
     Returns:
         The reopened violation, or None when `user` may not see it.
@@ -464,6 +483,7 @@ def reopen(session: Session, user: User, violation_id: int, note: str, ip: str |
     ).one_or_none()
     if delivery is not None and delivery.status in ("pending", "failed"):
         delivery.status = "cancelled"
+    notices.on_reopened(session, v.id, actor=f"user:{user.username}", ip=ip)
     audit.record(
         session,
         actor=f"user:{user.username}",

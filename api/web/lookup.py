@@ -5,7 +5,8 @@ the SMS after `normalise_code` (upper case, no spaces or dashes). A lookup finds
 and answers only when the plate also matches the violation's plate: a wrong code and a wrong plate give
 the same "not found", so the page tells nothing about other vehicles. Nothing about the owner is read.
 
-Until notices are created (the notices issue), the table is empty and every lookup is "not found".
+Notices are made when a violation is confirmed (`api.notices.service.on_confirmed`); the answer
+carries the notice's state (never who the owner is).
 Each answered lookup is written to the audit log (actor `public`, with the client IP).
 """
 
@@ -71,6 +72,7 @@ def lookup(session: Session, store: EvidenceStore, plate: str, code: str, ip: st
     if v is None:
         session.commit()
         return None
+    notice_status = session.scalar(select(Notice.status).where(Notice.violation_id == v.id))
     camera = session.get(Camera, v.camera_id)
     district = session.get(District, v.district_id) if v.district_id else None
     files = [f for f in v.files if f.kind in STILL_KINDS and f.deleted_at is None]
@@ -83,6 +85,7 @@ def lookup(session: Session, store: EvidenceStore, plate: str, code: str, ip: st
         rule=v.rule,
         legal_reference=v.legal_reference,
         status=v.status,
+        notice_status=notice_status,
         stills=[],
     )
     session.commit()  # no transaction (SQLite: the write lock) held while the store reads

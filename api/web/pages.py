@@ -129,6 +129,12 @@ def stats_page(request: Request) -> HTMLResponse:
     return render(request, "stats", "stats.title")
 
 
+@router.get("/notices", response_class=HTMLResponse)
+def notices_page(request: Request) -> HTMLResponse:
+    """Supervisors: the notices' due actions (the 10-day and 20-day clocks), soonest first."""
+    return render(request, "notices", "due.title")
+
+
 @router.get("/lookup", response_class=HTMLResponse)
 def lookup_page(request: Request) -> HTMLResponse:
     """Public: a vehicle owner looks their violation up with plate and notice code."""

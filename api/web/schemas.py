@@ -32,6 +32,9 @@ class LookupResult(BaseModel):
     rule: str
     legal_reference: str
     status: str = Field(description="new, confirmed or rejected.")
+    notice_status: str | None = Field(
+        None, description="State of the owner notice (awaiting_owner, created, sms_sent, posted, ...)."
+    )
     stills: list[LookupStill] = Field(description="Empty when the evidence was deleted (retention).")
 
 

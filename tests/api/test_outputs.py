@@ -259,6 +259,10 @@ def test_csv_export_has_the_reviewers_plate_and_name(client: TestClient, world: 
         "yes",
         "off-a",
     )
+    # The owner notice made by the confirmation: no registry entry, so it waits for the owner.
+    notice = client.get(f"/api/v1/violations/{vid}/notice", headers=auth("sup")).json()
+    assert (row["notice_status"], row["lookup_code"]) == ("awaiting_owner", notice["lookup_code"])
+    assert len(row["lookup_code"]) == 11
 
 
 def test_officers_cannot_export(client: TestClient, auth: Auth) -> None:

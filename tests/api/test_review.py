@@ -227,7 +227,9 @@ def decide(client: TestClient, vid: int, user: str, auth: Auth, **body: Any) -> 
 def audit_rows(session: Session, vid: int) -> list[tuple[str, str, dict[str, Any]]]:
     session.rollback()
     rows = session.scalars(
-        select(AuditEntry).where(AuditEntry.object_id == str(vid)).order_by(AuditEntry.seq)
+        select(AuditEntry)
+        .where(AuditEntry.object_type == "violation", AuditEntry.object_id == str(vid))
+        .order_by(AuditEntry.seq)
     ).all()
     return [(a.action, a.actor, json.loads(a.detail)) for a in rows]
 

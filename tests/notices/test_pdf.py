@@ -13,7 +13,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from api.notices.catalogue import VIETNAM_TZ
-from tests.api.conftest import World
+from api.settings import Settings
+from tests.api.conftest import Db, World
 from tests.api.evidence import build_package, post_package
 
 pytest.importorskip("fpdf", reason="fpdf2 not installed (pip install fpdf2)")
@@ -30,8 +31,11 @@ def test_notice_pdf_of_a_real_evidence_package(
     vid = int(r.json()["id"])
     r = client.post(f"/api/v1/violations/{vid}/decision", json={"decision": "confirm"}, headers=auth("off-a"))
     assert r.status_code == 200, r.text
+    # The confirmation made the notice; staff see its lookup code.
     created = client.post("/api/v1/notices", json={"violation_id": vid}, headers=auth("sup")).json()
-    code = created["lookup_code"]
+    assert created["created"] is False
+    code = created["notice"]["lookup_code"]
+    assert code == client.get(f"/api/v1/violations/{vid}/notice", headers=auth("off-a")).json()["lookup_code"]
     assert (
         client.get(
             f"/api/v1/violations/{vid}/notice.pdf", params={"code": "WRONG-CODE1"}, headers=auth("sup")
@@ -64,3 +68,109 @@ def test_notice_pdf_of_a_real_evidence_package(
         "Thời điểm vi phạm",
     ):
         assert piece in text, piece
+
+
+SAMPLE_CLIP = (
+    Path(__file__).resolve().parents[2] / "examples" / "sample" / "hanoi_nguyenxien_khuatduytien.mp4"
+)
+# Where the README's picture of a notice goes when asked (the web tests' switch), else tmp.
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def _sample_stills() -> dict[str, bytes]:
+    """Three frames of the repository's sample clip (a real Hà Nội camera) as JPEG stills, and a plate
+    crop drawn with the made-up demo plate (the clip's real plates must not become a notice's)."""
+    import cv2
+    import numpy as np
+
+    cap = cv2.VideoCapture(str(SAMPLE_CLIP))
+    frames: dict[str, bytes] = {}
+    try:
+        for kind, index in (("still_before", 30), ("still_at", 60), ("still_after", 90)):
+            cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+            ok, frame = cap.read()
+            assert ok, f"frame {index} of {SAMPLE_CLIP}"
+            ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])
+            frames[f"{kind}.jpg"] = bytes(buf.tobytes())
+    finally:
+        cap.release()
+    plate = np.full((60, 240, 3), 245, np.uint8)
+    cv2.rectangle(plate, (2, 2), (237, 57), (20, 20, 20), 3)
+    cv2.putText(plate, "30A-123.45", (14, 43), cv2.FONT_HERSHEY_SIMPLEX, 1.25, (20, 20, 20), 3, cv2.LINE_AA)
+    ok, buf = cv2.imencode(".jpg", plate, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    frames["plate.jpg"] = bytes(buf.tobytes())
+    return frames
+
+
+def test_notice_pdf_of_the_sample_clip_is_the_readme_picture(
+    client: TestClient, settings: Settings, db: Db, auth: Callable[[str], dict[str, str]], tmp_path: Path
+) -> None:
+    """The notice of a violation whose stills are frames of the sample clip, at the clip's own
+    intersection; page 1 as a PNG (docs/notice.png with PHATNGUOI_WEB_SCREENSHOTS=docs)."""
+    import hashlib
+    import os
+
+    image = pytest.importorskip("PIL.Image", reason="Pillow (a dependency of fpdf2) not installed")
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from api import admin
+    from tests.api.evidence import signed
+    from violations.manifest import public_key_pem
+
+    key = Ed25519PrivateKey.generate()
+    admin.add_district(settings, "thanh-xuan", "Thanh Xuân")
+    admin.add_camera(settings, "cam-nx", name="Nguyễn Xiển - Khuất Duy Tiến", district="thanh-xuan")
+    device_key = admin.add_device(settings, "dev-nx", ["cam-nx"], public_key_pem(key))
+    files = _sample_stills()
+    pkg = build_package(key, device_id="dev-nx", camera_id="cam-nx")
+    manifest = {
+        **pkg.manifest,
+        "occurred_at": "2025-12-05T04:35:34.000Z",  # 11:35:34 in Hà Nội, the clip's own time
+        "created_at": "2025-12-05T04:35:40.000Z",
+        "location": {"lat": 20.9936, "lon": 105.8005},
+        "files": [
+            {
+                "name": name,
+                "kind": "plate" if name == "plate.jpg" else name.removesuffix(".jpg"),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size": len(data),
+                "media_type": "image/jpeg",
+            }
+            for name, data in files.items()
+        ],
+    }
+    r = post_package(client, signed(manifest, key, files), device_key)
+    assert r.status_code == 201, r.text
+    vid = int(r.json()["id"])
+    assert client.post(
+        f"/api/v1/violations/{vid}/decision", json={"decision": "confirm"}, headers=auth("sup")
+    ).is_success
+    code = client.get(f"/api/v1/violations/{vid}/notice", headers=auth("sup")).json()["lookup_code"]
+    r = client.get(f"/api/v1/violations/{vid}/notice.pdf", headers=auth("sup"))  # the code is printed
+    assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
+    pdf_path = tmp_path / "notice.pdf"
+    pdf_path.write_bytes(r.content)
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf_path), "-"], check=True, capture_output=True, text=True, timeout=60
+    ).stdout
+    for piece in (
+        "30A-123.45 (nền trắng)",
+        "11:35:34 ngày 05/12/2025",
+        "Nguyễn Xiển - Khuất Duy Tiến, Thanh Xuân",
+        code,
+    ):
+        assert piece in text, piece
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "110", "-f", "1", "-l", "1", str(pdf_path), str(tmp_path / "page")],
+        check=True,
+        timeout=60,
+    )
+    (page,) = sorted(tmp_path.glob("page*.png"))
+    with image.open(page) as img:
+        small = img.convert("RGB")
+        small = small.resize((760, round(small.height * 760 / small.width)), image.Resampling.LANCZOS)
+        small = small.quantize(colors=128, method=image.Quantize.MEDIANCUT)
+    to_docs = os.environ.get("PHATNGUOI_WEB_SCREENSHOTS") == "docs" and db.kind == "sqlite"
+    out = DOCS / "notice.png" if to_docs else tmp_path / "notice.png"
+    small.save(out, optimize=True)
+    assert 30_000 < out.stat().st_size < 300_000  # a page with three photos, small enough for the README

@@ -147,7 +147,7 @@ def test_every_notice_gets_exactly_one_sms_through_failures_and_a_restart(
             assert [n.status for n in notices] == ["sms_sent", "sms_sent", "awaiting_owner"]
     finally:
         engine.dispose()
-    keys = [m["reference"] for m in gateway.received]
+    keys = [str(m["reference"]) for m in gateway.received]
     assert sorted(keys) == sorted({f"notice-{n}-alert" for n in notice_ids[:2]})
     assert {m["to"] for m in gateway.received} == {"+84912345678", "+84987654321"}
     assert all("Nguyễn" not in str(m["text"]) and "Nguyen" not in str(m["text"]) for m in gateway.received)

@@ -188,6 +188,8 @@ def test_notice_routes(
     assert body["notice"]["legal_reference"] == "Điểm b khoản 9 Điều 6 Nghị định 168/2024/NĐ-CP"
     again = client.post("/api/v1/notices", json={"violation_id": vid}, headers=auth("sup")).json()
     assert (again["created"], again["lookup_code"]) == (False, None)
+    # Staff see the code again (derived from the server's secret, never stored): the one first given.
+    assert again["notice"]["lookup_code"] == body["lookup_code"] == body["notice"]["lookup_code"]
     assert client.post("/api/v1/notices", json={"violation_id": new}, headers=auth("sup")).status_code == 409
     nid = body["notice"]["id"]
     move = f"/api/v1/violations/{vid}/notice/transition"

@@ -23,7 +23,7 @@ from typing import Any, cast
 import cv2
 import httpx
 import numpy as np
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from api import admin
 from api.db import make_engine, make_sessionmaker
@@ -267,15 +267,16 @@ def _add_notice(settings: Settings, violation_id: int, plate: str) -> None:
             session.add(owner)
             session.flush()
             session.add(Vehicle(plate_compact=plate, vehicle_class="car", owner_id=owner.id))
-            session.add(
-                Notice(
-                    violation_id=violation_id,
-                    owner_id=owner.id,
-                    lookup_code_hash=lookup_code_hash(LOOKUP_CODE),
-                    status="sms_sent",
-                    provider_message_id=secrets.token_hex(8),
-                )
-            )
+            # The confirmation made the notice (waiting for an owner: the registry was empty); give it
+            # the owner, a known code (as a notice from before derived codes) and the SMS-sent state.
+            notice = session.scalars(select(Notice).where(Notice.violation_id == violation_id)).one_or_none()
+            if notice is None:
+                notice = Notice(violation_id=violation_id)
+                session.add(notice)
+            notice.owner_id = owner.id
+            notice.lookup_code_hash = lookup_code_hash(LOOKUP_CODE)
+            notice.status = "sms_sent"
+            notice.provider_message_id = secrets.token_hex(8)
             session.commit()
     finally:
         engine.dispose()

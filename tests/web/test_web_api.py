@@ -187,9 +187,12 @@ def _notice(db: Db, violation_id: int, code: str, plate: str) -> None:
             s.add(owner)
             s.flush()
             s.add(Vehicle(plate_compact=plate, owner_id=owner.id))
-            s.add(
-                Notice(violation_id=violation_id, owner_id=owner.id, lookup_code_hash=lookup_code_hash(code))
-            )
+            # The confirmation made the notice already: give it this owner and a known code.
+            notice = s.scalars(select(Notice).where(Notice.violation_id == violation_id)).one_or_none()
+            if notice is None:
+                notice = Notice(violation_id=violation_id)
+                s.add(notice)
+            notice.owner_id, notice.lookup_code_hash = owner.id, lookup_code_hash(code)
             s.commit()
     finally:
         engine.dispose()
@@ -224,6 +227,7 @@ def test_lookup_finds_one_violation_by_plate_and_code(
         "rule",
         "legal_reference",
         "status",
+        "notice_status",
         "stills",
     }
     assert (body["plate"], body["place"], body["district"], body["rule"], body["status"]) == (
@@ -233,6 +237,7 @@ def test_lookup_finds_one_violation_by_plate_and_code(
         "red_light",
         "confirmed",
     )
+    assert body["notice_status"] == "awaiting_owner"  # the registry was empty at the confirmation
     assert [s["kind"] for s in body["stills"]] == ["still_before", "still_at", "still_after"]
     assert all(s["data_url"].startswith("data:image/jpeg;base64,/9j/") for s in body["stills"])
     assert "Trần Thị Chủ" not in r.text and "0987654321" not in r.text and "079188000111" not in r.text

@@ -28,6 +28,7 @@ form.addEventListener("submit", async (event) => {
   setText("lr-place", found.district ? found.place + " (" + found.district + ")" : found.place);
   setText("lr-type", label("rule", found.rule) + " — " + found.legal_reference);
   setText("lr-status", label("status", found.status));
+  setText("lr-notice", found.notice_status ? label("nstate", found.notice_status) : null);
   const stills = document.getElementById("lr-stills");
   stills.replaceChildren(...found.stills.map((s) => el("figure", { class: "still" },
     el("img", { src: s.data_url, alt: label("ev", s.kind) }),

@@ -26,6 +26,7 @@ const state = {
   selected: -1,     // index in items of the open violation (-1: none or not in the list)
   current: null,    // ViolationPublic of the open violation
   extras: null,     // EvidenceExtras of the open violation
+  notice: null,     // NoticePublic of the open violation (null: none yet)
   urls: [],         // object URLs to revoke when another violation opens
   loadSeq: 0,       // to drop answers of superseded list requests
   viewSeq: 0,       // the same for the viewer
@@ -54,6 +55,8 @@ async function main() {
   document.getElementById("ev-reopen").addEventListener("click", openReopen);
   document.getElementById("reject-form").addEventListener("submit", submitReject);
   document.getElementById("reopen-form").addEventListener("submit", submitReopen);
+  document.getElementById("notice-post").addEventListener("click", markPosted);
+  document.getElementById("notice-pdf").addEventListener("click", noticePdf);
   document.querySelectorAll(".still-open").forEach((b) => b.addEventListener("click", () => enlarge(b.querySelector("img"))));
   plateEdit.addEventListener("input", debounce(checkPlate, 250));
   plateEdit.addEventListener("keydown", (event) => {
@@ -190,6 +193,7 @@ async function openViolation(id, index) {
   viewerEmpty.hidden = true;
   viewerBody.hidden = false;
   loadImages(v, seq);
+  loadNotice(v.id, seq);
 }
 
 function render(v, extras) {
@@ -251,6 +255,70 @@ function render(v, extras) {
     ? el("button", { type: "button", class: "secondary", id: "ev-clip-download", onclick: () => downloadFile(v.id, clip.name, v.event_id + ".mp4") }, t("ev.clip_download"))
     : el("p", { class: "muted" }, t("ev.no_clip")));
   document.getElementById("ev-clip-note").hidden = !clip;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The owner notice (state, lookup code, the 10- and 20-day clocks, SMS delivery)
+// ---------------------------------------------------------------------------------------------
+
+async function loadNotice(id, seq) {
+  let notice = null;
+  try {
+    notice = await api("/api/v1/violations/" + id + "/notice");
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 404)) flash(e.message, "error");
+  }
+  if (seq !== state.viewSeq) return;
+  renderNotice(notice);
+}
+
+function renderNotice(notice) {
+  state.notice = notice;
+  document.getElementById("notice-none").hidden = !!notice;
+  document.getElementById("notice-body").hidden = !notice;
+  if (!notice) return;
+  const badge = document.getElementById("notice-state");
+  badge.textContent = label("nstate", notice.status);
+  badge.className = "badge n-" + notice.status;
+  document.getElementById("notice-overdue").hidden = !notice.overdue;
+  setText("notice-code", notice.lookup_code || t("notice.code_unknown"));
+  setText("notice-next", notice.next_action ? label("action", notice.next_action) : null);
+  setText("notice-due", fmtTime(notice.notice_due_at));
+  setText("notice-posted", notice.posted_at ? fmtTime(notice.posted_at) : null);
+  setText("notice-escalate", notice.escalate_due_at ? fmtTime(notice.escalate_due_at) : t("notice.escalate_pending"));
+  const sms = document.getElementById("notice-sms");
+  sms.replaceChildren(...(notice.sms.length ? notice.sms.map((m) => el("span", { class: "sms-line", dataset: { status: m.status } },
+    el("span", { class: "badge sms-" + m.status }, label("sms", m.status)), " ",
+    (m.delivered_at || m.sent_at ? fmtTime(m.delivered_at || m.sent_at) + " · " : "") + t("notice.sms_attempts", { n: m.attempts }),
+    m.last_error ? el("span", { class: "muted" }, " " + t("notice.sms_error", { e: m.last_error })) : null))
+    : [el("span", { class: "muted" }, t("notice.sms_none"))]));
+  document.getElementById("notice-post").hidden = !["created", "sms_sent"].includes(notice.status);
+  document.getElementById("notice-pdf").hidden = !(user.role === "supervisor" || user.role === "admin");
+}
+
+async function markPosted() {
+  const v = state.current;
+  if (!v || !state.notice || state.busy) return;
+  state.busy = true;
+  try {
+    const notice = await api("/api/v1/violations/" + v.id + "/notice/posted", { json: {} });
+    renderNotice(notice);
+    flash(t("notice.posted_ok", { id: notice.id }));
+  } catch (e) {
+    flash(e.message, "error");
+  } finally {
+    state.busy = false;
+  }
+}
+
+async function noticePdf() {
+  const v = state.current;
+  if (!v) return;
+  try {
+    saveBlob(await api("/api/v1/violations/" + v.id + "/notice.pdf", { as: "blob" }), "thong-bao-" + v.id + ".pdf");
+  } catch (e) {
+    flash(e.message, "error");
+  }
 }
 
 async function loadImages(v, seq) {
@@ -338,6 +406,7 @@ function afterChange(updated) {
     markSelected();
   }
   render(updated, state.extras);
+  loadNotice(updated.id, state.viewSeq);
 }
 
 async function confirmCurrent() {

@@ -1,0 +1,248 @@
+"""Notices wired into the review: what a decision does to a violation's notice, and catching up when an
+owner appears in the registry later.
+
+- `on_confirmed` (called by `api.services.review.decide` in the decision's transaction): owner lookup →
+  notice with its lookup code (`derived_lookup_code`) → SMS alert in the outbox when the owner has a
+  phone and SMS is configured. A notice that exists already (a violation reopened and confirmed again)
+  is kept: its alert, if it was cancelled by the reopening before it went out, is made due again; an
+  alert that was sent is never sent again (one outbox row per notice, `alert_key`).
+- `on_reopened`: the pending alert is cancelled (the decision is being reconsidered).
+- `on_rejected`: the notice is closed and its pending alert cancelled.
+- `catch_up` (after a registry import): notices for confirmed violations that have none, and owners for
+  `awaiting_owner` notices, whose alerts are then queued.
+
+The SMS outbox itself runs in `api.notices.sms.OutboxThread`, which `api.app` starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import audit
+from api.models import Notice, SmsMessage, Violation
+from api.notices.registry import DbRegistry, OwnerRecord, RegistryAdapter
+from api.notices.sms import SmsConfig, alert_enqueuer, alert_key
+from api.notices.workflow import (
+    NoticeResult,
+    attach_owner,
+    create_notice,
+    create_pending_notices,
+    derived_lookup_code,
+    lookup_code_key,
+    transition,
+)
+from api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _db_registry(session: Session) -> RegistryAdapter:
+    return DbRegistry(session)
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeWiring:
+    """What the notice side of a decision needs: the lookup-code key, the SMS configuration (None: no
+    alerts are queued) and where owners come from."""
+
+    code_key: bytes
+    sms: SmsConfig | None = None
+    registry_for: Callable[[Session], RegistryAdapter] = field(default=_db_registry)
+
+    def code_for(self, violation_id: int) -> str:
+        """The lookup code of the violation's notice."""
+        return derived_lookup_code(self.code_key, violation_id)
+
+
+def code_key_for(settings: Settings) -> bytes:
+    """The server's lookup-code key, derived from its JWT secret (see `derived_lookup_code`)."""
+    return lookup_code_key(settings.jwt_secret.get_secret_value().encode("utf-8"))
+
+
+def wiring_for(settings: Settings, sms: SmsConfig | None = None) -> NoticeWiring:
+    """`NoticeWiring` of a server with `settings` (the database registry)."""
+    return NoticeWiring(code_key=code_key_for(settings), sms=sms)
+
+
+def _alert_of(session: Session, notice: Notice) -> SmsMessage | None:
+    return session.scalars(
+        select(SmsMessage).where(SmsMessage.idempotency_key == alert_key(notice.id))
+    ).one_or_none()
+
+
+def on_confirmed(
+    session: Session,
+    violation_id: int,
+    wiring: NoticeWiring,
+    *,
+    actor: str,
+    ip: str | None = None,
+    now: datetime | None = None,
+) -> NoticeResult:
+    """The notice of a just-confirmed violation (created, or the existing one made current again), in
+    the caller's transaction.
+
+    Raises:
+        NoticeError: the violation does not exist or is not confirmed.
+    """
+    on_created = alert_enqueuer(session, wiring.sms) if wiring.sms is not None else None
+    result = create_notice(
+        session,
+        violation_id,
+        wiring.registry_for(session),
+        actor=actor,
+        ip=ip,
+        now=now,
+        on_created=on_created,
+        code=wiring.code_for(violation_id),
+    )
+    if result.created:
+        return result
+    notice = result.notice
+    if notice.status == "closed" and notice.responded_at is None:
+        # Closed because the violation was rejected (`on_rejected`), now confirmed after a reopening:
+        # the same notice (same code, same outbox key) carries on, so nothing can be sent twice.
+        before_closed = "awaiting_owner" if notice.owner_id is None else "created"
+        notice.status, notice.closed_at = before_closed, None
+        audit.record(
+            session,
+            actor=actor,
+            action="notice.reopen",
+            object_type="notice",
+            object_id=str(notice.id),
+            detail={"violation_id": violation_id, "status": notice.status},
+            ip=ip,
+        )
+    alert = _alert_of(session, notice)
+    if alert is not None and alert.status == "cancelled" and alert.sent_at is None:
+        alert.status, alert.next_attempt_at, alert.last_error = "pending", None, None
+        audit.record(
+            session,
+            actor=actor,
+            action="sms.rearm",
+            object_type="notice",
+            object_id=str(notice.id),
+            detail={"violation_id": violation_id},
+            ip=ip,
+        )
+    session.flush()
+    return result
+
+
+def _cancel_pending_alert(session: Session, notice: Notice, *, actor: str, ip: str | None) -> bool:
+    result = session.execute(
+        update(SmsMessage)
+        .where(SmsMessage.idempotency_key == alert_key(notice.id), SmsMessage.status == "pending")
+        .values(status="cancelled", next_attempt_at=None)
+        .execution_options(synchronize_session="fetch")
+    )
+    cancelled = bool(result.rowcount)  # type: ignore[attr-defined]
+    if cancelled:
+        audit.record(
+            session,
+            actor=actor,
+            action="sms.cancel",
+            object_type="notice",
+            object_id=str(notice.id),
+            detail={"violation_id": notice.violation_id},
+            ip=ip,
+        )
+    return cancelled
+
+
+def _notice_of(session: Session, violation_id: int) -> Notice | None:
+    return session.scalars(select(Notice).where(Notice.violation_id == violation_id)).one_or_none()
+
+
+def on_reopened(session: Session, violation_id: int, *, actor: str, ip: str | None = None) -> None:
+    """A confirmed violation goes back to review: its notice's alert, if not sent yet, is cancelled
+    (made due again by `on_confirmed`). In the caller's transaction."""
+    notice = _notice_of(session, violation_id)
+    if notice is not None:
+        _cancel_pending_alert(session, notice, actor=actor, ip=ip)
+
+
+def on_rejected(session: Session, violation_id: int, *, actor: str, ip: str | None = None) -> None:
+    """A violation (reopened after a confirmation) is rejected: its notice, if any, is closed and its
+    pending alert cancelled. In the caller's transaction."""
+    notice = _notice_of(session, violation_id)
+    if notice is None:
+        return
+    _cancel_pending_alert(session, notice, actor=actor, ip=ip)
+    if notice.status != "closed":
+        transition(session, notice, "closed", actor=actor, note="violation rejected on review", ip=ip)
+
+
+def attach_waiting_owners(
+    sessions: sessionmaker[Session], wiring: NoticeWiring, *, actor: str = "system:notices", limit: int = 500
+) -> int:
+    """Look the owner of every `awaiting_owner` notice (of a confirmed violation) up again; a notice
+    whose owner is found becomes `created` and its alert is queued (one transaction per notice).
+    Returns how many found their owner."""
+    with sessions() as session:
+        ids = session.scalars(
+            select(Notice.id)
+            .join(Violation, Violation.id == Notice.violation_id)
+            .where(Notice.status == "awaiting_owner", Violation.status == "confirmed")
+            .order_by(Notice.id)
+            .limit(limit)
+        ).all()
+        session.commit()
+    found = 0
+    for notice_id in ids:
+        with sessions() as session:
+            notice = session.get(Notice, notice_id)
+            if notice is None or notice.status != "awaiting_owner":
+                continue
+            owner = attach_owner(session, notice, wiring.registry_for(session), actor=actor)
+            if owner is not None:
+                found += 1
+                code = wiring.code_for(notice.violation_id)
+                if wiring.sms is not None:
+                    from api.web.lookup import lookup_code_hash  # light
+
+                    if lookup_code_hash(code) == notice.lookup_code_hash:
+                        alert_enqueuer(session, wiring.sms)(notice, code, owner)
+                    else:
+                        log.warning("notice %d: its code cannot be derived again; no SMS", notice.id)
+            session.commit()
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUpReport:
+    """What `catch_up` did."""
+
+    created: int
+    owners_found: int
+
+
+def catch_up(
+    sessions: sessionmaker[Session], wiring: NoticeWiring, *, actor: str = "system:notices"
+) -> CatchUpReport:
+    """Notices for confirmed violations that have none, then owners for the waiting ones (run after a
+    registry import, or by a deployment's job when its registry adapter changes)."""
+
+    sms = wiring.sms
+
+    def on_created_for(session: Session) -> Callable[[Notice, str, OwnerRecord], None]:
+        assert sms is not None  # only passed when there is an SMS configuration
+        return alert_enqueuer(session, sms)
+
+    created = create_pending_notices(
+        sessions,
+        wiring.registry_for,
+        actor=actor,
+        on_created_for=on_created_for if sms is not None else None,
+        code_for=wiring.code_for,
+    )
+    found = attach_waiting_owners(sessions, wiring, actor=actor)
+    if created or found:
+        log.info("notices caught up: %d created, %d owners found", created, found)
+    return CatchUpReport(created, found)

@@ -1,0 +1,91 @@
+"""The owner notice in the web app, in real Chromium on the seeded live server (tests/web/conftest.py):
+the violation page shows the notice's state, lookup code, clocks and SMS status, and staff mark it
+posted; the supervisors' due list; the public lookup shows the notice's state and nothing of the owner.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from tests.web.conftest import Browse, Live
+from tests.web.seed import OWNER_NAME, OWNER_PHONE
+
+CODE = re.compile(r"[2-9A-HJKMNP-Z]{5}-[2-9A-HJKMNP-Z]{5}")
+
+
+def vn(at_utc: datetime) -> str:
+    """How the pages write a UTC time: Hà Nội time, `HH:MM:SS dd/mm/yyyy`."""
+    return (at_utc + timedelta(hours=7)).strftime("%H:%M:%S %d/%m/%Y")
+
+
+def test_the_violation_page_shows_the_notice_and_staff_mark_it_posted(
+    web: Browse, live: Live, tmp_path: Path
+) -> None:
+    page = web.page
+    web.login("sup", "/map")
+
+    # Confirmed while seeding, with no owner in the registry: the notice waits for one.
+    side = live.seeded.ids["a-side"]
+    web.goto(f"/review?id={side}&period=all&status=")
+    page.locator("#notice-body").wait_for(state="visible")
+    assert page.locator("#notice-state").inner_text() == "Chờ xác định chủ xe"
+    code = page.locator("#notice-code").inner_text()
+    assert CODE.fullmatch(code), code
+    assert page.locator("#notice-next").inner_text() == "Xác định chủ xe"
+    assert page.locator("#notice-due").inner_text() == vn(
+        live.seeded.occurred_at["a-side"] + timedelta(days=10)
+    )
+    assert page.locator("#notice-sms").inner_text().startswith("Không có SMS")
+    assert page.get_by_role("button", name="Đánh dấu đã gửi bưu điện").is_hidden()
+
+    # The notice of "a-lookup" has its owner and its SMS went out: staff post the paper notice.
+    lookup = live.seeded.ids["a-lookup"]
+    web.goto(f"/review?id={lookup}&period=all&status=")
+    page.locator("#notice-body").wait_for(state="visible")
+    page.wait_for_function("() => document.getElementById('notice-state').textContent === 'Đã gửi SMS'")
+    assert page.locator("#notice-code").inner_text() == "Không hiển thị được"  # made before derived codes
+    assert page.locator("#notice-escalate").inner_text() == "Tính từ ngày gửi bưu điện"
+    page.get_by_role("button", name="Đánh dấu đã gửi bưu điện").click()
+    page.wait_for_function("() => document.getElementById('notice-state').textContent === 'Đã gửi bưu điện'")
+    assert page.locator("#notice-next").inner_text() == "Thông báo cơ quan đăng ký"
+    assert CODE.search(page.locator("#notice-escalate").inner_text()) is None
+    assert re.fullmatch(r"\d\d:\d\d:\d\d \d\d/\d\d/\d{4}", page.locator("#notice-escalate").inner_text())
+    assert page.get_by_role("button", name="Đánh dấu đã gửi bưu điện").is_hidden()
+    page.locator("#notice-box").screenshot(path=str(tmp_path / "notice-box.png"))
+
+    # The supervisors' due list: find the owner of "a-side", warn the registration bodies for "a-lookup".
+    web.goto("/notices")
+    page.locator(f"#due-body a[href='/review?id={side}']").wait_for()
+    rows = {r.locator("a").get_attribute("href"): r.inner_text() for r in page.locator("#due-body tr").all()}
+    assert "Xác định chủ xe" in rows[f"/review?id={side}"]
+    assert "Chờ xác định chủ xe" in rows[f"/review?id={side}"]
+    assert "Thông báo cơ quan đăng ký" in rows[f"/review?id={lookup}"]
+    page.screenshot(path=str(tmp_path / "due-list.png"))
+    page.locator(f"#due-body a[href='/review?id={side}']").click()
+    page.wait_for_url(f"**/review?id={side}")
+    page.locator("#notice-body").wait_for(state="visible")
+    assert page.locator("#notice-code").inner_text() == code
+
+    # The owner's public lookup with the code of the notice: its state, nothing about any owner.
+    web.goto("/lookup")
+    page.get_by_label("Biển số xe").fill("29-B1 234.56")
+    page.get_by_label("Mã tra cứu").fill(code)
+    page.get_by_role("button", name="Tra cứu").click()
+    page.locator("#lookup-result").wait_for(state="visible")
+    assert page.locator("#lr-notice").inner_text() == "Chờ xác định chủ xe"
+    html = page.content()
+    assert OWNER_NAME not in html and OWNER_PHONE not in html
+
+
+def test_an_officer_sees_the_notice_of_their_district_but_not_the_due_list(web: Browse, live: Live) -> None:
+    page = web.page
+    web.login("off-a", "/map")
+    web.goto(f"/review?id={live.seeded.ids['a-side']}&period=all&status=")
+    page.locator("#notice-body").wait_for(state="visible")
+    assert page.locator("#notice-state").inner_text() == "Chờ xác định chủ xe"
+    assert page.get_by_role("button", name="In thông báo (PDF)").is_hidden()  # supervisors print
+    web.goto("/notices")  # supervisors' page: the API refuses an officer, the page says so
+    page.locator("#flash.error").wait_for(state="visible")
+    assert page.locator("#due-body tr").count() == 0
