@@ -23,6 +23,12 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 setup: $(VENV)/.installed
 	$(BIN)/phatnguoi models list
 
+# The training stack (Ultralytics, PyTorch) for `phatnguoi train detector` and its tests; not needed to
+# run the system.
+$(VENV)/.installed-train: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[train]"
+	touch $@
+
 # The whole chain: annotated detection video, then server + edge worker + upload; the server keeps
 # running until Ctrl-C (DEMO_ARGS=--no-serve to exit at once).
 demo: setup
@@ -36,7 +42,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-pytest: setup
+pytest: setup $(VENV)/.installed-train
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
