@@ -1,0 +1,73 @@
+"""The violations pipeline's own measures on the Giang Vo clip for several detector models (JSON).
+
+For each model, `phatnguoi run` processes the clip with the camera config of
+examples/cameras/hanoi_giangvo_langha.yaml (its detector model replaced), and the stop-line crossings and
+red-light violations are matched against the by-eye ground truth of
+tests/fixtures/violations/hanoi_giangvo_langha_events.yaml (frames within 5, one to one), as in
+tests/cli/test_run.py.
+
+    python tools/compare_violations.py yolov8n-coco yolov8n-vn-traffic
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIP = ROOT.parent / "shared" / "data" / "videos" / "hanoi_giangvo_langha.mp4"
+FIXTURE = ROOT / "tests" / "fixtures" / "violations" / "hanoi_giangvo_langha_events.yaml"
+
+
+def match(detected: list[int], labelled: list[int], tolerance: int = 5) -> int:
+    free = sorted(labelled)
+    hits = 0
+    for frame in sorted(detected):
+        best = min(free, key=lambda f: abs(f - frame), default=None)
+        if best is not None and abs(best - frame) <= tolerance:
+            free.remove(best)
+            hits += 1
+    return hits
+
+
+def measure(model: str, work: Path) -> dict[str, object]:
+    camera = yaml.safe_load((ROOT / "examples" / "cameras" / "hanoi_giangvo_langha.yaml").read_text())
+    camera["detector"]["model"] = model
+    cfg = work / f"{model}.yaml"
+    cfg.write_text(yaml.safe_dump(camera))
+    out = work / model
+    cmd = [sys.executable, "-m", "phatnguoi.cli", "run", "--source", str(CLIP), "--scene"]
+    cmd += ["examples/scenes/hanoi_giangvo_langha.yaml", "--config", str(cfg), "--out", str(out)]
+    cmd += ["--no-plates", "--start-time", "2022-09-25T09:15:40Z", "--json"]
+    subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
+    truth = yaml.safe_load(FIXTURE.read_text())
+    labelled = [c["frame"] for c in truth["crossings"]]
+    red = [c["frame"] for c in truth["crossings"] if c["light"] == "red" and c["continues"]]
+    crossings = [json.loads(x)["frame_index"] for x in (out / "crossings.jsonl").read_text().splitlines()]
+    events = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
+    reds = [e["details"]["crossed_frame_index"] for e in events if e["rule"] == "red_light"]
+    hc, hr = match(crossings, labelled), match(reds, red)
+    return {
+        "crossings": {"found": len(crossings), "labelled": len(labelled), "matched": hc},
+        "crossing_precision": round(hc / max(len(crossings), 1), 3),
+        "crossing_recall": round(hc / len(labelled), 3),
+        "red_light": {"found": len(reds), "labelled": len(red), "matched": hr},
+        "red_light_precision": round(hr / max(len(reds), 1), 3),
+        "red_light_recall": round(hr / len(red), 3),
+        "events_per_rule": json.loads((out / "summary.json").read_text())["events_per_rule"],
+    }
+
+
+def main() -> None:
+    models = sys.argv[1:] or ["yolov8n-coco", "yolov8n-vn-traffic"]
+    with tempfile.TemporaryDirectory() as tmp:
+        print(json.dumps({m: measure(m, Path(tmp)) for m in models}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
