@@ -19,7 +19,11 @@ class DetectorConfig(BaseModel):
         "onnxruntime",
         description="onnxruntime (default) or ultralytics (needs the optional extra, .pt files)",
     )
-    model: str = Field("yolov8n-coco", description="Model name in the manifest.")
+    model: str = Field(
+        "yolov8n-vn-traffic",
+        description="Model name in the manifest: yolov8n-vn-traffic (trained on Vietnamese traffic, the "
+        "default) or yolov8n-coco (the COCO model).",
+    )
     model_path: Path | None = Field(None, description="Explicit model file; overrides the registry lookup.")
     input_width: int = Field(
         640,

