@@ -16,25 +16,12 @@ import numpy as np
 import numpy.typing as npt
 
 from detector.dataset import LabelledFrame, crop_boxes
-from detector.detections import Detections
+from detector.detections import Detections, box_iou
 
 #: A box whose bottom-centre lies within this fraction of the zone height of the stop line is "near" it.
 NEAR_LINE_FRACTION = 0.15
 #: Boxes smaller than this (frame pixels, height) are neither targets nor false positives.
 MIN_HEIGHT_PX = 8.0
-
-
-def box_iou(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """IoU matrix (N, M) of xyxy boxes a (N, 4) and b (M, 4)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    iou: npt.NDArray[np.float32] = (
-        inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-    ).astype(np.float32)
-    return iou
 
 
 def match_pairs(
