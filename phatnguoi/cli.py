@@ -575,7 +575,7 @@ def train_detector(
     seed: Annotated[int, typer.Option(help="Random seed (data order, augmentation, init).")] = 0,
     workers: Annotated[int, typer.Option(min=0, help="Data-loading worker processes.")] = 2,
     optimizer: Annotated[str, typer.Option(help="auto, SGD or AdamW.")] = "AdamW",
-    lr0: Annotated[float, typer.Option(min=1e-6, max=0.1, help="Initial learning rate.")] = 0.001,
+    lr0: Annotated[float, typer.Option(min=1e-6, max=0.1, help="Initial learning rate.")] = 0.0007,
     resume: Annotated[bool, typer.Option(help="Resume from out/run/weights/last.pt.")] = False,
     name: Annotated[str, typer.Option(help="Model name for the manifest entry.")] = "yolov8n-vn-traffic",
 ) -> None:

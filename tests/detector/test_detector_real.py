@@ -44,8 +44,8 @@ def chosen() -> YoloOnnxDetector:
 def test_chosen_configuration_recall_not_below_baseline(chosen: YoloOnnxDetector, hanoi_labels: Path) -> None:
     """The camera's configuration (zone crop at 640x384, low confidence for the tracker) finds the
     labelled riders as well as the bare 640x640 letterbox of the same model. Measured 2026-11 with the
-    Vietnamese-traffic model: 1.000 / 0.903 vs 1.000 / 0.914 at IoU 0.3 / 0.5 (4 of 361 boxes fit the
-    labels' box convention less tightly at 0.5)."""
+    Vietnamese-traffic model: 1.000 / 0.917 vs 0.994 / 0.900 at IoU 0.3 / 0.5 (the 0.02 slack at 0.5 is
+    for box-fit noise: an earlier training of it measured 0.903 vs 0.914)."""
     baseline = YoloOnnxDetector(BASELINE)
     for iou, slack in ((0.3, 0.0), (0.5, 0.02)):
         ours, base = _recall(chosen, hanoi_labels, iou), _recall(baseline, hanoi_labels, iou)
@@ -56,7 +56,7 @@ def test_chosen_configuration_recall_not_below_baseline(chosen: YoloOnnxDetector
 
 def test_vietnamese_traffic_model_beats_coco_on_the_rider_boxes(hanoi_labels: Path) -> None:
     """The shipped labelled frames of the source repository (not our labels, not our clip split): riders
-    seen from behind are what the COCO model misses. Measured 2026-11: IoU 0.5 recall 0.903 vs 0.798."""
+    seen from behind are what the COCO model misses. Measured 2026-11: IoU 0.5 recall 0.917 vs 0.798."""
     vn = YoloOnnxDetector(HANOI_CAMERA)
     coco = YoloOnnxDetector(HANOI_CAMERA.model_copy(update={"model": "yolov8n-coco"}))
     assert vn.model_name == "yolov8n-vn-traffic"
