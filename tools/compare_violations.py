@@ -19,20 +19,11 @@ from pathlib import Path
 
 import yaml
 
+from violations.scoring import match_frames as match
+
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared" / "data" / "videos" / "hanoi_giangvo_langha.mp4"
 FIXTURE = ROOT / "tests" / "fixtures" / "violations" / "hanoi_giangvo_langha_events.yaml"
-
-
-def match(detected: list[int], labelled: list[int], tolerance: int = 5) -> int:
-    free = sorted(labelled)
-    hits = 0
-    for frame in sorted(detected):
-        best = min(free, key=lambda f: abs(f - frame), default=None)
-        if best is not None and abs(best - frame) <= tolerance:
-            free.remove(best)
-            hits += 1
-    return hits
 
 
 def measure(model: str, work: Path) -> dict[str, object]:

@@ -18,20 +18,9 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
+from violations.scoring import match_frames as match
 
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "violations" / "hanoi_giangvo_langha_events.yaml"
-
-
-def match(detected: list[int], labelled: list[int], tolerance: int = 5) -> int:
-    """Greedy one-to-one matching of frame numbers; returns the number of matches."""
-    free = sorted(labelled)
-    hits = 0
-    for frame in sorted(detected):
-        best = min(free, key=lambda f: abs(f - frame), default=None)
-        if best is not None and abs(best - frame) <= tolerance:
-            free.remove(best)
-            hits += 1
-    return hits
 
 
 @pytest.fixture(scope="module")
