@@ -131,6 +131,24 @@ class Dataset:
                 xyxy, cls = read_yolo_labels(path, (h, w), set(self.spec.classes))
                 yield LabelledFrame(name, index, split, xyxy, cls)
 
+    def decoded(
+        self, videos: Path, splits: Iterable[Split] = SPLITS
+    ) -> list[tuple[LabelledFrame, npt.NDArray[np.uint8]]]:
+        """The labelled frames of these splits with their decoded BGR images, clip by clip in time order.
+
+        Raises:
+            DatasetError: a video cannot be opened or is shorter than its labels.
+        """
+        sizes = {name: video_size(videos / clip.file) for name, clip in self.spec.clips.items()}
+        labelled = list(self.labelled(sizes, splits))
+        out: list[tuple[LabelledFrame, npt.NDArray[np.uint8]]] = []
+        for name, clip in self.spec.clips.items():
+            mine = [f for f in labelled if f.clip == name]
+            if mine:
+                images = read_video_frames(videos / clip.file, [f.index for f in mine])
+                out += [(f, images[f.index]) for f in mine]
+        return out
+
 
 def read_yolo_labels(
     path: Path, frame_hw: tuple[int, int], allowed: set[int] | None = None

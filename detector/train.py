@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from detector.dataset import SPLITS, Dataset, Split, crop_boxes, read_video_frames, video_size
+from detector.dataset import SPLITS, Dataset, Split, crop_boxes
 
 logger = logging.getLogger(__name__)
 
@@ -98,34 +98,28 @@ def prepare(
     root = out / "data"
     if root.exists():
         shutil.rmtree(root)
-    sizes = {name: video_size(videos / clip.file) for name, clip in dataset.spec.clips.items()}
-    frames = list(dataset.labelled(sizes))
     counts: dict[Split, int] = dict.fromkeys(SPLITS, 0)
     boxes: dict[Split, int] = dict.fromkeys(SPLITS, 0)
     calib: list[npt.NDArray[np.uint8]] = []
-    for name, clip in dataset.spec.clips.items():
-        mine = [f for f in frames if f.clip == name]
-        if not mine:
-            continue
-        decoded = read_video_frames(videos / clip.file, [f.index for f in mine])
+    for f, image in dataset.decoded(videos):
+        name, clip = f.clip, dataset.spec.clips[f.clip]
         x1, y1, x2, y2 = clip.zone
-        for f in mine:
-            crop = decoded[f.index][y1:y2, x1:x2]
-            h, w = crop.shape[:2]
-            xyxy, keep = crop_boxes(f.xyxy, clip.zone)
-            stem = f"{name}_{f.index:06d}"
-            (root / "images" / f.split).mkdir(parents=True, exist_ok=True)
-            (root / "labels" / f.split).mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(root / "images" / f.split / f"{stem}.jpg"), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
-            rows = [
-                f"{k} {(a + c) / 2 / w:.6f} {(b + d) / 2 / h:.6f} {(c - a) / w:.6f} {(d - b) / h:.6f}\n"
-                for k, (a, b, c, d) in zip(f.class_id[keep], xyxy[keep], strict=True)
-            ]
-            (root / "labels" / f.split / f"{stem}.txt").write_text("".join(rows))
-            counts[f.split] += 1
-            boxes[f.split] += len(rows)
-            if f.split == "train":
-                calib.append(crop)
+        crop = image[y1:y2, x1:x2]
+        h, w = crop.shape[:2]
+        xyxy, keep = crop_boxes(f.xyxy, clip.zone)
+        stem = f"{name}_{f.index:06d}"
+        (root / "images" / f.split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / f.split).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / "images" / f.split / f"{stem}.jpg"), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        rows = [
+            f"{k} {(a + c) / 2 / w:.6f} {(b + d) / 2 / h:.6f} {(c - a) / w:.6f} {(d - b) / h:.6f}\n"
+            for k, (a, b, c, d) in zip(f.class_id[keep], xyxy[keep], strict=True)
+        ]
+        (root / "labels" / f.split / f"{stem}.txt").write_text("".join(rows))
+        counts[f.split] += 1
+        boxes[f.split] += len(rows)
+        if f.split == "train":
+            calib.append(crop)
     if counts["train"] == 0 or counts["val"] == 0:
         raise TrainError(f"no labelled frames to train on ({counts}): check {dataset.labels_dir}")
     data_yaml = root / "data.yaml"

@@ -19,27 +19,11 @@ import numpy as np
 import numpy.typing as npt
 
 from detector.config import DetectorConfig
-from detector.dataset import Dataset, LabelledFrame, Split, read_video_frames, video_size
+from detector.dataset import Dataset, Split
 from detector.detections import Detections
 from detector.evaluate import evaluate
 from detector.yolo_onnx import YoloOnnxDetector
 from models.registry import ModelEntry, ModelError, Registry, default_registry, file_sha256
-
-Frames = list[tuple[LabelledFrame, npt.NDArray[np.uint8]]]
-
-
-def load_frames(dataset: Dataset, videos: Path, splits: tuple[Split, ...]) -> Frames:
-    """Decode the labelled frames of these splits."""
-    sizes = {name: video_size(videos / clip.file) for name, clip in dataset.spec.clips.items()}
-    labelled = list(dataset.labelled(sizes, splits))
-    out: Frames = []
-    for name, clip in dataset.spec.clips.items():
-        mine = [f for f in labelled if f.clip == name]
-        if mine:
-            decoded = read_video_frames(videos / clip.file, [f.index for f in mine])
-            out += [(f, decoded[f.index]) for f in mine]
-    return out
-
 
 Runner = Callable[[npt.NDArray[np.uint8], tuple[int, int, int, int]], Detections]
 
@@ -94,8 +78,8 @@ def eval_detectors(
     zones = {n: c.zone for n, c in dataset.spec.clips.items()}
     lines = {n: c.stop_line for n, c in dataset.spec.clips.items()}
     progress(f"decoding labelled frames ({split}, val)")
-    test = load_frames(dataset, videos, (split,))
-    val = load_frames(dataset, videos, ("val",)) if confidence is None else []
+    test = dataset.decoded(videos, (split,))
+    val = dataset.decoded(videos, ("val",)) if confidence is None else []
     if not test:
         raise ValueError(f"no labelled frames in split '{split}' of {dataset.path}")
     runners = {m: _detector(m, input_width) for m in models}

@@ -86,6 +86,7 @@ def cmd_extract(_: argparse.Namespace) -> None:
 
 def cmd_prelabel(args: argparse.Namespace) -> None:
     from detector.config import DetectorConfig
+    from detector.detections import box_iou
     from detector.yolo_onnx import YoloOnnxDetector
     from detector.yolo_ops import nms
 
@@ -128,14 +129,14 @@ def cmd_prelabel(args: argparse.Namespace) -> None:
             # one road user, one box: drop a box that mostly repeats a better one of another class
             kept: list[int] = []
             for k in keep:
-                if kept and (_iou(xyxy[k], xyxy[np.asarray(kept)]) > 0.7).any():
+                if kept and (box_iou(xyxy[k : k + 1], xyxy[np.asarray(kept)])[0] > 0.7).any():
                     continue
                 kept.append(int(k))
             zx2, zy2 = zone[2], zone[3]
             lines = []
             for k in kept:
                 b = xyxy[k]
-                iou = _iou(b, xyxy)
+                iou = box_iou(b[None], xyxy)[0]
                 votes = int(((iou > 0.55) & (cls == cls[k])).sum())
                 if votes < 2 and conf[k] < 0.5:
                     continue
@@ -151,14 +152,6 @@ def cmd_prelabel(args: argparse.Namespace) -> None:
                 lines.append(f"{cname} {x1} {y1} {x2} {y2}")
             target.write_text("\n".join(lines) + "\n")
         print(name, "pre-labelled")
-
-
-def _iou(b: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
-    lt = np.maximum(b[:2], xyxy[:, :2])
-    rb = np.minimum(b[2:], xyxy[:, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(1)
-    area = (b[2:] - b[:2]).prod() + (xyxy[:, 2:] - xyxy[:, :2]).prod(1) - inter
-    return inter / np.maximum(area, 1e-9)  # type: ignore[no-any-return]
 
 
 def cmd_render(args: argparse.Namespace) -> None:
