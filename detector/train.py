@@ -181,9 +181,6 @@ def build_coco_checkpoint(
             if key in state and state[key].shape == value.shape:
                 state[key].copy_(value)
                 weights.pop(key)
-    missing = [k for k in state if k.endswith(("weight", "bias")) and not _covered(k, convs, weights)]
-    if missing:
-        logger.debug("parameters not in the ONNX file (kept from init): %s", missing[:5])
     # Measure the input statistics of every BN layer on real frames, in eval mode (the folded function).
     sums: dict[str, torch.Tensor] = {}
     sqs: dict[str, torch.Tensor] = {}
@@ -219,10 +216,6 @@ def build_coco_checkpoint(
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": model, "train_args": {}, "date": None, "version": "phatnguoi-coco-rebuild"}, out)
     return out
-
-
-def _covered(key: str, convs: dict[str, Any], leftover: dict[str, Any]) -> bool:
-    return any(key.startswith(f"{name}.") for name in convs) or key not in leftover
 
 
 def _patch_results_reader() -> None:
