@@ -249,9 +249,14 @@ def fit(
     seed: int = 0,
     workers: int = 4,
     resume: bool = False,
+    with_val: bool = False,
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Train (or resume) and return the path of the best checkpoint (best validation mAP).
+
+    With `with_val` the validation frames are trained on too (the final model, once the recipe was
+    chosen on them): nothing held out is left to pick an epoch by, so per-epoch validation is off and
+    the returned checkpoint holds the last epoch's weights.
 
     The arguments, the dataset's hash and the package versions are written to `out/recipe.json`.
     """
@@ -268,6 +273,8 @@ def fit(
     ]
     if "\n".join(lines) + "\n" != text:
         data_yaml.write_text("\n".join(lines) + "\n")
+    if with_val:
+        data_yaml = _with_val_yaml(data_yaml)
     run_dir = out / "run"
     last = run_dir / "weights" / "last.pt"
     args: dict[str, Any] = {
@@ -288,6 +295,7 @@ def fit(
         "patience": 0,
         "close_mosaic": max(1, epochs // 8),
         "verbose": False,
+        **({"val": False} if with_val else {}),
         **(extra or {}),
     }
     if device == "cpu":
@@ -309,6 +317,17 @@ def fit(
     if not best.exists():
         raise TrainError(f"training ended without {best}")
     return best
+
+
+def _with_val_yaml(data_yaml: Path) -> Path:
+    """A copy of the prepared data.yaml (beside it) whose training set is the train and val images."""
+    lines = data_yaml.read_text().splitlines()
+    if "train: images/train" not in lines:
+        raise TrainError(f"{data_yaml} is not a prepared dataset (no 'train: images/train' line)")
+    out = data_yaml.with_name("data_trainval.yaml")
+    both = "train: [images/train, images/val]"
+    out.write_text("\n".join(both if ln == "train: images/train" else ln for ln in lines) + "\n")
+    return out
 
 
 def export_onnx(checkpoint: Path, out: Path, imgsz: int = 640) -> Path:

@@ -577,6 +577,13 @@ def train_detector(
     optimizer: Annotated[str, typer.Option(help="auto, SGD or AdamW.")] = "AdamW",
     lr0: Annotated[float, typer.Option(min=1e-6, max=0.1, help="Initial learning rate.")] = 0.0007,
     resume: Annotated[bool, typer.Option(help="Resume from out/run/weights/last.pt.")] = False,
+    with_val: Annotated[
+        bool,
+        typer.Option(
+            help="Also train on the val split (the final model, once the recipe is chosen: "
+            "keeps the last epoch)."
+        ),
+    ] = False,
     name: Annotated[str, typer.Option(help="Model name for the manifest entry.")] = "yolov8n-vn-traffic",
 ) -> None:
     """Fine-tune YOLOv8n on the labelled frames and export ONNX for the model registry (JSON summary)."""
@@ -615,6 +622,7 @@ def train_detector(
                 seed=seed,
                 workers=workers,
                 resume=resume,
+                with_val=with_val,
                 extra={"optimizer": optimizer, "lr0": lr0, "cos_lr": True},
             )
             summary["best"] = str(best)

@@ -107,3 +107,22 @@ def test_prepare_fit_export_and_run(small_dataset: Dataset, tmp_path: Path) -> N
     out = det.detect(frame)  # the 160x160 export re-shaped to 640x384 at load time
     assert len(out) > 0
     assert (out.xyxy[:, 1] >= zone[1] - 1).all() and (out.xyxy[:, 3] <= zone[3] + 1).all()
+
+
+def test_with_val_trains_on_both_splits(small_dataset: Dataset, tmp_path: Path) -> None:
+    """`--with-val` hands Ultralytics the train and val images as one training set."""
+    from ultralytics.data.utils import check_det_dataset
+
+    import models
+    from detector.train import TrainError, _with_val_yaml, prepare
+
+    prep = prepare(small_dataset, VIDEOS, tmp_path, models.resolve("yolov8n-coco"), calibration_images=4)
+    both = check_det_dataset(str(_with_val_yaml(prep.data_yaml)), autodownload=False)
+    dirs = both["train"]
+    assert isinstance(dirs, list) and [Path(d).name for d in dirs] == ["train", "val"]
+    assert sum(len(list(Path(d).glob("*.jpg"))) for d in dirs) == 6
+    assert check_det_dataset(str(prep.data_yaml), autodownload=False)["train"] == str(Path(dirs[0]))
+    other = tmp_path / "other.yaml"
+    other.write_text("path: .\ntrain: somewhere\nval: images/val\n")
+    with pytest.raises(TrainError, match="not a prepared dataset"):
+        _with_val_yaml(other)
