@@ -894,6 +894,16 @@ def demo(
         f"uploaded {result.uploaded} evidence packages ({result.queued} still queued); "
         f"the server holds {result.server_violations} violations"
     )
+    if result.violations == 0:
+        out.print(
+            "no violation on this clip: no vehicle was seen crossing a stop line cleanly"
+            + (
+                " (the sample clip's riders stop on the line; see the README's 'The whole chain on one "
+                "machine', or run the demo on your own clip with --source, --scene and --config)"
+                if source is None
+                else ""
+            )
+        )
     out.print(f"review: {result.url}  (user {result.username}, password {result.password})")
     out.print(f"files: {result.out_dir}")
     if not serve_after:
