@@ -95,7 +95,9 @@ def cmd_prelabel(args: argparse.Namespace) -> None:
         zw = zone[2] - zone[0]
         wide = min(1920, int(np.ceil(zw * 2 / 32) * 32))
         dets = [
-            YoloOnnxDetector(DetectorConfig(roi=zone, input_width=w, confidence=0.3, iou=0.5))
+            YoloOnnxDetector(
+                DetectorConfig(model="yolov8n-coco", roi=zone, input_width=w, confidence=0.3, iou=0.5)
+            )
             for w in (wide, min(1280, wide))
         ]
         out = WORK / "labels" / name
@@ -104,7 +106,11 @@ def cmd_prelabel(args: argparse.Namespace) -> None:
             target = out / f"{i:06d}.txt"
             if target.exists() and not args.force:
                 continue
-            frame = cv2.imread(str(WORK / "frames" / name / f"{i:06d}.png"))
+            png = WORK / "frames" / name / f"{i:06d}.png"
+            read = cv2.imread(str(png))
+            if read is None:
+                raise SystemExit(f"{png}: no such frame (run `extract` first)")
+            frame = np.asarray(read, dtype=np.uint8)
             xs, cs, ks = [], [], []
             for det in dets:
                 for flip in (False, True):
@@ -242,8 +248,17 @@ def cmd_import(_: argparse.Namespace) -> None:
 
 
 def _size(clip: dict) -> tuple[int, int]:  # type: ignore[type-arg]
-    cap = cv2.VideoCapture(str(VIDEOS / clip["file"]))
-    return int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    """(width, height) of the clip's video; exits with one line when it cannot be read, so that export
+    and import never write labels clipped to a 0x0 frame."""
+    from detector.dataset import DatasetError, video_size
+
+    try:
+        h, w = video_size(VIDEOS / clip["file"])
+    except DatasetError as e:
+        raise SystemExit(str(e)) from None
+    if w <= 0 or h <= 0:
+        raise SystemExit(f"{VIDEOS / clip['file']}: no frame size (not a readable video)")
+    return w, h
 
 
 def main() -> None:
