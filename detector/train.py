@@ -93,10 +93,13 @@ def prepare(
 
     Raises:
         DatasetError: a video or label file cannot be read.
-        TrainError: the train extra is missing.
+        TrainError: the train extra is missing, or `out/data` exists and is not a prepared dataset.
     """
+    _require_ultralytics()
     root = out / "data"
     if root.exists():
+        if not (root / "data.yaml").is_file():
+            raise TrainError(f"{root} exists and is not a prepared dataset (no data.yaml): not replacing it")
         shutil.rmtree(root)
     counts: dict[Split, int] = dict.fromkeys(SPLITS, 0)
     boxes: dict[Split, int] = dict.fromkeys(SPLITS, 0)
@@ -110,7 +113,9 @@ def prepare(
         stem = f"{name}_{f.index:06d}"
         (root / "images" / f.split).mkdir(parents=True, exist_ok=True)
         (root / "labels" / f.split).mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(root / "images" / f.split / f"{stem}.jpg"), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        jpg = root / "images" / f.split / f"{stem}.jpg"
+        if not cv2.imwrite(str(jpg), crop, [cv2.IMWRITE_JPEG_QUALITY, 95]):
+            raise TrainError(f"cannot write {jpg} (disk full?)")
         rows = [
             f"{k} {(a + c) / 2 / w:.6f} {(b + d) / 2 / h:.6f} {(c - a) / w:.6f} {(d - b) / h:.6f}\n"
             for k, (a, b, c, d) in zip(f.class_id[keep], xyxy[keep], strict=True)
@@ -300,23 +305,56 @@ def fit(
     }
     if device == "cpu":
         torch.set_num_threads(max(1, torch.get_num_threads()))
-    recipe = {
-        "args": args,
-        "init_checkpoint": init_checkpoint.name,
-        "torch": torch.__version__,
-        "ultralytics": ultralytics.__version__,
-        "resumed": bool(resume and last.exists()),
-    }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "recipe.json").write_text(json.dumps(recipe, indent=1))
-    if resume and last.exists():
-        YOLO(str(last)).train(resume=True)
+    recipe_path = out / "recipe.json"
+    resuming = resume and last.exists()
+    if resuming and not _resumable(last):
+        # Ultralytics would quietly start a new training on its default (downloaded) dataset instead
+        raise TrainError(f"the run in {run_dir} has finished (last.pt has no optimizer): nothing to resume")
+    if resuming and recipe_path.is_file():
+        # Ultralytics resumes with the arguments stored in the checkpoint, whatever this call says:
+        # the recipe of the run stays as it was written when the run began.
+        recipe = json.loads(recipe_path.read_text())
+        recipe["resumed"] = int(recipe.get("resumed", 0)) + 1
     else:
-        YOLO(str(init_checkpoint)).train(**args)
+        recipe = {
+            "args": args,
+            "init_checkpoint": init_checkpoint.name,
+            "labels_sha256": _labels_sha256(data_yaml.parent / "labels"),
+            "torch": torch.__version__,
+            "ultralytics": ultralytics.__version__,
+            "resumed": int(resuming),
+        }
+    recipe_path.write_text(json.dumps(recipe, indent=1))
+    try:
+        if resume and last.exists():
+            YOLO(str(last)).train(resume=True)
+        else:
+            YOLO(str(init_checkpoint)).train(**args)
+    except (ValueError, AssertionError, FileNotFoundError) as e:
+        # Ultralytics' own refusals: no such CUDA device, a finished run resumed, a missing image folder
+        raise TrainError(f"training stopped: {str(e).strip().splitlines()[0]}") from None
     best = run_dir / "weights" / "best.pt"
     if not best.exists():
         raise TrainError(f"training ended without {best}")
     return best
+
+
+def _resumable(checkpoint: Path) -> bool:
+    """Whether an Ultralytics checkpoint is from an unfinished run (it still holds the optimizer state;
+    the last epoch strips it)."""
+    import torch
+
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    return isinstance(ckpt, dict) and ckpt.get("optimizer") is not None and int(ckpt.get("epoch", -1)) >= 0
+
+
+def _labels_sha256(labels: Path) -> str:
+    """Digest of the prepared label files (name and content, in name order)."""
+    h = hashlib.sha256()
+    for f in sorted(labels.rglob("*.txt")):
+        h.update(f.relative_to(labels).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
 
 
 def _with_val_yaml(data_yaml: Path) -> Path:

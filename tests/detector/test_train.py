@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +72,7 @@ def test_coco_rebuild_matches_the_onnx_model() -> None:
 def test_prepare_fit_export_and_run(small_dataset: Dataset, tmp_path: Path) -> None:
     import models
     from detector.config import DetectorConfig
-    from detector.train import export_onnx, fit, prepare
+    from detector.train import TrainError, export_onnx, fit, prepare
     from detector.yolo_onnx import YoloOnnxDetector
     from models.registry import ModelEntry, Registry, default_registry, file_sha256
 
@@ -89,6 +91,27 @@ def test_prepare_fit_export_and_run(small_dataset: Dataset, tmp_path: Path) -> N
     best = fit(prep.data_yaml, prep.init_checkpoint, tmp_path, epochs=1, imgsz=160, batch=4, workers=0)
     recipe = json.loads((tmp_path / "recipe.json").read_text())
     assert recipe["args"]["seed"] == 0 and recipe["args"]["deterministic"] is True
+    assert recipe["args"]["epochs"] == 1 and recipe["resumed"] == 0
+    assert len(recipe["labels_sha256"]) == 64
+    # resuming a finished run is refused in one line, and the run's recipe keeps what it was trained with
+    with pytest.raises(TrainError, match="nothing to resume"):
+        fit(prep.data_yaml, prep.init_checkpoint, tmp_path, epochs=5, imgsz=160, workers=0, resume=True)
+    again = json.loads((tmp_path / "recipe.json").read_text())
+    assert again["args"] == recipe["args"] and again["labels_sha256"] == recipe["labels_sha256"]
+    # no CUDA here: Ultralytics' refusal reaches the CLI as one line, no traceback
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "phatnguoi.cli", "train", "detector", "--step", "fit"),
+            *("--out", str(tmp_path), "--device", "0", "--epochs", "1", "--imgsz", "160", "--workers", "0"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: training stopped:") and "CUDA" in lines[0]
 
     onnx_path = export_onnx(best, tmp_path / "candidate.onnx", imgsz=160)
     entry = ModelEntry(
@@ -126,3 +149,15 @@ def test_with_val_trains_on_both_splits(small_dataset: Dataset, tmp_path: Path) 
     other.write_text("path: .\ntrain: somewhere\nval: images/val\n")
     with pytest.raises(TrainError, match="not a prepared dataset"):
         _with_val_yaml(other)
+
+
+def test_prepare_never_replaces_a_folder_it_did_not_make(small_dataset: Dataset, tmp_path: Path) -> None:
+    import models
+    from detector.train import TrainError, prepare
+
+    keep = tmp_path / "data" / "videos.mp4"
+    keep.parent.mkdir()
+    keep.write_bytes(b"not ours")
+    with pytest.raises(TrainError, match="is not a prepared dataset"):
+        prepare(small_dataset, VIDEOS, tmp_path, models.resolve("yolov8n-coco"), calibration_images=4)
+    assert keep.read_bytes() == b"not ours"
