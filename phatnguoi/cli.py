@@ -866,7 +866,9 @@ def demo(
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Camera config (detector) of your video.")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Server port (default: a free one).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Server port (default: a free one).")
+    ] = None,
     serve_after: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Keep the server running until Ctrl-C.")
     ] = True,

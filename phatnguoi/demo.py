@@ -75,7 +75,9 @@ class BackgroundServer:
         deadline = time.monotonic() + timeout_s
         while not self._server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the demo server did not start")
+                from api.errors import ServerError
+
+                raise ServerError(f"the demo server could not listen on {self.url} (is the port in use?)")
             time.sleep(0.05)
         return self
 

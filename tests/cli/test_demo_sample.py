@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -39,3 +40,26 @@ def test_demo_on_the_sample_clip_explains_an_empty_map(tmp_path: Path) -> None:
         listening = False
     assert not listening
     assert (tmp_path / "demo" / "edge" / "outbox.sqlite").is_file()
+
+
+def test_demo_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run(
+            [
+                *(sys.executable, "-m", "phatnguoi.cli", "demo", "--out", str(tmp_path / "demo")),
+                *("--no-serve", "--port", str(port)),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=REPO_ROOT,
+            env={**os.environ, "COLUMNS": "300"},
+        )
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("error:") or "Traceback" in ln]
+    assert proc.returncode == 1, proc.stderr
+    assert lines == [
+        f"error: the demo server could not listen on http://127.0.0.1:{port} (is the port in use?)"
+    ], proc.stderr
