@@ -152,6 +152,8 @@ class Evaluation:
     def best_confidence(self, grid: Sequence[float] = tuple(np.round(np.arange(0.1, 0.8, 0.05), 2))) -> float:
         """The confidence with the best mean F1 over classes with targets (chosen on validation frames)."""
         pools = [p for p in self.per_class.values() if p.n_gt]
+        if not pools:
+            raise ValueError("no labelled targets to choose a confidence on")
         scores = [float(np.mean([p.f1(c) for p in pools])) for c in grid]
         return float(grid[int(np.argmax(scores))])
 

@@ -25,6 +25,8 @@ from detector.evaluate import evaluate
 from detector.yolo_onnx import YoloOnnxDetector
 from models.registry import ModelEntry, ModelError, Registry, default_registry, file_sha256
 
+DEFAULT_CONFIDENCE = 0.25  # operating confidence when the dataset has no validation targets
+
 Runner = Callable[[npt.NDArray[np.uint8], tuple[int, int, int, int]], Detections]
 
 
@@ -95,11 +97,15 @@ def eval_detectors(
     for name, run in runners.items():
         progress(f"evaluating {name}")
         classes = dataset.spec.classes
-        conf = confidence
+        conf, conf_from = confidence, "given"
         if conf is None:
-            conf = evaluate(val, run, zones, lines, classes, iou).best_confidence() if val else 0.25
+            on_val = evaluate(val, run, zones, lines, classes, iou) if val else None
+            if on_val is not None and any(p.n_gt for p in on_val.per_class.values()):
+                conf, conf_from = on_val.best_confidence(), "val (best mean F1)"
+            else:
+                conf, conf_from = DEFAULT_CONFIDENCE, f"default {DEFAULT_CONFIDENCE} (no val targets)"
         report = evaluate(test, run, zones, lines, classes, iou).report(conf)
-        report["confidence_from"] = "given" if confidence is not None else "val (best mean F1)"
+        report["confidence_from"] = conf_from
         result["models"][name] = report
     progress("timing (interleaved)")
     times: dict[str, list[float]] = {m: [] for m in models}

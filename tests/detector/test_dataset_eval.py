@@ -161,3 +161,14 @@ def test_near_line_uses_bottom_centre_and_the_zone_height() -> None:
     zone = (0, 100, 640, 500)  # band = 0.15 * 400 = 60 px
     boxes = f32([[10, 200, 50, 290], [10, 200, 50, 359], [10, 200, 50, 361], [700, 250, 740, 300]])
     assert near_line(boxes, line, zone).tolist() == [True, True, False, False]
+
+
+def test_best_confidence_needs_targets() -> None:
+    """An operating confidence "chosen on val" with nothing labelled there would be a made-up number."""
+    from detector.evaluate import Evaluation, _Pool
+
+    ev = Evaluation(classes={3: "motorcycle"}, iou=0.5, per_class={3: _Pool()})
+    with pytest.raises(ValueError, match="no labelled targets"):
+        ev.best_confidence()
+    ev.per_class[3].add(np.array([True, False]), np.array([0.9, 0.3], np.float32), 1)
+    assert ev.best_confidence() == pytest.approx(0.35)  # the false alarm at 0.3 drops out above it
