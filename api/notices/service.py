@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api import audit
 from api.models import Notice, SmsMessage, Violation
-from api.notices.registry import DbRegistry, OwnerRecord, RegistryAdapter
-from api.notices.sms import SmsConfig, alert_enqueuer, alert_key
+from api.notices.registry import DbRegistry, OwnerRecord, RegistryAdapter, read_owner
+from api.notices.sms import SmsConfig, alert_enqueuer
 from api.notices.workflow import (
     NoticeResult,
     attach_owner,
@@ -71,9 +71,10 @@ def wiring_for(settings: Settings, sms: SmsConfig | None = None) -> NoticeWiring
 
 
 def _alert_of(session: Session, notice: Notice) -> SmsMessage | None:
+    """The notice's latest alert (a notice given to another owner has one per owner)."""
     return session.scalars(
-        select(SmsMessage).where(SmsMessage.idempotency_key == alert_key(notice.id))
-    ).one_or_none()
+        select(SmsMessage).where(SmsMessage.notice_id == notice.id).order_by(SmsMessage.id.desc()).limit(1)
+    ).first()
 
 
 def on_confirmed(
@@ -105,6 +106,16 @@ def on_confirmed(
     if result.created:
         return result
     notice = result.notice
+    v = session.get(Violation, violation_id)
+    owner = None
+    if v is not None and v.plate_key:
+        registry = wiring.registry_for(session)
+        owner = read_owner(session, registry, v.plate_key, actor=actor, purpose="notice", ip=ip)
+    owner_id = None if owner is None else owner.owner_id
+    if owner_id != notice.owner_id:
+        _reassign(session, notice, owner, wiring, actor=actor, ip=ip)
+        session.flush()
+        return result
     if notice.status == "closed" and notice.responded_at is None:
         # Closed because the violation was rejected (`on_rejected`), now confirmed after a reopening:
         # the same notice (same code, same outbox key) carries on, so nothing can be sent twice.
@@ -135,10 +146,56 @@ def on_confirmed(
     return result
 
 
+def _reassign(
+    session: Session,
+    notice: Notice,
+    owner: OwnerRecord | None,
+    wiring: NoticeWiring,
+    *,
+    actor: str,
+    ip: str | None,
+) -> None:
+    """The violation was confirmed again with a plate of another owner (a misread corrected after a
+    reopening): the notice starts over for that owner. Alerts not yet sent to the previous owner are
+    cancelled, the new owner's alert is queued, and the notice's clocks restart from the new owner's
+    notice. What the previous owner was sent stays in the outbox rows and the audit log."""
+    before = {"owner_id": notice.owner_id, "status": notice.status}
+    session.execute(
+        update(SmsMessage)
+        .where(SmsMessage.notice_id == notice.id, SmsMessage.status == "pending")
+        .values(status="cancelled", next_attempt_at=None)
+        .execution_options(synchronize_session="fetch")
+    )
+    notice.owner_id = None if owner is None else owner.owner_id
+    notice.status = "awaiting_owner" if notice.owner_id is None else "created"
+    notice.attempts, notice.next_attempt_at = 0, None
+    notice.provider_message_id = notice.last_error = None
+    notice.sent_at = notice.posted_at = notice.responded_at = notice.escalated_at = notice.closed_at = None
+    audit.record(
+        session,
+        actor=actor,
+        action="notice.reassign",
+        object_type="notice",
+        object_id=str(notice.id),
+        detail={"violation_id": notice.violation_id, "before": before, "owner_id": notice.owner_id},
+        ip=ip,
+    )
+    if owner is not None and owner.owner_id is not None and wiring.sms is not None:
+        alert_enqueuer(session, wiring.sms)(notice, wiring.code_for(notice.violation_id), owner)
+        theirs = session.scalars(
+            select(SmsMessage)
+            .where(SmsMessage.notice_id == notice.id, SmsMessage.phone == owner.phone)
+            .order_by(SmsMessage.id.desc())
+            .limit(1)
+        ).first()
+        if theirs is not None and theirs.status == "cancelled" and theirs.sent_at is None:
+            theirs.status = "pending"  # this owner's alert, cancelled by an earlier reassignment
+
+
 def _cancel_pending_alert(session: Session, notice: Notice, *, actor: str, ip: str | None) -> bool:
     result = session.execute(
         update(SmsMessage)
-        .where(SmsMessage.idempotency_key == alert_key(notice.id), SmsMessage.status == "pending")
+        .where(SmsMessage.notice_id == notice.id, SmsMessage.status == "pending")
         .values(status="cancelled", next_attempt_at=None)
         .execution_options(synchronize_session="fetch")
     )

@@ -285,8 +285,19 @@ def alert_key(notice_id: int) -> str:
 
 
 def enqueue_alert(session: Session, notice: Notice, phone: str, text: str) -> SmsMessage:
-    """Add the notice's alert to the outbox (in the caller's transaction); an existing one is returned."""
-    key = alert_key(notice.id)
+    """Add the notice's alert to the outbox (in the caller's transaction); an existing one is returned.
+
+    A notice's first alert has the key `alert_key(notice.id)`. A notice given to another owner later (its
+    violation's plate was corrected: `api.notices.service.on_confirmed`) gets one more alert, keyed by
+    that owner, unless this phone already has a live (not cancelled) alert of the notice.
+    """
+    alerts = session.scalars(
+        select(SmsMessage).where(SmsMessage.notice_id == notice.id).order_by(SmsMessage.id)
+    ).all()
+    for a in alerts:
+        if a.phone == phone and a.status != "cancelled":
+            return a
+    key = alert_key(notice.id) if not alerts else f"{alert_key(notice.id)}-owner-{notice.owner_id}"
     existing = session.scalars(select(SmsMessage).where(SmsMessage.idempotency_key == key)).one_or_none()
     if existing is not None:
         return existing

@@ -133,6 +133,65 @@ def test_confirm_queues_one_alert_reopen_cancels_it_reconfirm_rearms_it(
     )
 
 
+def test_a_plate_corrected_after_a_reopening_gives_the_notice_to_the_right_owner(
+    sms_client: Callable[..., TestClient],
+    world: World,
+    auth: Auth,
+    sessions: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    """Confirmed on a misread plate (an SMS went to that plate's owner), reopened, confirmed again with
+    the plate corrected: the notice is now the real owner's, who gets the SMS; the first owner gets
+    nothing more, and an unsent alert to them is cancelled."""
+    client = sms_client()
+    with sessions() as s:
+        import_csv(s, REGISTRY_CSV, actor="user:admin")
+        s.commit()
+        first = s.scalars(select(Vehicle).where(Vehicle.plate_compact == "30A12345")).one().owner_id
+        right = s.scalars(select(Vehicle).where(Vehicle.plate_compact == "29X123456")).one().owner_id
+    vid = ingest(client, world, "30A12345")
+    decide(client, vid, auth)
+    provider = sms.FileProvider(tmp_path / "sms.jsonl")
+    config = NoticeSettings(sms_lookup_url=LOOKUP_URL).sms_config()
+    assert config is not None
+    config = config.model_copy(update={"quiet_start": config.quiet_end})
+    assert sms.deliver_pending(sessions, provider, config).sent == 1
+    notice = client.get(f"/api/v1/violations/{vid}/notice", headers=auth("off-a")).json()
+    assert notice["status"] == "sms_sent"
+
+    reopen(client, vid, auth)
+    r = client.post(
+        f"/api/v1/violations/{vid}/decision",
+        json={"decision": "confirm", "plate": "29-X1 234.56"},
+        headers=auth("off-a"),
+    )
+    assert r.status_code == 200, r.text
+    key, x, y = f"notice-{notice['id']}-alert", "+84912345678", "+84987654321"
+    assert outbox(sessions) == [(key, x, "sent"), (f"{key}-owner-{right}", y, "pending")]
+    again = client.get(f"/api/v1/violations/{vid}/notice", headers=auth("off-a")).json()
+    assert (again["id"], again["status"], again["next_action"]) == (notice["id"], "created", "send_notice")
+    with sessions() as s:
+        (entry,) = s.scalars(select(AuditEntry).where(AuditEntry.action == "notice.reassign"))
+        detail = json.loads(entry.detail)
+        assert detail["before"] == {"owner_id": first, "status": "sms_sent"} and detail["owner_id"] == right
+
+    # Reopened before that SMS goes out (cancelled), confirmed on the misread plate again: the first owner
+    # already had theirs and gets nothing more; corrected once more: the real owner's alert is due again.
+    reopen(client, vid, auth)
+    assert outbox(sessions) == [(key, x, "sent"), (f"{key}-owner-{right}", y, "cancelled")]
+    for plate, status in (("30A-123.45", "cancelled"), ("29-X1 234.56", "pending")):
+        body = {"decision": "confirm", "plate": plate}
+        r = client.post(f"/api/v1/violations/{vid}/decision", json=body, headers=auth("off-a"))
+        assert r.status_code == 200, r.text
+        assert outbox(sessions) == [(key, x, "sent"), (f"{key}-owner-{right}", y, status)]
+        if status == "cancelled":
+            reopen(client, vid, auth)
+    assert sms.deliver_pending(sessions, provider, config).sent == 1
+    lines = [json.loads(v) for v in (tmp_path / "sms.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [v["key"] for v in lines] == [key, f"{key}-owner-{right}"]
+    assert "29X123456" in lines[1]["text"] and notice["lookup_code"] in lines[1]["text"]
+
+
 def test_a_rejection_after_reopening_closes_the_notice_and_a_new_confirmation_revives_it(
     sms_client: Callable[..., TestClient], world: World, auth: Auth, sessions: sessionmaker[Session]
 ) -> None:
