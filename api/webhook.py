@@ -40,6 +40,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 import urllib.error
 import urllib.request
@@ -84,7 +85,8 @@ def verify_signature(
 ) -> bool:
     """What a receiver checks: the signature matches and the timestamp is within `tolerance_s` of `now`
     (unix seconds). Constant-time comparison; False for any malformed header."""
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    # str.isdigit() accepts "²" and other digits int() refuses; compare_digest refuses non-ASCII str
+    if not re.fullmatch(r"[0-9]{1,12}", timestamp, flags=re.ASCII) or not signature.isascii():
         return False
     ts = int(timestamp)
     if abs(now - ts) > tolerance_s:

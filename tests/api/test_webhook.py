@@ -262,6 +262,13 @@ def test_verify_signature(shift_s: int, tamper: bool, ok: bool) -> None:
 
 
 @pytest.mark.parametrize(
+    ("timestamp", "signature"), [("²", "sha256=00"), ("1700000000", "sha256=é"), ("", "")]
+)
+def test_verify_signature_refuses_odd_headers(timestamp: str, signature: str) -> None:
+    assert verify_signature(b"k" * 32, timestamp, signature, b"{}", now=1_700_000_000) is False
+
+
+@pytest.mark.parametrize(
     ("attempts", "delay"), [(1, 30), (2, 60), (3, 120), (7, 1920), (8, 3600), (400, 3600)]
 )
 def test_backoff_doubles_and_is_capped(
