@@ -393,7 +393,9 @@ def decide(
     note = body.note.strip() if body.note and body.note.strip() else None
     result = session.execute(
         update(Violation)
-        .where(Violation.id == v.id, Violation.status == "new")
+        # the retention job may delete the evidence meanwhile, leaving the status `new` (PostgreSQL,
+        # read committed): the update must not confirm what can no longer be shown
+        .where(Violation.id == v.id, Violation.status == "new", Violation.evidence_purged_at.is_(None))
         .values(
             status=status,
             reviewed_by=user.id,
@@ -405,9 +407,9 @@ def decide(
         )
         .execution_options(synchronize_session="fetch")
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]  # decided by someone else meanwhile
+    if result.rowcount != 1:  # type: ignore[attr-defined]  # decided (or purged) meanwhile
         session.rollback()
-        raise RefusedError(409, f"violation {violation_id} was decided meanwhile")
+        raise RefusedError(409, f"violation {violation_id} was decided, or its evidence deleted, meanwhile")
     audit.record(
         session,
         actor=f"user:{user.username}",

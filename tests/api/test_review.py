@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
@@ -255,6 +255,32 @@ def test_confirm_then_a_second_decision_is_409(
         ("violation.received", "device:dev-a"),
         ("violation.confirm", "user:off-a"),
     ]
+
+
+def test_evidence_deleted_while_deciding_is_409(
+    client: TestClient, world: World, auth: Auth, session: Session, db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retention job deletes the evidence between the officer's read and write (PostgreSQL, read
+    committed; SQLite serialises the two): the confirmation is refused, not stored without evidence."""
+    if db.kind == "sqlite":
+        pytest.skip("SQLite takes the write lock before the read: the two cannot interleave")
+    from api.db import utcnow
+    from api.services import review
+
+    vid = ingest(client, world)
+    read = review.visible_violation
+
+    def read_then_purge(*args: Any, **kwargs: Any) -> Any:
+        v = read(*args, **kwargs)
+        session.execute(update(Violation).where(Violation.id == vid).values(evidence_purged_at=utcnow()))
+        session.commit()
+        return v
+
+    monkeypatch.setattr(review, "visible_violation", read_then_purge)
+    r = decide(client, vid, "off-a", auth, decision="confirm")
+    assert r.status_code == 409 and "evidence deleted, meanwhile" in r.json()["detail"], r.text
+    session.rollback()
+    assert session.get(Violation, vid).status == "new"  # type: ignore[union-attr]
 
 
 def test_reject_with_reason_and_plate_correction(
