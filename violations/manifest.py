@@ -225,9 +225,10 @@ def canonical_bytes(manifest: Mapping[str, Any]) -> bytes:
         text = json.dumps(
             manifest, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
         )
-    except (TypeError, ValueError) as e:
-        raise EvidenceError(f"manifest is not canonical JSON: {e}") from None
-    return text.encode("utf-8")
+        # a lone surrogate ("\ud800" in the JSON) decodes to a str that has no UTF-8 form
+        return text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as e:
+        raise EvidenceError(f"manifest is not canonical JSON: {str(e)[:200]}") from None
 
 
 def sign(manifest_bytes: bytes, private_key: Ed25519PrivateKey) -> str:
@@ -332,6 +333,9 @@ def parse_manifest(manifest_bytes: bytes) -> dict[str, Any]:
         raise EvidenceError(
             f"manifest.json is not JSON: {e.msg} at line {e.lineno} column {e.colno}"
         ) from None
+    except (ValueError, RecursionError) as e:
+        # an integer of more than 4,300 digits (int() refuses it) or nesting deeper than Python recurses
+        raise EvidenceError(f"manifest.json cannot be read: {str(e).splitlines()[0][:200]}") from None
     if not isinstance(obj, dict):
         raise EvidenceError("manifest.json must hold a JSON object")
     validate_manifest(obj)

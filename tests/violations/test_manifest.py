@@ -256,10 +256,21 @@ def test_plate_and_signal_may_be_null() -> None:
         (b"[1,2]", "JSON object"),
         (b'{"ts":NaN}', "NaN"),
         (b'{"a":1,"a":2}', "repeats the key 'a'"),
+        (b'{"a":' + b"1" * 5000 + b"}", "cannot be read: Exceeds the limit"),
+        (b"[" * 200_000 + b"]" * 200_000, "cannot be read"),
     ],
 )
 def test_parse_manifest_rejects_non_manifests(raw: bytes, message: str) -> None:
     with pytest.raises(EvidenceError, match=message):
+        parse_manifest(raw)
+
+
+def test_parse_manifest_rejects_a_lone_surrogate() -> None:
+    """Valid JSON (an escaped half of a UTF-16 pair) that no UTF-8 manifest can hold."""
+    m = make_manifest()
+    m["details"] = {"note": "\ud800"}
+    raw = json.dumps(m, sort_keys=True, separators=(",", ":")).encode("ascii")
+    with pytest.raises(EvidenceError, match="not canonical JSON"):
         parse_manifest(raw)
 
 
