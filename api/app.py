@@ -15,7 +15,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.db import make_engine, make_sessionmaker
@@ -94,12 +96,26 @@ def create_app(
         return settings.upload_max_bytes if path.rstrip("/") == INGEST_PATH else settings.request_max_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     for module in (health, auth, users, violations, flows, stats, maps, exports, notices):
         app.include_router(module.router)
     from api.web import mount as mount_web  # the review web app (pages, static files, lookup)
 
     mount_web(app, settings)
     return app
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    """A request FastAPI could not validate: 422 with the one-line `detail` every route declares
+    (`Message`), naming the first bad field, instead of FastAPI's list of error objects."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    first = errors[0] if errors else {}
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    what = " ".join(str(first.get("msg", "invalid request")).split()).removeprefix("Value error, ")
+    line = f"{where}: {what}" if where else what
+    if len(errors) > 1:
+        line += f" (and {len(errors) - 1} more)"
+    return JSONResponse(status_code=422, content={"detail": line[:500]})
 
 
 def app_from_env() -> FastAPI:

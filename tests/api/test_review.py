@@ -391,3 +391,19 @@ def test_reopen_is_for_supervisors_and_audited(
     assert (
         client.post(f"/api/v1/violations/{other}/reopen", json=note, headers=auth("admin")).status_code == 200
     )
+
+
+@pytest.mark.parametrize(
+    ("params", "detail"),
+    [
+        ({"limit": "abc"}, "query.limit: Input should be a valid integer, unable to parse string"),
+        ({"limit": "abc", "fuzzy": "x"}, "(and 1 more)"),
+    ],
+)
+def test_invalid_query_values_get_a_one_line_detail(
+    params: dict[str, Any], detail: str, client: TestClient, auth: Auth
+) -> None:
+    r = client.get("/api/v1/violations", params=params, headers=auth("off-a"))
+    assert r.status_code == 422
+    body = r.json()
+    assert isinstance(body["detail"], str) and "\n" not in body["detail"] and detail in body["detail"]
