@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -80,7 +80,7 @@ class DetectJob:
         self.tracker = Tracker(camera.tracker, frame_rate=frame_rate)
         self.store = TrackStore(history_s=camera.tracker.history_s, lost_s=camera.tracker.lost_track_s + 0.5)
         self.every = camera.detector.every
-        self.detector_ms: list[float] = []
+        self.detector_ms: deque[float] = deque(maxlen=10_000)  # the most recent (bounded for a worker)
         self._count = 0
         self.class_votes: Counter[int] = Counter()
         # Finished tracks: kept for a bounded run's summary (detect, bench); a long-running worker

@@ -36,6 +36,10 @@ from violations.types import SignalReading, ViolationEvent
 logger = logging.getLogger(__name__)
 
 STAGES = ("detect_track", "signal", "rules", "plates", "evidence")
+# Per-frame timings kept for the medians: the most recent ones only, so a worker that runs for months
+# holds a bounded amount (totals are running sums). Event ids kept for `established_at` likewise.
+TIMING_WINDOW = 10_000
+ESTABLISHED_WINDOW = 10_000
 
 
 @dataclass(slots=True)
@@ -126,9 +130,10 @@ class EdgePipeline:
             config=evidence,
         )
         self.evidence.recover()
-        self.stage_ms: dict[str, list[float]] = {s: [] for s in STAGES}
+        self.stage_ms: dict[str, deque[float]] = {s: deque(maxlen=TIMING_WINDOW) for s in STAGES}
+        self.stage_total_ms: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         self.signals: dict[str, SignalReading] = {}
-        self.events: list[ViolationEvent] = []
+        self.events_per_rule: Counter[str] = Counter()
         self.built: list[BuildResult] = []
         self.plates_read = 0
         self.established_at: dict[str, float] = {}  # event id → wall clock when the rules established it
@@ -151,6 +156,8 @@ class EdgePipeline:
         plate_ms = 0.0
         for event in events:
             self.established_at[event.event_id] = time.time()
+            if len(self.established_at) > ESTABLISHED_WINDOW:
+                del self.established_at[next(iter(self.established_at))]
             signal = self._signal_for(event, frame.ts)
             views = self._plate_views(event)
             if self._plate_pool is not None:
@@ -164,12 +171,17 @@ class EdgePipeline:
         t4 = time.perf_counter()
         self.built += self.evidence.on_frame(frame, tracked)
         t5 = time.perf_counter()
-        self.stage_ms["detect_track"].append((t1 - t0) * 1000)
-        self.stage_ms["signal"].append((t2 - t1) * 1000)
-        self.stage_ms["rules"].append((t3 - t2) * 1000)
-        self.stage_ms["plates"].append(plate_ms)
-        self.stage_ms["evidence"].append((t5 - t4) * 1000 + ((t4 - t3) * 1000 - plate_ms))
-        self.events += events
+        timings = {
+            "detect_track": (t1 - t0) * 1000,
+            "signal": (t2 - t1) * 1000,
+            "rules": (t3 - t2) * 1000,
+            "plates": plate_ms,
+            "evidence": (t5 - t4) * 1000 + ((t4 - t3) * 1000 - plate_ms),
+        }
+        for stage, ms in timings.items():
+            self.stage_ms[stage].append(ms)
+            self.stage_total_ms[stage] += ms
+        self.events_per_rule.update(e.rule for e in events)
         return events
 
     @property
@@ -296,7 +308,7 @@ class EdgePipeline:
     def summary(self, source: str, frames: int, seconds: float, interrupted: bool = False) -> RunSummary:
         """The run's numbers."""
         med = {k: round(statistics.median(v), 3) if v else 0.0 for k, v in self.stage_ms.items()}
-        tot = {k: round(sum(v), 1) for k, v in self.stage_ms.items()}
+        tot = {k: round(v, 1) for k, v in self.stage_total_ms.items()}
         share = (tot["rules"] + tot["evidence"]) / tot["detect_track"] if tot["detect_track"] else 0.0
         return RunSummary(
             source=source,
@@ -304,9 +316,9 @@ class EdgePipeline:
             frames=frames,
             seconds=round(seconds, 3),
             fps=round(frames / seconds, 2) if seconds > 0 else 0.0,
-            events=len(self.events),
+            events=sum(self.events_per_rule.values()),
             stop_line_crossings=self.crossings,
-            events_per_rule=dict(Counter(e.rule for e in self.events)),
+            events_per_rule=dict(self.events_per_rule),
             plates_read=self.plates_read,
             evidence_written=sum(1 for b in self.built if b.status in ("written", "exists")),
             evidence_failed=sum(1 for b in self.built if b.status == "failed"),

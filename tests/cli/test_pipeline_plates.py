@@ -62,3 +62,28 @@ def test_plate_thread_matches_inline_reading(tmp_path: Path, hanoi_clip: Path) -
 
     assert key(threaded) == key(inline)
     assert threaded_built == inline_built == len(inline)
+
+
+def test_per_frame_state_stays_bounded(tmp_path: Path, hanoi_clip: Path, monkeypatch: Any) -> None:
+    """A worker runs for months: per-frame timings and per-event ids are kept in bounded windows,
+    while the totals and counts still cover every frame and event."""
+    from phatnguoi import pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "TIMING_WINDOW", 20)
+    monkeypatch.setattr(pipeline_module, "ESTABLISHED_WINDOW", 2)
+    created: list[Any] = []
+    real = pipeline_module.EdgePipeline.__init__
+
+    def remember(self: Any, *args: Any, **kwargs: Any) -> None:
+        real(self, *args, **kwargs)
+        created.append(self)
+
+    monkeypatch.setattr(pipeline_module.EdgePipeline, "__init__", remember)
+    rows, _threads, _built = _run(tmp_path, hanoi_clip, async_plates=False)
+    (p,) = created
+    summary = p.summary("clip", 151, 1.0)
+    assert all(len(v) == 20 for v in p.stage_ms.values())
+    assert summary.stage_ms_total["detect_track"] > sum(p.stage_ms["detect_track"])  # all 151 frames
+    assert summary.events == len(rows) >= 3 and sum(summary.events_per_rule.values()) == len(rows)
+    assert len(p.established_at) == 2
+    assert p.job.detector_ms.maxlen is not None
