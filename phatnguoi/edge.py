@@ -143,6 +143,10 @@ class _Camera:
     gaps: int = 0
     last_gap: dict[str, float] | None = None  # start/end (wall clock) and length of the last gap
     started: float = field(default_factory=time.monotonic)
+    frames_read: int = 0  # the source's frames_read at the last metrics update
+
+
+OUTBOX_METRICS_EVERY_S = 2.0  # how often the outbox gauges are refreshed from its database
 
 
 class EdgeWorker:
@@ -257,11 +261,24 @@ class EdgeWorker:
                 target=self._reader, args=(cam,), name=f"read-{cam.config.id}", daemon=True
             )
             cam.thread.start()
+        next_outbox_metrics = 0.0
         try:
-            while not self._stop.is_set() and not all(c.ended for c in self.cameras):
-                if t_end is not None and time.monotonic() > t_end:
-                    break
-                self._tick()
+            try:
+                while not self._stop.is_set() and not all(c.ended for c in self.cameras):
+                    if t_end is not None and time.monotonic() > t_end:
+                        break
+                    self._tick()
+                    if time.monotonic() >= next_outbox_metrics:
+                        self._update_outbox_metrics()
+                        next_outbox_metrics = time.monotonic() + OUTBOX_METRICS_EVERY_S
+            except BaseException:
+                # A failing stage (the detector, say) ends the run: the events already established
+                # still get their evidence, written and queued, before the worker goes down.
+                try:
+                    self._finish()
+                except Exception:
+                    logger.exception("could not finish the pending evidence")
+                raise
             self._finish()
             while (
                 until_sent
@@ -337,6 +354,10 @@ class EdgeWorker:
         from phatnguoi.outbox import OutboxError
 
         built, cam.pipeline.built = cam.pipeline.built, []
+        for b in built:
+            if b.status == "failed":
+                why = f"evidence of {b.event_id} could not be written: {b.error}"
+                self.outbox.alert("evidence_failed", cam.config.id, why)
         paths = self._unqueued + [b.path for b in built if b.status in ("written", "exists")]
         self._unqueued = []
         for i, path in enumerate(paths):
@@ -389,6 +410,9 @@ class EdgeWorker:
             h = cam.source.health()
             cid = cam.config.id
             self.metrics.frames_dropped.labels(cid).set(h.frames_dropped)
+            if h.frames_read > cam.frames_read:
+                self.metrics.frames_in.labels(cid).inc(h.frames_read - cam.frames_read)
+                cam.frames_read = h.frames_read
             self.metrics.reconnects.labels(cid).set(h.reconnects)
             self.metrics.fps_in.labels(cid).set(h.fps_in or 0.0)
             self.metrics.stream_up.labels(cid).set(1.0 if str(h.state) == "live" else 0.0)
@@ -410,6 +434,7 @@ class EdgeWorker:
         )
         self.metrics.outbox_age.labels("evidence").set(stats.oldest_evidence_age_s or 0.0)
         self.metrics.outbox_age.labels("flow").set(stats.oldest_flow_age_s or 0.0)
+        self.metrics.alerts.set(sum(self.outbox.alert_counts.values()))
         if self.uploader is not None:
             up = self.uploader.stats()
             self.metrics.uploaded.set(up.evidence_sent + up.evidence_duplicates + up.flows_sent)

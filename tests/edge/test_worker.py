@@ -4,7 +4,11 @@ evidence uploaded through the durable outbox, every violation stored once."""
 from __future__ import annotations
 
 import json
+import re
+import threading
+import time
 from pathlib import Path
+from typing import Any
 from urllib.request import urlopen
 
 import pytest
@@ -32,14 +36,14 @@ def test_demo_chain_on_the_hanoi_clip(tmp_path: Path, hanoi_clip: Path) -> None:
         server.stop()
 
 
-def test_worker_metrics_and_health(tmp_path: Path, hanoi_clip: Path) -> None:
+def _config(tmp_path: Path, hanoi_clip: Path) -> Any:
+    """One camera on the Giang Vo clip, no server, no plates."""
     from phatnguoi.config import load_camera
-    from phatnguoi.edge import DeviceSection, EdgeCameraSection, EdgeConfig, EdgeWorker
-    from phatnguoi.metrics import MetricsServer
+    from phatnguoi.edge import DeviceSection, EdgeCameraSection, EdgeConfig
     from violations.manifest import generate_keypair
 
     generate_keypair(tmp_path / "k.pem", tmp_path / "k.pub")
-    config = EdgeConfig(
+    return EdgeConfig(
         device=DeviceSection(id="edge-t", private_key=tmp_path / "k.pem", public_key=tmp_path / "k.pub"),
         data_dir=tmp_path / "edge",
         detector=load_camera(
@@ -55,14 +59,43 @@ def test_worker_metrics_and_health(tmp_path: Path, hanoi_clip: Path) -> None:
             ),
         ),
     )
-    worker = EdgeWorker(config)
+
+
+def test_worker_metrics_and_health(tmp_path: Path, hanoi_clip: Path) -> None:
+    from phatnguoi.edge import EdgeWorker
+    from phatnguoi.metrics import MetricsServer
+
+    worker = EdgeWorker(_config(tmp_path, hanoi_clip))
     metrics = MetricsServer(worker.metrics, worker.health, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{metrics.port}/metrics"
+    running = threading.Event()
+    running.set()
+    mid_run: list[tuple[float, float]] = []  # (frames processed, evidence waiting) while the worker runs
+
+    def scrape() -> None:
+        names = r'phatnguoi_frames_processed_total\{.*\}|phatnguoi_outbox_depth\{kind="evidence"\}'
+        pattern = re.compile(rf"^({names}) (\S+)$", re.M)
+        while running.is_set():
+            with urlopen(url, timeout=5) as r:
+                found = dict(m.groups() for m in pattern.finditer(r.read().decode()))
+            if len(found) == 2:
+                frames, depth = (float(v) for _, v in sorted(found.items()))
+                mid_run.append((frames, depth))
+            time.sleep(0.25)
+
+    scraper = threading.Thread(target=scrape, daemon=True)
+    scraper.start()
     try:
         worker.run(deadline_s=120)
-        with urlopen(f"http://127.0.0.1:{metrics.port}/metrics", timeout=5) as r:
+        running.clear()
+        scraper.join(timeout=10)
+        with urlopen(url, timeout=5) as r:
             text = r.read().decode()
         assert 'phatnguoi_frames_processed_total{camera="hanoi-giangvo-langha"} 360.0' in text
-        assert "phatnguoi_violations_total" in text and "phatnguoi_outbox_depth" in text
+        assert 'phatnguoi_frames_in_total{camera="hanoi-giangvo-langha"} 360.0' in text
+        assert "phatnguoi_violations_total" in text and "phatnguoi_alerts 0.0" in text
+        # the outbox gauges follow the run (no server: evidence piles up), not only its end
+        assert any(frames < 360 and depth >= 1 for frames, depth in mid_run), mid_run
         health = worker.health()
         assert health["cameras"]["hanoi-giangvo-langha"]["frames_processed"] == 360
         violations = health["cameras"]["hanoi-giangvo-langha"]["violations"]
@@ -99,3 +132,55 @@ def test_bench_edge_one_camera(hanoi_clip: Path) -> None:
     assert run["frames_per_camera"] == [360]
     assert run["violations"] >= 4 and run["stored_on_server"] == run["violations"]
     assert run["fps_per_camera"] > 0 and run["latency_s"]["p50"] is not None
+
+
+def test_a_detector_failure_still_queues_the_evidence_of_established_violations(
+    tmp_path: Path, hanoi_clip: Path
+) -> None:
+    """The detector fails mid-run: the worker goes down with the error, but every violation the rules
+    had established by then is written and queued first (not left waiting for frames that never come)."""
+    from models.runtime import InferenceError
+    from phatnguoi.edge import EdgeWorker
+    from phatnguoi.outbox import Outbox
+    from violations.manifest import load_public_key
+
+    worker = EdgeWorker(_config(tmp_path, hanoi_clip))
+    real = worker.detector.detect_batch
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        # right after the third violation, whose evidence still waits for the frames after it
+        if worker.cameras[0].events >= 3:
+            raise InferenceError("detector: the accelerator went away")
+        return real(*args, **kwargs)
+
+    worker.detector.detect_batch = failing  # type: ignore[method-assign]
+    with pytest.raises(InferenceError, match="went away"):
+        worker.run(deadline_s=120)
+    established = worker.cameras[0].events
+    assert established >= 3
+    with Outbox(tmp_path / "edge" / "outbox.sqlite", load_public_key(tmp_path / "k.pub")) as box:
+        assert box.stats().evidence.get("queued", 0) == established
+
+
+def test_evidence_that_cannot_be_written_raises_an_operator_alert(tmp_path: Path, hanoi_clip: Path) -> None:
+    """A package the builder could not write (a full disk, an encoder error) is never silently missing:
+    the operator gets an alert per violation, recorded in the outbox and counted on /metrics."""
+    import dataclasses
+
+    from phatnguoi.edge import EdgeWorker
+
+    worker = EdgeWorker(_config(tmp_path, hanoi_clip))
+    evidence = worker.cameras[0].pipeline.evidence
+    build = evidence.on_frame
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        results = build(*args, **kwargs)
+        return [dataclasses.replace(b, status="failed", error="No space left on device") for b in results]
+
+    evidence.on_frame = failing
+    worker.run(deadline_s=120)
+    violations = worker.cameras[0].events
+    assert violations >= 4
+    assert worker.outbox.alert_counts["evidence_failed"] == violations
+    assert worker.health()["outbox"]["evidence"].get("queued", 0) == 0
+    assert f"phatnguoi_alerts {float(violations)}" in worker.metrics.render().decode()
