@@ -694,13 +694,18 @@ class Outbox:
             if kind == "evidence"
             else ("id, camera_id, attempts, created_at, NULL, NULL, payload")
         )
-        with self._tx() as c:
+
+        def claim(c: sqlite3.Connection) -> list[Any]:
             rows = c.execute(
                 f"SELECT {cols} FROM {table} WHERE state='queued' AND next_attempt_at <= ?"
                 " ORDER BY created_at, rowid LIMIT ?",
                 (t, int(limit)),
             ).fetchall()
             c.executemany(f"UPDATE {table} SET state='sending' WHERE {key} = ?", [(r[0],) for r in rows])
+            return rows
+
+        # Claiming is the first step of an upload, which is what frees a full disk: it may use the reserve.
+        rows = self._write(claim, may_use_reserve=True)
         return [
             OutboxItem(
                 kind=kind,
@@ -881,26 +886,34 @@ class Outbox:
                     "outbox short of disk: deleted %d acknowledged packages before their retention", packages
                 )
         if self._deficit(usage) > 0:
-            with self._tx() as c:
-                history = c.execute("DELETE FROM flows WHERE state='sent'").rowcount
-                history += c.execute(
-                    "DELETE FROM evidence WHERE state='sent' AND package_deleted_at IS NOT NULL"
-                ).rowcount
+
+            def forget_sent(c: sqlite3.Connection) -> int:
+                n = int(c.execute("DELETE FROM flows WHERE state='sent'").rowcount)
+                gone = "DELETE FROM evidence WHERE state='sent' AND package_deleted_at IS NOT NULL"
+                return n + int(c.execute(gone).rowcount)
+
+            history = self._write(forget_sent, may_use_reserve=True)
             self._vacuum()
             usage = self.usage_bytes(t)
-        while self._deficit(usage) > 0:
-            with self._tx() as c:
-                n = c.execute(
+
+        def drop_oldest_flows(c: sqlite3.Connection) -> int:
+            n = int(
+                c.execute(
                     "DELETE FROM flows WHERE id IN (SELECT id FROM flows WHERE state IN ('queued',"
                     " 'failed_permanent') ORDER BY interval_start, id LIMIT ?)",
                     (_DROP_CHUNK,),
                 ).rowcount
-                if n:
-                    c.execute(
-                        "INSERT INTO counters (name, value) VALUES ('flows_dropped', ?) ON CONFLICT(name)"
-                        " DO UPDATE SET value = value + excluded.value",
-                        (n,),
-                    )
+            )
+            if n:
+                c.execute(
+                    "INSERT INTO counters (name, value) VALUES ('flows_dropped', ?) ON CONFLICT(name)"
+                    " DO UPDATE SET value = value + excluded.value",
+                    (n,),
+                )
+            return n
+
+        while self._deficit(usage) > 0:
+            n = self._write(drop_oldest_flows, may_use_reserve=True)
             if not n:
                 break
             dropped += n

@@ -4,13 +4,14 @@ budget (oldest flow counts dropped first, evidence never)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -425,3 +426,28 @@ def test_flows_are_dropped_oldest_first_and_counted(
     assert not ob.disk_full and ob.usage_bytes() <= MIB
     # What is left is the newest: every kept interval starts after every dropped one.
     assert min(r["interval_start"] for r in kept) == T0 + 300 * dropped
+
+
+def test_claiming_items_for_upload_may_use_the_reserve(
+    make_outbox: Callable[..., Outbox], key: Ed25519PrivateKey
+) -> None:
+    """Uploading is what frees a full disk, and it starts by claiming items (a write): when that write
+    finds the disk full, the reserve file is given up and the claim goes through."""
+    ob = make_outbox(key.public_key())
+    assert ob.enqueue_flows(flows(2)) == 2
+    assert ob.reserve_path.exists()
+    real = ob._tx
+    full = [True]
+
+    @contextlib.contextmanager
+    def full_once() -> Iterator[sqlite3.Connection]:
+        if full:
+            full.pop()
+            raise OutboxError("database or disk is full", disk_full=True)
+        with real() as c:
+            yield c
+
+    ob._tx = full_once  # type: ignore[method-assign]
+    items = ob.next_due(kind="flow")
+    assert len(items) == 2 and ob.stats().flows["sending"] == 2
+    assert not ob.reserve_path.exists() and ob.alert_counts["reserve_used"] == 1
