@@ -86,6 +86,12 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         EvidenceError,
     ]
     try:
+        from phatnguoi.outbox import OutboxError
+
+        errors.append(OutboxError)
+    except ImportError:  # the edge side not installed in a server-only deployment
+        pass
+    try:
         from plates.errors import PlateError
 
         errors.append(PlateError)
@@ -838,7 +844,12 @@ def edge(
 
     cfg = guarded(lambda: load_edge_config(config))
     worker = guarded(lambda: EdgeWorker(cfg))
-    server = MetricsServer(worker.metrics, worker.health, cfg.metrics.host, cfg.metrics.port).start()
+    try:
+        server = MetricsServer(worker.metrics, worker.health, cfg.metrics.host, cfg.metrics.port).start()
+    except OSError as e:
+        worker.close()
+        where = f"{cfg.metrics.host}:{cfg.metrics.port}"
+        raise fail(f"cannot serve /metrics on {where}: {e.strerror or e}", 1) from None
     err.print(
         f"edge {cfg.device.id}: {len(cfg.cameras)} camera(s); metrics http://{cfg.metrics.host}:{server.port}/metrics"
     )

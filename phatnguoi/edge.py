@@ -219,10 +219,23 @@ class EdgeWorker:
         self._closed = False
         self._unqueued: list[Path] = []  # packages the outbox could not take yet (disk full): retried
         self._unsent_flows: list[Any] = []
-        # packages written before a crash or restart but never queued
-        for result in self.outbox.adopt():
-            logger.info("adopted evidence package %s (%s)", result.event_id, result.status)
         self._last_outbox: dict[str, Any] = {}
+        self._adopt_due = True
+        self._adopt()
+
+    def _adopt(self) -> None:
+        """Queue the packages written before a crash or restart but never queued. On a full disk the
+        outbox may not take them yet: the worker starts anyway (uploading is what frees the disk) and
+        tries again every few seconds."""
+        from phatnguoi.outbox import OutboxError
+
+        try:
+            for result in self.outbox.adopt():
+                logger.info("adopted evidence package %s (%s)", result.event_id, result.status)
+        except OutboxError as e:
+            logger.error("cannot adopt the packages left by the last run yet: %s", e)
+            return
+        self._adopt_due = False
 
     # -- life cycle ---------------------------------------------------------------------------------
 
@@ -269,6 +282,8 @@ class EdgeWorker:
                         break
                     self._tick()
                     if time.monotonic() >= next_outbox_metrics:
+                        if self._adopt_due:
+                            self._adopt()
                         self._update_outbox_metrics()
                         next_outbox_metrics = time.monotonic() + OUTBOX_METRICS_EVERY_S
             except BaseException:
