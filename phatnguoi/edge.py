@@ -345,6 +345,7 @@ class EdgeWorker:
             cam.events += len(events)
             self.metrics.frames_out.labels(cam.config.id).inc()
             cam.flows.add_tracks(cam.pipeline.job.pop_finished())
+            cam.flows.add_crossings(cam.pipeline.pop_crossings())
             self._unsent_flows += cam.flows.close_intervals(frame.ts)
             self._queue_built(cam)
         self._queue_flows()
@@ -405,6 +406,7 @@ class EdgeWorker:
             cam.pipeline.close()
             self._queue_built(cam)
             cam.flows.add_tracks([*cam.pipeline.job.pop_finished(), *cam.pipeline.job.store])
+            cam.flows.add_crossings(cam.pipeline.pop_crossings())
             self._unsent_flows += cam.flows.flush()
         self._queue_flows()
 

@@ -30,6 +30,7 @@ from phatnguoi.config import CameraConfig
 from phatnguoi.detect import DetectJob
 from streams.frame import Frame
 from violations.evidence import BuildResult, EvidenceBuilder, EvidenceConfig
+from violations.rules.signal_rules import CrossingRecord
 from violations.scene import Scene
 from violations.types import SignalReading, ViolationEvent
 
@@ -140,6 +141,9 @@ class EdgePipeline:
         self._events_fh: IO[str] = (out_dir / "events.jsonl").open("a", encoding="utf-8")
         self._crossings_fh: IO[str] = (out_dir / "crossings.jsonl").open("a", encoding="utf-8")
         self.crossings = 0
+        # crossings since `pop_crossings` (flow counts by stop-line crossing); bounded for callers that
+        # never drain them (`phatnguoi run`)
+        self.new_crossings: deque[CrossingRecord] = deque(maxlen=ESTABLISHED_WINDOW)
 
     def step(self, frame: Frame, detections: Detections | None = None) -> list[ViolationEvent]:
         """Run every stage on one frame (`detections`: from a detector batch over several cameras)."""
@@ -152,6 +156,7 @@ class EdgePipeline:
         for crossing in self.engine.pop_crossings():
             self.crossings += 1
             self._crossings_fh.write(json.dumps(asdict(crossing)) + "\n")
+            self.new_crossings.append(crossing)
         t3 = time.perf_counter()
         plate_ms = 0.0
         for event in events:
@@ -183,6 +188,12 @@ class EdgePipeline:
             self.stage_total_ms[stage] += ms
         self.events_per_rule.update(e.rule for e in events)
         return events
+
+    def pop_crossings(self) -> list[CrossingRecord]:
+        """The stop-line crossings since the last call (for the flow counter)."""
+        out = list(self.new_crossings)
+        self.new_crossings.clear()
+        return out
 
     @property
     def plates_pending(self) -> int:

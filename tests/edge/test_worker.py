@@ -184,3 +184,29 @@ def test_evidence_that_cannot_be_written_raises_an_operator_alert(tmp_path: Path
     assert worker.outbox.alert_counts["evidence_failed"] == violations
     assert worker.health()["outbox"]["evidence"].get("queued", 0) == 0
     assert f"phatnguoi_alerts {float(violations)}" in worker.metrics.render().decode()
+
+
+def test_flows_counted_by_stop_line_crossing(tmp_path: Path, hanoi_clip: Path) -> None:
+    """`flows.source: crossings` counts the vehicles that drove over the stop line (each one crossing in
+    the crossing log), per class, under the line's lane name."""
+    from phatnguoi.edge import EdgeWorker
+    from phatnguoi.flows import FlowConfig
+    from phatnguoi.outbox import Outbox
+    from violations.manifest import load_public_key
+
+    config = _config(tmp_path, hanoi_clip).model_copy(update={"flows": FlowConfig(source="crossings")})
+    worker = EdgeWorker(config)
+    worker.run(deadline_s=120)
+    crossings = tmp_path / "edge" / "hanoi-giangvo-langha" / "crossings.jsonl"
+    log = [json.loads(x) for x in crossings.read_text().splitlines()]
+    assert len(log) >= 6
+    with Outbox(tmp_path / "edge" / "outbox.sqlite", load_public_key(tmp_path / "k.pub")) as box:
+        rows = box.flow_rows()
+    assert {r["lane"] for r in rows} == {"line:sl1"} and {r["direction"] for r in rows} == {"in"}
+    by_class: dict[str, int] = {}
+    for r in rows:
+        by_class[r["vehicle_class"]] = by_class.get(r["vehicle_class"], 0) + r["count"]
+    expected: dict[str, int] = {}
+    for c in log:
+        expected[c["vehicle_class"]] = expected.get(c["vehicle_class"], 0) + 1
+    assert by_class == expected
