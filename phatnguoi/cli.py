@@ -58,6 +58,8 @@ app.add_typer(evidence_app, name="evidence")
 app.add_typer(models_app, name="models")
 app.add_typer(plates_app, name="plates")
 app.add_typer(bench_app, name="bench")
+outbox_app = typer.Typer(help="An edge box's durable outbox (what waits for upload).", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
 
 err = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -861,6 +863,29 @@ def edge(
         server.close()
     for cam in worker.cameras:
         out.print(f"{cam.config.id}: {cam.processed} frames, {cam.events} violations")
+
+
+@outbox_app.command("requeue")
+def outbox_requeue(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The box's edge config YAML.")],
+    kind: Annotated[str, typer.Option(help="evidence, flow or all.")] = "all",
+) -> None:
+    """Queue again what the server refused for good (after the cause was fixed); run it while the
+    worker is stopped or running, it picks them up on its next round."""
+    from phatnguoi.edge import load_edge_config
+    from phatnguoi.outbox import Outbox
+    from violations.manifest import load_public_key
+
+    if kind not in ("evidence", "flow", "all"):
+        raise fail(f"--kind must be evidence, flow or all, got '{kind}'")
+    cfg = guarded(lambda: load_edge_config(config))
+    path = cfg.data_dir / "outbox.sqlite"
+    if not path.is_file():
+        raise fail(f"no outbox at {path}", 1)
+    public_key = guarded(lambda: load_public_key(cfg.device.public_key))
+    with guarded(lambda: Outbox(path, public_key, evidence_root=cfg.data_dir, config=cfg.outbox)) as box:
+        n = guarded(lambda: box.requeue_failed(None if kind == "all" else kind))  # type: ignore[arg-type]
+    out.print(f"queued again: {n}")
 
 
 @app.command()

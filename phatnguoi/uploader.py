@@ -10,7 +10,8 @@ per evidence file named as in the manifest), then the due flow counts, batched p
 | 201; 200 (already stored); with our manifest hash | sent (the server is idempotent on ``event_id``) |
 | 409 | refused for good: the server holds another manifest for this event id (alerted) |
 | 401, 403, 408, 429 | retried: the key may be re-registered, the device re-enabled, a limit pass |
-| other 4xx | refused for good, with the server's reason (alerted) |
+| other 4xx with the server's reason (its JSON ``detail``) | refused for good, with that reason (alerted) |
+| 404, or a 4xx without a reason (a proxy, a wrong URL) | retried: it did not come from the ingest API |
 | 5xx, 2xx without the expected body, network error, timeout | retried |
 
 A retried item waits ``min(backoff_max_s, backoff_initial_s * 2^(attempts-1))``, shortened by up to
@@ -153,15 +154,28 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-def classify_status(status: int) -> Verdict:
-    """What an HTTP status means for an upload (see the module table)."""
+def classify_status(status: int, *, explained: bool = True) -> Verdict:
+    """What an HTTP status means for an upload (see the module table).
+
+    Args:
+        explained: the answer carries the server's reason (a JSON ``detail``): only such a 4xx is a
+            refusal for good; anything else may be a proxy or a wrong address, and is retried.
+    """
     if status in (200, 201):
         return "sent"
     if status == 409:
         return "conflict"
-    if 400 <= status < 500 and status not in _RETRYABLE_4XX:
+    if 400 <= status < 500 and status not in _RETRYABLE_4XX and status != 404 and explained:
         return "refused"
     return "retry"
+
+
+def _explained(response: httpx.Response) -> bool:
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and isinstance(body.get("detail"), str) and bool(body["detail"])
 
 
 def _cause(status: int) -> str:
@@ -434,7 +448,7 @@ class Uploader:
 
     def _evidence_answer(self, response: httpx.Response, item: OutboxItem) -> _Answer:
         status = response.status_code
-        verdict = classify_status(status)
+        verdict = classify_status(status, explained=_explained(response))
         if verdict == "sent":
             try:
                 body = response.json()
@@ -457,7 +471,7 @@ class Uploader:
         except httpx.HTTPError as e:
             return self._failed(items, _Answer("retry", f"{type(e).__name__}: {e}", "network"))
         status = response.status_code
-        verdict = classify_status(status)
+        verdict = classify_status(status, explained=_explained(response))
         if verdict == "sent":
             try:
                 result = response.json()

@@ -50,6 +50,16 @@ def _edge(config: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _requeue(config: Path, kind: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "phatnguoi.cli", "outbox", "requeue", "--config", str(config), "--kind", kind],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+    )
+
+
 def test_metrics_port_in_use(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -71,3 +81,25 @@ def test_a_corrupt_outbox_database(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "outbox.sqlite" in last, proc.stderr
+
+
+def test_outbox_requeue_puts_refused_items_back(tmp_path: Path) -> None:
+    from phatnguoi.flows import FlowCount
+    from phatnguoi.outbox import Outbox
+    from violations.manifest import load_public_key
+
+    config = _config(tmp_path, 0)
+    (tmp_path / "edge").mkdir()
+    counts = [FlowCount("hanoi-nguyenxien-khuatduytien", "left", "forward", "motorcycle", 0.0, 300.0, 4)]
+    with Outbox(tmp_path / "edge" / "outbox.sqlite", load_public_key(tmp_path / "k.pub")) as box:
+        box.enqueue_flows(counts)
+        box.mark_permanent_failure(box.next_due(kind="flow"), "HTTP 422: unknown lane")
+        assert box.stats().flows["failed_permanent"] == 1
+    proc = _requeue(config, "flow")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "queued again: 1"
+    with Outbox(tmp_path / "edge" / "outbox.sqlite", load_public_key(tmp_path / "k.pub")) as box:
+        assert box.stats().flows["queued"] == 1 and box.stats().flows["failed_permanent"] == 0
+    bad = _requeue(config, "x")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "error: --kind must be evidence, flow or all, got 'x'"

@@ -73,6 +73,13 @@ def test_what_a_status_means(status: int, verdict: str) -> None:
     assert classify_status(status) == verdict
 
 
+@pytest.mark.parametrize("status", [400, 404, 413, 422])
+def test_a_4xx_the_ingest_api_did_not_explain_is_retried(status: int) -> None:
+    """A proxy's or a wrong address's 4xx (no JSON reason) must not park the queue for good."""
+    assert classify_status(status, explained=False) == "retry"
+    assert classify_status(404) == "retry"
+
+
 # ---------------------------------------------------------------------------------------------------
 # Against the real server
 # ---------------------------------------------------------------------------------------------------
@@ -227,3 +234,21 @@ def test_stop_is_bounded_when_the_server_is_unreachable(
     stats = ob.stats()
     assert stats.evidence["queued"] == 4 and stats.evidence["sending"] == 0
     assert up.stats().consecutive_failures >= 3
+
+
+def test_a_wrong_server_address_parks_nothing(
+    server: LiveServer, make_outbox: Callable[..., Outbox], evidence_root: Path
+) -> None:
+    """A typo in ``server_url`` (the real server answers 404) or a proxy's page: retried with backoff,
+    never a permanent failure; with the right address the package goes through."""
+    ob = make_outbox(server.private_key.public_key())
+    [folder] = make_packages(server.private_key, evidence_root, 1, device_id=DEVICE_ID, camera_id="cam-a1")
+    ob.enqueue_package(folder)
+    wrong = Uploader(ob, server.device_key, UploaderConfig(server_url=server.url + "/phatnguoi", **FAST))
+    assert wrong.run_once() == 1
+    [row] = ob.evidence_rows()
+    assert (row["state"], row["attempts"]) == ("queued", 1) and row["last_error"].startswith("HTTP 404")
+    assert wrong.paused and wrong.stats().refused == 0
+    right = Uploader(ob, server.device_key, UploaderConfig(server_url=server.url, **FAST))
+    wait_until(lambda: right.run_once() == 1, 5, "backoff over")
+    assert ob.evidence_rows()[0]["state"] == "sent" and set(server.stored()) == {folder.name}
