@@ -16,6 +16,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,9 +145,11 @@ class _Camera:
     last_gap: dict[str, float] | None = None  # start/end (wall clock) and length of the last gap
     started: float = field(default_factory=time.monotonic)
     frames_read: int = 0  # the source's frames_read at the last metrics update
+    fps_marks: deque[tuple[float, int]] = field(default_factory=deque)  # (monotonic time, processed)
 
 
 OUTBOX_METRICS_EVERY_S = 2.0  # how often the outbox gauges are refreshed from its database
+FPS_WINDOW_S = 10.0  # the processed frame rate on /metrics is measured over this window
 
 
 class EdgeWorker:
@@ -240,10 +243,17 @@ class EdgeWorker:
     # -- life cycle ---------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Ask the worker to finish (safe from a signal handler)."""
+        """Ask the worker to finish (safe from a signal handler).
+
+        The sources are closed (which wakes one waiting for its camera) on a helper thread: a signal
+        handler runs on the main thread, which may hold a source's lock at that moment (`health`)."""
         self._stop.set()
-        for cam in self.cameras:
-            cam.source.close()
+
+        def close_sources() -> None:
+            for cam in self.cameras:
+                cam.source.close()
+
+        threading.Thread(target=close_sources, name="stop-sources", daemon=True).start()
 
     def _reader(self, cam: _Camera) -> None:
         try:
@@ -434,8 +444,13 @@ class EdgeWorker:
             self.metrics.fps_in.labels(cid).set(h.fps_in or 0.0)
             self.metrics.stream_up.labels(cid).set(1.0 if str(h.state) == "live" else 0.0)
             self.metrics.ocr_queue.labels(cid).set(cam.pipeline.plates_pending)
-            elapsed = time.monotonic() - cam.started
-            self.metrics.fps_out.labels(cid).set(cam.processed / elapsed if elapsed > 0 else 0.0)
+            # frames processed per second over the last FPS_WINDOW_S (a lifetime average would hide a stall)
+            now = time.monotonic()
+            cam.fps_marks.append((now, cam.processed))
+            while len(cam.fps_marks) > 2 and now - cam.fps_marks[1][0] >= FPS_WINDOW_S:
+                cam.fps_marks.popleft()
+            t0, n0 = cam.fps_marks[0]
+            self.metrics.fps_out.labels(cid).set((cam.processed - n0) / (now - t0) if now > t0 else 0.0)
 
     def _update_outbox_metrics(self) -> None:
         try:

@@ -210,3 +210,25 @@ def test_flows_counted_by_stop_line_crossing(tmp_path: Path, hanoi_clip: Path) -
     for c in log:
         expected[c["vehicle_class"]] = expected.get(c["vehicle_class"], 0) + 1
     assert by_class == expected
+
+
+def test_processed_fps_is_measured_over_a_recent_window(tmp_path: Path, hanoi_clip: Path) -> None:
+    """A camera that stalled shows 0 fps on /metrics, not its lifetime average."""
+    from phatnguoi.edge import EdgeWorker
+
+    worker = EdgeWorker(_config(tmp_path, hanoi_clip))
+    try:
+        cam = worker.cameras[0]
+        now = time.monotonic()
+        cam.fps_marks.extend([(now - 30.0, 0), (now - 12.0, 300)])  # 10 fps, then nothing for 12 s
+        cam.processed = 300
+        worker._update_metrics()
+        text = worker.metrics.render().decode()
+        assert 'phatnguoi_fps_processed{camera="hanoi-giangvo-langha"} 0.0' in text
+        cam.processed = 360  # 60 frames since the mark 12 s ago
+        worker._update_metrics()
+        pattern = r'phatnguoi_fps_processed\{camera="hanoi-giangvo-langha"\} (\S+)'
+        fps = re.search(pattern, worker.metrics.render().decode())
+        assert fps is not None and 4.9 < float(fps.group(1)) < 5.1
+    finally:
+        worker.close()
