@@ -40,6 +40,7 @@ STAGES = ("detect_track", "signal", "rules", "plates", "evidence")
 # Per-frame timings kept for the medians: the most recent ones only, so a worker that runs for months
 # holds a bounded amount (totals are running sums). Event ids kept for `established_at` likewise.
 TIMING_WINDOW = 10_000
+LOG_MAX_BYTES = 16 * 1024 * 1024  # events.jsonl and crossings.jsonl each rotate past this
 ESTABLISHED_WINDOW = 10_000
 
 
@@ -64,6 +65,35 @@ class RunSummary:
     rules_enabled: list[str] = field(default_factory=list)
     interrupted: bool = False
     outputs: dict[str, str] = field(default_factory=dict)
+
+
+class JsonLines:
+    """An append-only JSON-lines log that a worker running for months keeps within `max_bytes`: past
+    it, the file becomes `<name>.1` (replacing the previous one) and a new one starts. The evidence
+    packages and the outbox, not these logs, are the record of violations."""
+
+    def __init__(self, path: Path, max_bytes: int = LOG_MAX_BYTES) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self._fh: IO[str] = path.open("a", encoding="utf-8")
+        self._size = path.stat().st_size
+
+    def write(self, line: str) -> None:
+        """Append one line (without its newline)."""
+        if self._size >= self.max_bytes:
+            self._fh.close()
+            self.path.replace(self.path.with_name(self.path.name + ".1"))
+            self._fh = self.path.open("a", encoding="utf-8")
+            self._size = 0
+        data = line + "\n"
+        self._fh.write(data)
+        self._size += len(data.encode("utf-8"))
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
 
 
 class EdgePipeline:
@@ -138,8 +168,8 @@ class EdgePipeline:
         self.built: list[BuildResult] = []
         self.plates_read = 0
         self.established_at: dict[str, float] = {}  # event id → wall clock when the rules established it
-        self._events_fh: IO[str] = (out_dir / "events.jsonl").open("a", encoding="utf-8")
-        self._crossings_fh: IO[str] = (out_dir / "crossings.jsonl").open("a", encoding="utf-8")
+        self._events_fh = JsonLines(out_dir / "events.jsonl")
+        self._crossings_fh = JsonLines(out_dir / "crossings.jsonl")
         self.crossings = 0
         # crossings since `pop_crossings` (flow counts by stop-line crossing); bounded for callers that
         # never drain them (`phatnguoi run`)
@@ -155,7 +185,7 @@ class EdgePipeline:
         events = self.engine.update(self.job.store, self.signals, frame.ts)
         for crossing in self.engine.pop_crossings():
             self.crossings += 1
-            self._crossings_fh.write(json.dumps(asdict(crossing)) + "\n")
+            self._crossings_fh.write(json.dumps(asdict(crossing)))
             self.new_crossings.append(crossing)
         t3 = time.perf_counter()
         plate_ms = 0.0
@@ -303,7 +333,7 @@ class EdgePipeline:
             "plate": plate,
             "evidence": str(self.out_dir / "evidence" / event.event_id),
         }
-        self._events_fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        self._events_fh.write(json.dumps(row, ensure_ascii=False, default=str))
         self._events_fh.flush()
 
     def close(self) -> list[BuildResult]:
