@@ -146,6 +146,7 @@ class _Camera:
     started: float = field(default_factory=time.monotonic)
     frames_read: int = 0  # the source's frames_read at the last metrics update
     fps_marks: deque[tuple[float, int]] = field(default_factory=deque)  # (monotonic time, processed)
+    stall_flushed: bool = False  # the evidence pending when the camera went silent was built
 
 
 OUTBOX_METRICS_EVERY_S = 2.0  # how often the outbox gauges are refreshed from its database
@@ -326,6 +327,7 @@ class EdgeWorker:
             try:
                 frame = cam.frames.get(timeout=0.01 if batch else 0.05)
             except queue.Empty:
+                self._flush_if_stalled(cam)
                 continue
             if frame is None:
                 cam.ended = True
@@ -361,10 +363,29 @@ class EdgeWorker:
         self._queue_flows()
         self._update_metrics()
 
+    def _flush_if_stalled(self, cam: _Camera) -> None:
+        """A live camera silent for longer than the evidence's `post_s`: the packages waiting for its
+        next frames are built with the frames they have and queued now, not held in memory for the
+        length of the outage (a power cut during it would lose them)."""
+        if cam.stall_flushed or cam.last_frame_at is None or cam.source.frame_count:
+            return
+        if time.time() - cam.last_frame_at < self.config.evidence.post_s + 1.0:
+            return
+        cam.stall_flushed = True
+        if cam.pipeline.evidence_pending:
+            logger.warning(
+                "camera %s: silent for more than %.0f s; building its pending evidence now",
+                cam.config.id,
+                self.config.evidence.post_s + 1.0,
+            )
+            cam.pipeline.flush_evidence()
+            self._queue_built(cam)
+
     def _note_gap(self, cam: _Camera, ts: float) -> None:
         """Report an interruption of a live camera's frames (by their wall-clock read times): the time
         without frames is when nothing was enforced, which the operator and a reviewer must see."""
         last, cam.last_frame_at = cam.last_frame_at, ts
+        cam.stall_flushed = False
         if last is None or cam.source.frame_count:  # files are read at our pace: no gaps
             return
         gap = ts - last

@@ -117,6 +117,33 @@ def test_camera_killed_and_restored_frames_resume_and_the_gap_is_reported(
         camera.stop()
 
 
+def test_evidence_pending_when_the_camera_dies_is_queued_during_the_outage(
+    tmp_path: Path, clip_frames: list[np.ndarray], running: list[object]
+) -> None:
+    """The camera dies right after a violation, before the seconds of video its evidence waits for:
+    the package is built with the frames it has and committed to the outbox while the camera is still
+    down, instead of waiting in memory for frames that may never come."""
+    camera = MjpegServer(fps=6, frames=clip_frames).start()
+    worker = _worker(tmp_path, camera.url, read_plates=False)
+    _start(worker, running)
+    cam = "hanoi-giangvo-langha"
+
+    def violations() -> int:
+        return int(worker.health()["cameras"][cam]["violations"])  # type: ignore[attr-defined]
+
+    def queued() -> int:
+        return int(worker.outbox.stats().evidence.get("queued", 0))  # type: ignore[attr-defined]
+
+    try:
+        assert _wait(lambda: violations() >= 1, 90), "no violation on the live camera"
+    finally:
+        camera.stop()  # power cut, the evidence still waits for its next 3 s of frames
+    established = violations()
+    assert queued() < established, "the evidence was complete before the camera died: nothing to test"
+    assert _wait(lambda: queued() == established, 15), f"{queued()} of {established} queued during the outage"
+    assert worker.health()["cameras"][cam]["state"] != "live"  # type: ignore[attr-defined]
+
+
 def _rss_mb() -> float:
     with Path("/proc/self/status").open() as fh:
         for line in fh:
