@@ -18,6 +18,8 @@ from streams.errors import StreamError
 LIVE_SCHEMES: frozenset[str] = frozenset({"rtsp", "rtsps", "http", "https"})
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+# scheme:// then user info up to the last "@" before the path: what redact_uri hides when urlsplit fails
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
 
 
 class SourceKind(StrEnum):
@@ -56,12 +58,16 @@ def redact_uri(uri: str) -> str:
     """
     if not _SCHEME.match(uri):
         return uri
-    parts = urlsplit(uri)
-    if parts.password is None:
+    try:
+        parts = urlsplit(uri)
+        password, port = parts.password, parts.port
+    except ValueError:  # not a well-formed URL (a bad port, a broken IPv6 host): hide any user info
+        return _USERINFO.sub(r"\1***@", uri)
+    if password is None:
         return uri
     host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    if port is not None:
+        host = f"{host}:{port}"
     netloc = f"{parts.username or ''}:***@{host}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
@@ -94,7 +100,12 @@ def parse_uri(uri: str) -> SourceSpec:
             raise StreamError(
                 f"unknown source '{shown}': scheme '{scheme}' is not supported (rtsp, rtsps, http, https)"
             )
-        if not urlsplit(text).hostname:
+        try:
+            parts = urlsplit(text)
+            host, _port = parts.hostname, parts.port
+        except ValueError as e:  # "Port out of range 0-65535", "Invalid IPv6 URL", ...
+            raise StreamError(f"unknown source '{shown}': {e}") from None
+        if not host:
             raise StreamError(f"unknown source '{shown}': the URL has no host")
         return SourceSpec(SourceKind.URL, text, shown)
     path = Path(text).expanduser()

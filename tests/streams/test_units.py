@@ -48,6 +48,10 @@ def test_parse_uri_kinds(uri: str, kind: SourceKind, target: str | int) -> None:
         ("-1", "unknown source '-1'"),
         ("missing.mp4", "cannot open video file 'missing.mp4': no such file"),
         ("/nonexistent/dir/clip.mp4", "cannot open video file '/nonexistent/dir/clip.mp4': no such file"),
+        # malformed URLs: one line, and the password never shown
+        ("rtsp://admin:pw@cam:99999/x", "unknown source 'rtsp://***@cam:99999/x': Port out of range"),
+        ("rtsp://admin:pw@cam:abc/", "unknown source 'rtsp://***@cam:abc/': Port could not be cast"),
+        ("http://[::1/x", "unknown source 'http://[::1/x': Invalid IPv6 URL"),
     ],
 )
 def test_parse_uri_refuses(uri: str, message: str) -> None:
