@@ -121,13 +121,19 @@ def guarded(fn: Callable[[], T]) -> T:
 @contextmanager
 def _sigterm_as_stop(stop: threading.Event, on_stop: Callable[[], None] | None = None) -> Iterator[None]:
     """SIGINT/SIGTERM set `stop` (and call `on_stop`, e.g. closing a source that is waiting for a
-    camera) so a job ends cleanly and its files are complete."""
+    camera) so a job ends cleanly and its files are complete.
+
+    `on_stop` runs on a helper thread: the handler runs on the main thread, which may be inside a
+    source's lock at that moment, and a close taking that lock there would never return."""
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    helpers: list[threading.Thread] = []
 
     def handler(signum: int, _frame: object) -> None:
         stop.set()
         if on_stop is not None:
-            on_stop()
+            helper = threading.Thread(target=on_stop, name="stop", daemon=True)
+            helpers.append(helper)
+            helper.start()
 
     for s in previous:
         signal.signal(s, handler)
@@ -136,6 +142,8 @@ def _sigterm_as_stop(stop: threading.Event, on_stop: Callable[[], None] | None =
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+        for helper in helpers:  # done before the job's files are closed and the interpreter exits
+            helper.join(timeout=10)
 
 
 def _frame_progress(label: str, quiet: bool) -> Progress:

@@ -171,6 +171,7 @@ class EdgeWorker:
         self.config = config
         self.metrics = EdgeMetrics()
         self._stop = threading.Event()
+        self._stopper: threading.Thread | None = None
         data = config.data_dir
         data.mkdir(parents=True, exist_ok=True)
         private_key = load_private_key(config.device.private_key)
@@ -254,7 +255,8 @@ class EdgeWorker:
             for cam in self.cameras:
                 cam.source.close()
 
-        threading.Thread(target=close_sources, name="stop-sources", daemon=True).start()
+        self._stopper = threading.Thread(target=close_sources, name="stop-sources", daemon=True)
+        self._stopper.start()
 
     def _reader(self, cam: _Camera) -> None:
         try:
@@ -443,6 +445,8 @@ class EdgeWorker:
 
     def close(self) -> None:
         """Stop sources and the uploader (which flushes within its deadline), close the outbox."""
+        if self._stopper is not None:
+            self._stopper.join(timeout=10)
         for cam in self.cameras:
             cam.source.close()
         if self.uploader is not None:
