@@ -244,3 +244,12 @@ def test_a_crossing_seen_through_box_flicker_still_counts() -> None:
     events = run(RuleEngine(make_scene()), [drive], RED)
     assert rules_of(events) == ["red_light"]
     assert events[0].details["crossed_at_ts"] == pytest.approx(2.0, abs=0.11)
+
+
+def test_an_id_swap_does_not_hand_a_crossing_to_the_vehicle_past_the_line() -> None:
+    """Red throughout. A waits behind the line; B stopped past it long before (it entered on green).
+    At t = 5 s the tracker swaps their ids. Neither vehicle crossed the line while observed, so
+    neither id may be reported, however long they then wait."""
+    a_then_b = Drive(1, [(0.0, 320.0, 310.0), (5.0, 320.0, 310.0), (5.1, 360.0, 270.0), (14.0, 360.0, 270.0)])
+    b_then_a = Drive(2, [(0.0, 360.0, 270.0), (5.0, 360.0, 270.0), (5.1, 320.0, 310.0), (14.0, 320.0, 310.0)])
+    assert rules_of(run(RuleEngine(make_scene()), [a_then_b, b_then_a], RED)) == []

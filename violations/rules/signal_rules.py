@@ -70,6 +70,8 @@ class _LineState:
     last_ts: float
     lane_ok: bool
     crossing: _Crossing | None = None
+    speed: float = 0.0  # px/s across the line between the last two clean observations
+    after_jump: bool = False  # a jump was seen since the last clean observation
 
 
 class SignalLineRule:
@@ -141,7 +143,19 @@ class SignalLineRule:
             # The tracker swapped vehicles or the box flickered: this position is no evidence either
             # way. The state waits for the next clean observation (a crossing is then interpolated
             # between the last clean position behind the line and the first clean one past it).
+            st.after_jump = True
             return None
+        if st.after_jump:
+            st.after_jump = False
+            expected = st.last_across + st.speed * (t - st.last_ts)
+            if abs(a - expected) > tol.jump_px:
+                # Not where the vehicle was heading: the id now follows another vehicle (a swap, not
+                # a flicker). Nothing carries over: a vehicle already past the line when it took the
+                # id (it entered on green) must not inherit a crossing from the one behind it.
+                st.side = -1 if a <= -h else (1 if a >= 0 else 0)
+                st.crossing, st.speed = None, 0.0
+                st.last_across, st.last_ts = a, t
+                return None
         if a <= -h:
             # Behind the line (again): a vehicle backing up behind it starts over.
             st.side, st.crossing = -1, None
@@ -153,6 +167,8 @@ class SignalLineRule:
                 tc = st.last_ts + frac * (t - st.last_ts)
                 st.crossing = self._crossing(line, tc, batch.frames[i], signals)
             st.side = 1
+        if t > st.last_ts:
+            st.speed = (a - st.last_across) / (t - st.last_ts)
         st.last_across, st.last_ts = a, t
         c = st.crossing
         if c is not None and st.side == 1 and not c.logged and a >= tol.red_light_min_travel_px:
