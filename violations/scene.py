@@ -430,6 +430,13 @@ class Tolerances(_Strict):
     amber_grace_s: float = Field(
         0.5, ge=0, le=5, description="Crossing within this long after red began is not a red-light violation."
     )
+    signal_settle_s: float = Field(
+        1.0,
+        ge=0,
+        le=10,
+        description="The light's state at a crossing is read again this long after it before a violation is "
+        "established: a camera's light reader confirms a change after a moment and dates it back.",
+    )
     crossing_hysteresis_px: float = Field(
         3.0, ge=0, le=50, description="A vehicle must be this far behind a line before a crossing counts."
     )

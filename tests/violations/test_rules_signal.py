@@ -253,3 +253,20 @@ def test_an_id_swap_does_not_hand_a_crossing_to_the_vehicle_past_the_line() -> N
     a_then_b = Drive(1, [(0.0, 320.0, 310.0), (5.0, 320.0, 310.0), (5.1, 360.0, 270.0), (14.0, 360.0, 270.0)])
     b_then_a = Drive(2, [(0.0, 360.0, 270.0), (5.0, 360.0, 270.0), (5.1, 320.0, 310.0), (14.0, 320.0, 310.0)])
     assert rules_of(run(RuleEngine(make_scene()), [a_then_b, b_then_a], RED)) == []
+
+
+def test_a_green_the_light_reader_dates_back_clears_a_crossing() -> None:
+    """The camera's light reader confirms a change a moment after it and dates it back: at 10.3 s it
+    says green began at 10.0 s. A motorbike crossing at 10.08 s crossed on green, though the history
+    still said red when it crossed."""
+    from violations.types import SignalReading
+
+    def reader(t: float) -> dict[str, SignalReading]:
+        if t < 10.3:
+            return {"L1": SignalReading("red", 0.0, 0.7)}
+        return {"L1": SignalReading("green", 10.0, 0.95)}
+
+    drive = Drive(3, [(8.08, 320.0, 420.0), (14.58, 320.0, 30.0)])
+    assert rules_of(run(RuleEngine(make_scene()), [drive], reader)) == []
+    # the same crossing with the red confirmed: reported
+    assert rules_of(run(RuleEngine(make_scene()), [drive], RED)) == ["red_light"]

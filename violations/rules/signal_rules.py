@@ -61,6 +61,7 @@ class _Crossing:
     red_emitted: bool = False
     stop_event_id: str | None = None
     logged: bool = False  # written to the crossing log
+    confirmed: bool = False  # on red, read again `signal_settle_s` after the crossing
 
 
 @dataclass(slots=True)
@@ -191,6 +192,17 @@ class SignalLineRule:
             )
         if c is None or st.side != 1 or not c.on_red:
             return None
+        if t - c.ts < tol.signal_settle_s:
+            return None  # the light's state at the crossing may still be re-dated (see signal_settle_s)
+        if not c.confirmed:
+            # Read the light at the crossing time again, now that the reader has had time to confirm
+            # a change and date it back: a green that began just before the crossing clears it.
+            again = self._crossing(line, c.ts, c.frame, signals)
+            if not again.on_red:
+                logger.info("line %s: the light reader re-dated red at %.2f s: not on red", line.id, c.ts)
+                c.on_red = False
+                return None
+            c.confirmed = True
         if a >= tol.red_light_min_travel_px and not c.red_emitted:
             # Establish only on a clean observation: the whole box moved (not a box growing as an
             # occluder leaves) and nothing in front hides the wheels.
