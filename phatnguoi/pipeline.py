@@ -31,7 +31,7 @@ from phatnguoi.detect import DetectJob
 from streams.frame import Frame
 from violations.evidence import BuildResult, EvidenceBuilder, EvidenceConfig
 from violations.rules.signal_rules import CrossingRecord
-from violations.scene import Scene
+from violations.scene import Scene, SceneError
 from violations.types import SignalReading, ViolationEvent
 
 logger = logging.getLogger(__name__)
@@ -124,7 +124,12 @@ class EdgePipeline:
         self.lights: dict[str, SignalReader] = {}
         for light in scene.lights:
             reader_config = light.reader_config()
-            camera_reader = LightReader(reader_config) if reader_config is not None else None
+            if reader_config is None:
+                raise SceneError(
+                    f"scene {scene.camera_id}: light '{light.id}' is feed_only, but this edge worker has no "
+                    "controller feed to read it from: give the light a roi (read from the camera)"
+                )
+            camera_reader = LightReader(reader_config)
             self.lights[light.id] = SignalReader(camera_reader, light_id=light.id, camera_id=scene.camera_id)
         self.engine = RuleEngine(scene, class_names=self.job.detector.class_names)
         self.scanner = None

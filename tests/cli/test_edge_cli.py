@@ -103,3 +103,25 @@ def test_outbox_requeue_puts_refused_items_back(tmp_path: Path) -> None:
     bad = _requeue(config, "x")
     assert bad.returncode == 2
     assert bad.stderr.strip() == "error: --kind must be evidence, flow or all, got 'x'"
+
+
+def test_a_feed_only_light_without_a_feed_is_a_scene_error(tmp_path: Path) -> None:
+    scene = yaml.safe_load((REPO_ROOT / "examples" / "scenes" / "sample.yaml").read_text())
+    scene["lights"] = [{"id": "main", "feed_only": True}]
+    path = tmp_path / "scene.yaml"
+    path.write_text(yaml.safe_dump(scene, allow_unicode=True))
+    clip = REPO_ROOT / "examples" / "sample" / "hanoi_nguyenxien_khuatduytien.mp4"
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "phatnguoi.cli", "run", "-s", str(clip), "--scene", str(path)),
+            *("-o", str(tmp_path / "out"), "--no-plates"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: scene hanoi-nguyenxien-khuatduytien: light 'main' is feed_only"), last
