@@ -8,7 +8,6 @@ when a detected box matches it (IoU ≥ 0.5) and its reading equals the label.
 
 from __future__ import annotations
 
-import csv
 import statistics
 import time
 from collections.abc import Callable
@@ -21,7 +20,7 @@ import numpy.typing as npt
 from plates.colour import ColourReading, plate_colour
 from plates.detect import PlateBoxes, PlateDetector
 from plates.errors import PlateError
-from plates.eval import canonical, cut_box
+from plates.eval import LabelRow, canonical, cut_box, read_labels
 from plates.reader import PlateReader, load_image
 from plates.types import PlateReading
 
@@ -156,14 +155,15 @@ def evaluate_end_to_end(
     """Scan each image of a ``file,x1,y1,x2,y2,text`` CSV and score the labelled plates with text."""
     from detector.detections import box_iou
 
-    try:
-        with labels_csv.open(newline="", encoding="utf-8") as fh:
-            labels = list(csv.DictReader(fh))
-    except OSError as e:
-        raise PlateError(f"cannot read labels {labels_csv}: {e.strerror or e}") from e
-    by_file: dict[str, list[dict[str, str]]] = {}
+    labels = read_labels(labels_csv)
+    if any(r.box is None for r in labels):
+        raise PlateError(
+            f"{labels_csv}: an end-to-end evaluation needs the plate boxes (columns x1, y1, x2, y2);"
+            " for a CSV of plate crops, evaluate the crops"
+        )
+    by_file: dict[str, list[LabelRow]] = {}
     for row in labels:
-        by_file.setdefault(row["file"], []).append(row)
+        by_file.setdefault(row.file, []).append(row)
     rows: list[EndToEndRow] = []
     times: list[float] = []
     for n, (file, plates) in enumerate(by_file.items()):
@@ -172,17 +172,15 @@ def evaluate_end_to_end(
         found = scanner.scan(image)
         ms = (time.perf_counter() - t0) * 1000
         times.append(ms)
-        gt = np.array([[float(p[k]) for k in ("x1", "y1", "x2", "y2")] for p in plates], np.float32)
+        gt = np.array([p.box for p in plates], np.float32).reshape(-1, 4)
         det = np.array([f.box_xyxy for f in found], np.float32).reshape(-1, 4)
         iou = box_iou(gt, det)
         for i, p in enumerate(plates):
-            expected = canonical(p.get("text", ""))
-            if not expected:
-                continue  # unreadable by a person: not scored
+            expected = p.text  # canonical; rows a person could not read are not in `labels`
             j = int(iou[i].argmax()) if iou.shape[1] else -1
             best = float(iou[i, j]) if j >= 0 else 0.0
             detected = best >= iou_threshold
-            got = (found[j].reading.compact or "") if detected else ""
+            got = canonical(found[j].reading.compact or "") if detected else ""
             rows.append(
                 EndToEndRow(file, expected, detected, got, got == expected, round(best, 3), round(ms, 1))
             )

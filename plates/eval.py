@@ -188,6 +188,8 @@ def read_labels(labels_csv: Path) -> list[LabelRow]:
                 rows.append(LabelRow(rec["file"], text, lines, box))
     except OSError as e:
         raise PlateError(f"cannot read labels {labels_csv}: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise PlateError(f"{labels_csv} is not UTF-8 (byte {e.start}): save the CSV as UTF-8") from None
     return rows
 
 

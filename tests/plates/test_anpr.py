@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,6 +38,13 @@ def test_end_to_end_on_vn_scenes(scanner: PlateScanner) -> None:
     assert result.detection_recall >= 0.95
     assert result.exact_rate >= 0.90
     assert result.wrong_valid / result.plates <= 0.03
+
+
+def test_end_to_end_needs_plate_boxes(scanner: PlateScanner, tmp_path: Path) -> None:
+    crops = tmp_path / "crops.csv"
+    crops.write_text("file,text,lines\na.jpg,59X123456,2\n", encoding="utf-8")
+    with pytest.raises(PlateError, match="needs the plate boxes"):
+        evaluate_end_to_end(crops, tmp_path, scanner)
 
 
 def test_read_crop_and_nothing_to_find(scanner: PlateScanner) -> None:

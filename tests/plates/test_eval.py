@@ -162,6 +162,14 @@ def test_read_labels_errors(tmp_path: Path, content: str, message: str) -> None:
         read_labels(tmp_path / "nope.csv")
 
 
+def test_read_labels_refuses_a_csv_that_is_not_utf8(tmp_path: Path) -> None:
+    """A spreadsheet's UTF-16 export: one line saying so, not a UnicodeDecodeError traceback."""
+    path = tmp_path / "labels.csv"
+    path.write_text("file,text\nx.jpg,59X123456\n", encoding="utf-16")
+    with pytest.raises(PlateError, match=r"is not UTF-8 .* save the CSV as UTF-8"):
+        read_labels(path)
+
+
 def test_read_labels_skips_unreadable_plates(tmp_path: Path) -> None:
     labels = write_set(tmp_path, [("a.jpg", "59-X1 234.56", "2"), ("b.jpg", "", "1")])
     (only,) = read_labels(labels)
