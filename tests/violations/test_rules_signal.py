@@ -160,6 +160,16 @@ def test_two_bikes_side_by_side_give_two_events() -> None:
     assert rules_of(events) == ["red_light", "red_light"]
 
 
+def test_a_follower_crossing_where_the_leader_crossed_is_its_own_event() -> None:
+    """Two bikes in file, 1.5 s apart: the leader drives out of view before the follower reaches the
+    line at the same spot. Both were tracked together, so they are two vehicles, not one re-found."""
+    leader = moving(1, (320.0, 420.0), (0.0, -60.0), 0.0, 3.0)
+    follower = moving(2, (320.0, 420.0), (0.0, -60.0), 1.5, 5.5)
+    events = run(RuleEngine(make_scene()), [leader, follower], RED)
+    assert rules_of(events) == ["red_light", "red_light"]
+    assert sorted(e.track_id for e in events) == [1, 2]
+
+
 @pytest.mark.parametrize("gap_s", [0.1, 0.5, 0.9])
 def test_flickering_track_id_gives_one_red_light_event(gap_s: float) -> None:
     """The tracker loses the bike just after the line and re-finds it under a new id."""

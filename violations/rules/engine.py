@@ -138,6 +138,8 @@ class _Emitted:
     y: float
     key: int
     window_s: float
+    first_seen: float  # the reporting vehicle's first and last observation, kept once it is forgotten
+    last_seen: float
 
 
 def _group(vehicle_class: str) -> str:
@@ -148,6 +150,9 @@ def _group(vehicle_class: str) -> str:
 
 class RuleEngine:
     """The enabled rules of one scene, with per-vehicle state, fed once per processed frame."""
+
+    #: Two tracks seen together for this long are two vehicles, not one re-found under a new id.
+    COEXIST_S = 0.5
 
     def __init__(
         self,
@@ -436,6 +441,8 @@ class RuleEngine:
             x = (ev.box_xyxy[0] + ev.box_xyxy[2]) * 0.5
             y = ev.box_xyxy[3]
             key = self._key_of.get(ev.track_id, -1)
+            cur = self._vehicles.get(key)
+            first = cur.first_ts if cur is not None else ev.ts
             window = tol.dedup_window_s
             duplicate = False
             for old in self._emitted:
@@ -446,14 +453,20 @@ class RuleEngine:
                 if math.hypot(x - old.x, y - old.y) > tol.dedup_radius_px:
                     continue
                 holder = self._vehicles.get(old.key)
-                if holder is not None and holder.last_ts >= now_ts:
+                if holder is not None:
+                    old.first_seen, old.last_seen = holder.first_ts, holder.last_ts
+                if old.last_seen >= now_ts:
                     continue  # the earlier vehicle is still here: two vehicles, two events
+                if min(old.last_seen, now_ts) - max(old.first_seen, first) >= self.COEXIST_S:
+                    # Both were tracked at the same time (a follower that reached the spot after the
+                    # leader drove out of view): two vehicles, whatever the tracker does later.
+                    continue
                 duplicate = True
                 break
             if duplicate:
                 logger.info("dropped duplicate %s event for track %d", ev.rule, ev.track_id)
                 continue
-            self._emitted.append(_Emitted(ev.ts, ev.rule, ref, x, y, key, window))
+            self._emitted.append(_Emitted(ev.ts, ev.rule, ref, x, y, key, window, first, now_ts))
             kept.append(ev)
         return kept
 
@@ -467,6 +480,10 @@ class RuleEngine:
         if gone:
             for rule in self.rules:
                 rule.forget(gone)
+            for em in self._emitted:
+                if em.key in gone:
+                    veh = self._vehicles[em.key]
+                    em.first_seen, em.last_seen = veh.first_ts, veh.last_ts
             for key in gone:
                 del self._vehicles[key]
         for tid in [tid for tid in self._key_of if tid not in live]:
