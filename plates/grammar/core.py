@@ -473,6 +473,8 @@ class TemplateGrammar:
         diagnose: for cleaned lines (`compact` of each non-empty line) and the raw lines, the
             one-phrase reason why nothing matched.
         join_lines: match several lines as one (for grammars without two-line layouts of their own).
+        reject: for a match the templates allow, the one-phrase reason it is still no plate (a
+            number that is never issued), or None.
     """
 
     def __init__(
@@ -484,8 +486,10 @@ class TemplateGrammar:
         diagnose: Callable[[list[str], list[str]], str],
         *,
         join_lines: bool = False,
+        reject: Callable[[Match], str | None] | None = None,
     ) -> None:
         self._name = name
+        self._reject = reject
         self.layouts = tuple(layouts)
         self._reads = reads
         self._build = build
@@ -516,8 +520,11 @@ class TemplateGrammar:
             return invalid(raw, len(texts), f"expected 1 or 2 text lines, got {len(texts)}")
         lattice = [[((c, 1.0),) for c in t] for t in texts]
         found = self._search(lattice, 1, DEFAULT_CONFUSION_WEIGHT)
+        for m in found:
+            if self._rejected(m) is None:
+                return self._build(m, raw)
         if found:
-            return self._build(found[0], raw)
+            return invalid(raw, len(texts), str(self._rejected(found[0])))
         cleaned = [compact(t) for t in texts]
         return invalid(raw, len(texts), self._diagnose(cleaned, texts))
 
@@ -568,14 +575,21 @@ class TemplateGrammar:
         raw = "\n".join(_top_text(line) for line in lattice)
         out: list[tuple[PlateText, float]] = []
         seen: set[str] = set()
-        for m in self._search(lattice, n, confusion_weight):
-            if m.compact in seen:
+        found = self._search(lattice, n, confusion_weight)
+        if any(self._rejected(m) is not None for m in found):
+            # A layout's best filling that is no plate (30A-000.00) hides its next one: look deeper.
+            found = self._search(lattice, n + 1, confusion_weight)
+        for m in found:
+            if m.compact in seen or self._rejected(m) is not None:
                 continue
             seen.add(m.compact)
             out.append((self._build(m, raw), m.prob))
             if len(out) == n:
                 break
         return out
+
+    def _rejected(self, m: Match) -> str | None:
+        return self._reject(m) if self._reject is not None else None
 
     # -- search -------------------------------------------------------------------------------------
 

@@ -397,8 +397,16 @@ def _diagnose(cleaned: list[str], raw_lines: list[str]) -> str:
     return f"no plate layout fits {text!r}"
 
 
+def _reject(m: Match) -> str | None:
+    """Why a reading the layouts allow is still no plate: numbers run from 0001 / 000.01 up."""
+    number = m.parts.get("number", "")
+    if number and not number.strip("0"):
+        return f"number {_number(number)} is never issued"
+    return None
+
+
 #: The Vietnamese grammar object (a `plates.grammar.Grammar`).
-VN = TemplateGrammar("vn", LAYOUTS, vn_reads, _build, _diagnose)
+VN = TemplateGrammar("vn", LAYOUTS, vn_reads, _build, _diagnose, reject=_reject)
 
 
 def parse_vn(lines: str | Sequence[str]) -> PlateText:

@@ -163,6 +163,8 @@ INVALID = [
     pytest.param(["59-71", "234.56"], "series must start with a letter, got '7'", id="digit-series-2-line"),
     pytest.param(["5-1G-123.45"], "separator inside the province code or series", id="dash-in-province"),
     pytest.param(["T29-1234"], "temporary plate needs 5 digits after the province code, got 4", id="temp-4"),
+    pytest.param(["30A-000.00"], "number 000.00 is never issued", id="zero-number"),
+    pytest.param(["29-X1", "0000"], "number 0000 is never issued", id="zero-number-moto"),
 ]
 
 
@@ -404,6 +406,14 @@ def test_best_valid(lattice: list[list[Position]], formatted: str, prob: float, 
 )
 def test_best_valid_none(lattice: list[list[Position]]) -> None:
     assert best_valid(lattice) is None
+
+
+def test_best_valid_skips_a_number_that_is_never_issued() -> None:
+    lattice = [line("30A000", [("0", 0.6), ("1", 0.4)], [("0", 0.7), ("8", 0.3)])]
+    found = n_best_valid(lattice, 3)
+    assert [(p.formatted, round(q, 6)) for p, q in found][:2] == [("30A-000.10", 0.28), ("30A-000.08", 0.18)]
+    best = best_valid(lattice)
+    assert best is not None and best[0].formatted == "30A-000.10"
 
 
 def test_best_valid_confusion_weight() -> None:
