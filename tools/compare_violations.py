@@ -7,6 +7,8 @@ tests/fixtures/violations/hanoi_giangvo_langha_events.yaml (frames within 5, one
 tests/cli/test_run.py.
 
     python tools/compare_violations.py yolov8n-coco yolov8n-vn-traffic
+
+Models are manifest names (their files are checked against the manifest's sha256).
 """
 
 from __future__ import annotations
@@ -26,16 +28,18 @@ CLIP = ROOT.parent / "shared" / "data" / "videos" / "hanoi_giangvo_langha.mp4"
 FIXTURE = ROOT / "tests" / "fixtures" / "violations" / "hanoi_giangvo_langha_events.yaml"
 
 
-def measure(model: str, work: Path) -> dict[str, object]:
+def measure(model: str, work: Path, n: int) -> dict[str, object]:
     camera = yaml.safe_load((ROOT / "examples" / "cameras" / "hanoi_giangvo_langha.yaml").read_text())
     camera["detector"]["model"] = model
-    cfg = work / f"{model}.yaml"
+    cfg = work / f"{n}.yaml"
     cfg.write_text(yaml.safe_dump(camera))
-    out = work / model
+    out = work / str(n)
     cmd = [sys.executable, "-m", "phatnguoi.cli", "run", "--source", str(CLIP), "--scene"]
     cmd += ["examples/scenes/hanoi_giangvo_langha.yaml", "--config", str(cfg), "--out", str(out)]
     cmd += ["--no-plates", "--start-time", "2022-09-25T09:15:40Z", "--json"]
-    subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{model}: phatnguoi run failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
     truth = yaml.safe_load(FIXTURE.read_text())
     labelled = [c["frame"] for c in truth["crossings"]]
     red = [c["frame"] for c in truth["crossings"] if c["light"] == "red" and c["continues"]]
@@ -57,7 +61,7 @@ def measure(model: str, work: Path) -> dict[str, object]:
 def main() -> None:
     models = sys.argv[1:] or ["yolov8n-coco", "yolov8n-vn-traffic"]
     with tempfile.TemporaryDirectory() as tmp:
-        print(json.dumps({m: measure(m, Path(tmp)) for m in models}, indent=1))
+        print(json.dumps({m: measure(m, Path(tmp), n) for n, m in enumerate(models)}, indent=1))
 
 
 if __name__ == "__main__":
