@@ -148,7 +148,8 @@ class PlateVote:
             plate = reading.plate
             if plate is None or plate.compact is None or plate.formatted is None:
                 continue
-            key = (len(plate.compact), _top_length(plate.compact, plate.formatted, plate.lines))
+            top = plate.top_length if plate.top_length is not None else len(plate.compact)
+            key = (len(plate.compact), top)
             groups[key].append((plate.compact, w * max(reading.confidence, 1e-3)))
         if not groups:
             return None
@@ -164,17 +165,3 @@ class PlateVote:
         voted = "".join(chars)
         parsed = parse([voted] if top >= length else [voted[:top], voted[top:]])
         return parsed.formatted if parsed.valid else None
-
-
-def _top_length(compact: str, formatted: str, lines: int) -> int:
-    """How many characters of a compact plate are on its top line (all of them for one line).
-
-    Motorbike plates are formatted with a space between the lines (``59-X1 234.56``); for two-line
-    car plates the series has no digit, so the top line ends where the trailing digits begin.
-    """
-    if lines != 2:
-        return len(compact)
-    if " " in formatted:
-        return len(compact_text(formatted.split(" ", 1)[0]))
-    digits = len(compact) - len(compact.rstrip("0123456789"))
-    return len(compact) - digits

@@ -75,6 +75,8 @@ class PlateText:
         problem: why the reading is invalid, one short English phrase; None when valid.
         province: the province / registration-office code (Vietnam), else None.
         series: the series (``X1``, ``G``, ``LD``, ``NG``), else None.
+        top_length: how many characters of `compact` are on the top line (all of them on a one-line
+            plate); None when invalid.
     """
 
     raw: str
@@ -88,6 +90,7 @@ class PlateText:
     problem: str | None
     province: str | None = None
     series: str | None = None
+    top_length: int | None = None
 
 
 def invalid(raw: str, lines: int, problem: str) -> PlateText:
@@ -303,6 +306,11 @@ class Match:
     def compact(self) -> str:
         """All characters, top line first."""
         return "".join(self.texts)
+
+    @property
+    def top_length(self) -> int:
+        """Characters of `compact` on the top line (all of them on one line)."""
+        return len(self.texts[0])
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -51,7 +51,9 @@ def _eu_layouts() -> tuple[Layout, ...]:
 
 def _eu_build(m: Match, raw: str) -> PlateText:
     rows = sum(1 for line in raw.split("\n") if compact(line)) or 1
-    return PlateText(raw, True, m.compact, m.compact, rows, "unknown", "generic", 0, None)
+    return PlateText(
+        raw, True, m.compact, m.compact, rows, "unknown", "generic", 0, None, top_length=len(m.compact)
+    )
 
 
 def _eu_diagnose(cleaned: list[str], raw_lines: list[str]) -> str:
@@ -114,6 +116,7 @@ def _br_build(m: Match, raw: str) -> PlateText:
         corrections=m.corrections,
         problem=None,
         series=letters,
+        top_length=m.top_length,
     )
 
 

@@ -345,6 +345,7 @@ def _build(m: Match, raw: str) -> PlateText:
         problem=None,
         province=province,
         series=series,
+        top_length=m.top_length,
     )
 
 

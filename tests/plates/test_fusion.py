@@ -56,6 +56,23 @@ def test_four_digit_motorbike_plate_keeps_its_layout() -> None:
     assert vote.result().formatted == "59-X1 2345"
 
 
+@pytest.mark.parametrize(
+    ("top", "bottoms", "expected"),
+    [
+        pytest.param("T29", ["193.45", "128.45", "123.46"], "T29-123.45", id="temporary-square"),
+        pytest.param("29MK1", ["193.45", "128.45", "123.46"], "29MK1-123.45", id="tractor-square"),
+    ],
+)
+def test_vote_keeps_the_lines_of_a_square_plate_whose_top_ends_in_a_digit(
+    top: str, bottoms: list[str], expected: str
+) -> None:
+    """The top line of these plates ends in a digit, so it cannot be told from the number by digits."""
+    vote = PlateVote()
+    for bottom in bottoms:
+        vote.add(reading([top, bottom], 0.6))
+    assert vote.result().formatted == expected
+
+
 def test_nothing_readable_is_reported_unreadable() -> None:
     vote = PlateVote()
     assert vote.result().formatted is None
