@@ -4,7 +4,8 @@ Both rules watch the same thing, the vehicle's bottom-centre crossing a governed
 approach direction, and split on what happens next:
 
 - red light (vượt đèn đỏ): it crossed while the light was red, at least ``amber_grace_s`` after red
-  began, and went on at least ``red_light_min_travel_px`` past the line (through the junction).
+  began, and went on at least ``red_light_min_travel_px`` past the line (through the junction) while
+  the light was still not green (one that waited on the line and drove off on green did not run it).
   Crossing on amber or green, or in the first moments of red, is not a violation.
 - stop line (dừng quá vạch): it crossed on red (same grace) and then stopped with its bottom-centre
   at least ``min_travel_past_line_px`` but less than the red-light travel past the line, and stayed
@@ -209,6 +210,12 @@ class SignalLineRule:
             if not batch.rigid[i] or batch.occluded(i):
                 return None
             c.red_emitted = True
+            now = signals.at(line.light, t)
+            if now is not None and now.state == "green" and now.confidence >= tol.min_signal_confidence:
+                # It went on through the junction only once the light was green: a vehicle that
+                # waited on or just past the line is no red-light runner (a stop-line case at most).
+                logger.info("line %s: track %d went on after green: not a red-light run", line.id, key)
+                return None
             if "red_light" in self.emit:
                 return self._event("red_light", line, batch, i, c, a)
             return None
