@@ -120,3 +120,22 @@ def test_estimate_speed_needs_enough_points_and_time(n: int, span: float) -> Non
     t = np.linspace(0, span, n)
     ground = np.stack([10.0 * t, np.zeros_like(t)], axis=1)
     assert estimate_speed(t, ground, np.full(n, 0.1), CAL) is None
+
+
+@pytest.mark.parametrize("hidden_px", [60.0, 90.0])
+def test_a_bottom_edge_uncovered_by_a_leaving_occluder_is_not_speed(hidden_px: float) -> None:
+    """A car at 45 km/h (limit 50) whose box bottom slides down over 0.5 s as the vehicle in front of
+    it pulls away, a few pixels a frame (never a jump): the box grew, the car did not speed up."""
+    v = px_per_s(45.0)
+    t_a, t_b = 0.3, 0.8
+
+    def box(t: float, x: float, y: float) -> tuple[float, float, float, float]:
+        hidden = hidden_px if t < t_a else max(0.0, hidden_px * (1 - (t - t_a) / (t_b - t_a)))
+        return (x - 30.0, y - 90.0, x + 30.0, y - hidden)
+
+    y0 = 100.0 + hidden_px + 2.0
+    duration = (450.0 - y0) / v
+    clean = Drive(1, [(0.0, 320.0, y0), (duration, 320.0, y0 + duration * v)], "car", size=(60, 90))
+    uncovered = Drive(1, clean.waypoints, "car", size=(60, 90), box_fn=box)
+    assert run(engine(), [clean], fps=30.0) == []
+    assert run(engine(), [uncovered], fps=30.0) == []

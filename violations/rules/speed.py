@@ -91,8 +91,31 @@ class _Track:
     gx: deque[float] = field(default_factory=deque)
     gy: deque[float] = field(default_factory=deque)
     sigma: deque[float] = field(default_factory=deque)
+    size: deque[float] = field(default_factory=deque)  # box height in metres at its bottom's scale
     last_eval: float = -math.inf
     emitted: bool = False
+
+    def clear(self) -> None:
+        """Forget the window (its positions are no evidence)."""
+        for q in (self.ts, self.gx, self.gy, self.sigma, self.size):
+            q.clear()
+
+
+#: Largest ratio of a vehicle's box height (in metres, at its bottom's scale) between the start and the
+#: end of one speed window; a rigid vehicle's changes only with perspective, a few per cent.
+MAX_SIZE_CHANGE = 1.25
+
+
+def _size_changed(size: deque[float]) -> bool:
+    """The median box height of the window's last third differs from its first third's by more than
+    `MAX_SIZE_CHANGE` (medians, so that box jitter does not count)."""
+    n = len(size) // 3
+    if n < 2:
+        return False
+    values = list(size)
+    first, last = float(np.median(values[:n])), float(np.median(values[-n:]))
+    lo, hi = sorted((first, last))
+    return hi > MAX_SIZE_CHANGE * max(lo, 1e-6)
 
 
 class SpeedingRule:
@@ -131,19 +154,29 @@ class SpeedingRule:
             if st.emitted or batch.jump[i]:
                 continue  # a box jump is not a position of this vehicle
             t = float(batch.ts[i])
+            if not batch.rigid[i] or batch.occluded(i):
+                # The bottom edge is hidden, or it slides as an occluder leaves (the box grows instead
+                # of moving): not where the wheels are, and the positions before it were not either.
+                st.clear()
+                continue
             if st.ts and t - st.ts[-1] > self.scene.tolerances.max_gap_s:
-                for q in (st.ts, st.gx, st.gy, st.sigma):
-                    q.clear()
+                st.clear()
             st.ts.append(t)
             st.gx.append(float(batch.ground[i, 0]))
             st.gy.append(float(batch.ground[i, 1]))
             st.sigma.append(cal.position_noise_px * float(batch.ground_scale[i]))
+            y1, y2 = batch.xyxy[i, 1], batch.xyxy[i, 3]
+            st.size.append(float(y2 - y1) * float(batch.ground_scale[i]))
             while t - st.ts[0] > cal.window_s:
-                for q in (st.ts, st.gx, st.gy, st.sigma):
+                for q in (st.ts, st.gx, st.gy, st.sigma, st.size):
                     q.popleft()
             if t - st.last_eval < EVAL_EVERY_S:
                 continue
             st.last_eval = t
+            if _size_changed(st.size):
+                # The box changed shape within the window (an occluder uncovering its bottom edge a few
+                # pixels a frame, too slowly to be a jump): its bottom did not move with the vehicle.
+                continue
             est = estimate_speed(
                 np.fromiter(st.ts, np.float64, len(st.ts)),
                 np.stack([np.fromiter(st.gx, np.float64), np.fromiter(st.gy, np.float64)], axis=1),
