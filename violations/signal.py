@@ -297,6 +297,10 @@ class LampClassifier:
         return LampObservation(COLOURS[int(order[0])], out)
 
 
+#: No frames at all for longer than this (and than `resume_s`) is an outage: the phase starts over.
+_OUTAGE_S = 2.0
+
+
 class PhaseTracker:
     """Debounces per-frame colours into a signal phase with its start time (pure, no pixels).
 
@@ -343,6 +347,12 @@ class PhaseTracker:
             ambiguous: the frame was ambiguous rather than unlit (only affects confidence).
         """
         cfg = self.config
+        if self._last_ts is not None and ts - self._last_ts > max(cfg.resume_s, _OUTAGE_S):
+            # No frames at all for longer than an unlit gap may last and keep its phase (a camera
+            # reconnecting): what the light did meanwhile is unknown, so a colour seen now is a new
+            # phase, dated from now, not the one seen before the outage.
+            logger.info("signal: no frames from %.3f to %.3f s; state reset", self._last_ts, ts)
+            self.reset()
         if self._last_ts is None or ts < self._last_ts:
             if self._last_ts is not None:
                 logger.warning("signal: time went back from %.3f to %.3f s; state reset", self._last_ts, ts)

@@ -353,6 +353,19 @@ def test_time_going_back_resets(caplog: pytest.LogCaptureFixture) -> None:
     assert "time went back" in caplog.text
 
 
+def test_a_stream_outage_starts_the_phase_over() -> None:
+    """Red until 10 s, then no frames (the camera reconnecting) until 70 s, when red shows again: a new
+    red of unknown start, dated from when it is seen again, not 'red since 0 s' (which would skip the
+    amber grace for a vehicle crossing at 70.1 s)."""
+    tracker = PhaseTracker(TRACK_CFG)
+    for i in range(101):
+        tracker.step("red", i / 10)
+    assert tracker.step("red", 10.05).since_ts == 0.0
+    readings = [tracker.step("red", 70.0 + i / 10) for i in range(6)]
+    assert readings[0].state == "unknown"
+    assert readings[-1].state == "red" and readings[-1].since_ts >= 70.0
+
+
 # --------------------------------------------------------------------------------------------------
 # Real frames. Each case: clip, config, and what the README of ../shared/data/videos says the light
 # shows. Settings here are the ones recommended for the scene files of these cameras.
