@@ -273,10 +273,15 @@ class EdgePipeline:
         return draw_scene(image, self.scene)
 
     def _signal_for(self, event: ViolationEvent, ts: float) -> dict[str, Any] | None:
-        light_id = event.details.get("light_id") if isinstance(event.details, dict) else None
-        if not self.signals:
+        """The light of the event's rule (none for a rule without a light): its state when the vehicle
+        crossed the line if the rule says so (red-light, stop-line), else its state now."""
+        details = event.details if isinstance(event.details, dict) else {}
+        light_id = details.get("light_id")
+        if not light_id:
             return None
-        reading = self.signals.get(str(light_id)) if light_id else next(iter(self.signals.values()))
+        if details.get("signal") and "crossed_at_ts" in details:
+            return {"state": details["signal"], "red_for_s": details.get("red_for_s")}
+        reading = self.signals.get(str(light_id))
         if reading is None:
             return None
         red_for = round(ts - reading.since_ts, 2) if reading.state == "red" else None
