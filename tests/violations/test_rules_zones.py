@@ -188,6 +188,16 @@ def test_parked_car_with_flickering_id_is_reported_once() -> None:
     assert rules_of(run(engine, drives)) == ["illegal_stop"]
 
 
+@pytest.mark.parametrize("gap_s", [2.0, 5.0, 12.0])
+def test_a_car_parking_where_a_reported_one_stood_is_reported_too(gap_s: float) -> None:
+    """Car 1 is reported and drives off; car 2 drives onto the same spot `gap_s` later and stays."""
+    first = Drive(1, [(0.0, 320, 300), (2.0, 320, 200), (17.0, 320, 200), (19.0, 600, 200)], "car")
+    t0 = 19.0 + gap_s
+    second = Drive(2, [(t0 - 2.0, 320, 300), (t0, 322, 205), (t0 + 40.0, 322, 205)], "car")
+    engine = RuleEngine(make_scene(stop_zones=[NO_PARKING]), rules=["illegal_stop"])
+    assert sorted(e.track_id for e in run(engine, [first, second])) == [1, 2]
+
+
 def test_a_second_stop_after_driving_off_is_a_new_episode() -> None:
     drive = Drive(
         1, [(0.0, 200, 300), (2.0, 200, 200), (15.0, 200, 200), (17.0, 450, 200), (32.0, 450, 200)], "car"

@@ -54,6 +54,7 @@ class _Episode:
     excused: float = 0.0  # queueing seconds not counted (stop)
     moving_since: float | None = None
     emitted: bool = False
+    arrived: bool = False  # drove in: seen moving further than the dedup radius inside the zone
 
     def restart(self, t: float) -> None:
         """Reset the timers; `emitted` stays, so a vehicle is reported once per zone."""
@@ -260,15 +261,20 @@ class IllegalStopRule(_ZoneRule):
                     if ep.moving_since is None:
                         ep.moving_since = t
                     moved = math.hypot(x - ep.start_x, y - ep.start_y) > self.tol.dedup_radius_px
+                    ep.arrived = ep.arrived or moved
                     if moved and t - ep.moving_since >= self.MOVE_RESET_S:
                         # Drove off: a later stop is a new episode and may be reported again.
-                        self._state[(key, zone.id)] = _Episode(last_ts=t, start_x=x, start_y=y)
+                        self._state[(key, zone.id)] = _Episode(last_ts=t, start_x=x, start_y=y, arrived=True)
                     continue  # box jitter or creeping in place: hold the dwell
                 ep.moving_since = None
-                held_by_other = self._spot(zone.id, key, x, y, t)
                 if self._excused(zone, t, signals):
                     ep.excused += dt
                     continue
+                # Only a vehicle found standing on a reported spot can be the one reported there (re-found
+                # under a new id); one seen driving onto it is the next vehicle to stop there.
+                held_by_other = self._spot(zone.id, key, x, y, t)
+                if ep.arrived:
+                    held_by_other = None
                 if ep.since is None:
                     ep.since = t - dt
                     ep.start_x, ep.start_y = x, y
