@@ -151,6 +151,7 @@ class _Camera:
 
 OUTBOX_METRICS_EVERY_S = 2.0  # how often the outbox gauges are refreshed from its database
 FPS_WINDOW_S = 10.0  # the processed frame rate on /metrics is measured over this window
+QUEUE_RETRY_S = 5.0  # packages the outbox could not take (disk full) are offered again this often
 
 
 class EdgeWorker:
@@ -223,6 +224,7 @@ class EdgeWorker:
             self.cameras.append(_Camera(cam, pipeline, source, flows, queue.Queue(maxsize=4)))
         self._closed = False
         self._unqueued: list[Path] = []  # packages the outbox could not take yet (disk full): retried
+        self._queue_retry_at = 0.0  # monotonic time of the next retry while _unqueued is not empty
         self._unsent_flows: list[Any] = []
         self._last_outbox: dict[str, Any] = {}
         self._adopt_due = True
@@ -399,7 +401,7 @@ class EdgeWorker:
         self.metrics.gap_seconds.labels(cam.config.id).inc(gap)
         logger.warning("camera %s: no frames for %.1f s; frames resumed", cam.config.id, gap)
 
-    def _queue_built(self, cam: _Camera) -> None:
+    def _queue_built(self, cam: _Camera, *, force: bool = False) -> None:
         from phatnguoi.outbox import OutboxError
 
         built, cam.pipeline.built = cam.pipeline.built, []
@@ -408,6 +410,10 @@ class EdgeWorker:
                 why = f"evidence of {b.event_id} could not be written: {b.error}"
                 self.outbox.alert("evidence_failed", cam.config.id, why)
         paths = self._unqueued + [b.path for b in built if b.status in ("written", "exists")]
+        waiting = bool(self._unqueued)
+        if waiting and not force and time.monotonic() < self._queue_retry_at:
+            self._unqueued = paths  # not on every frame: each try re-reads and re-checks a package
+            return
         self._unqueued = []
         for i, path in enumerate(paths):
             try:
@@ -415,9 +421,14 @@ class EdgeWorker:
             except OutboxError as e:
                 # The disk is full or the database failed: keep detecting; the package stays on disk
                 # and is queued once the outbox can take it (or adopted after a restart).
-                logger.error("camera %s: cannot queue %s yet: %s", cam.config.id, path.name, e)
+                if not waiting:
+                    logger.error("camera %s: cannot queue %s yet: %s", cam.config.id, path.name, e)
                 self._unqueued = paths[i:]
+                self._queue_retry_at = time.monotonic() + QUEUE_RETRY_S
                 return
+            if waiting:
+                logger.info("camera %s: the outbox takes packages again", cam.config.id)
+                waiting = False
             if result.status in ("conflict", "rejected"):
                 logger.error("camera %s: package %s not queued: %s", cam.config.id, path.name, result.reason)
 
@@ -437,7 +448,7 @@ class EdgeWorker:
     def _finish(self) -> None:
         for cam in self.cameras:
             cam.pipeline.close()
-            self._queue_built(cam)
+            self._queue_built(cam, force=True)
             cam.flows.add_tracks([*cam.pipeline.job.pop_finished(), *cam.pipeline.job.store])
             cam.flows.add_crossings(cam.pipeline.pop_crossings())
             self._unsent_flows += cam.flows.flush()
