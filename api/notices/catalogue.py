@@ -123,7 +123,10 @@ class Catalogue:
         `citation` (the violation's stored legal reference, "Điểm b khoản 9 Điều 6 …") picks the offence
         when a rule has several (speeding bands, kinds of stopping zone): the offence whose version at
         the edge's time had that point. The answer is then that offence's version in force at
-        `occurred_at` — possibly an amended one with another point and range.
+        `occurred_at` — possibly an amended one with another point and range. When the citation leaves
+        several offences whose versions in force agree on the point, fine range and licence points
+        (stopping-zone kinds that share a point), the one with the smallest offence id is returned, its
+        `summary` naming every behaviour of that point. Offences that disagree: None.
 
         Raises:
             ValueError: `occurred_at` is naive.
@@ -150,9 +153,29 @@ class Catalogue:
                     )
                     or offences
                 )
-        if len(offences) != 1:
+        if not offences:
             return None
-        return next((e for e in self.versions(offences[0]) if e.in_force(day)), None)
+        in_force = [next((e for e in self.versions(o) if e.in_force(day)), None) for o in offences]
+        if len(in_force) == 1:
+            return in_force[0]
+        # Several offences left (the citation did not pick one): acceptable only when they are one legal
+        # point with one sanction — several stopping-zone kinds share a point (Art. 7.2.e for every
+        # motorcycle zone). Then the first offence id answers, so the result does not depend on order.
+        if any(e is None for e in in_force):
+            return None
+        found = [e for e in in_force if e is not None]
+        if len({_sanction(e) for e in found}) != 1:
+            return None
+        found.sort(key=lambda e: e.offence)
+        summaries = list(dict.fromkeys(e.summary for e in found))
+        # The point covers every one of these behaviours; a notice must not name one the violation
+        # may not be (a crosswalk for a no-parking zone), so it names them all, as the decree does.
+        return found[0].model_copy(update={"summary": "; ".join(summaries)})
+
+
+def _sanction(e: Entry) -> tuple[int, int, str, int, int, int, str | None]:
+    """What a notice says about an offence besides its wording: the point, the fine range, the points."""
+    return (e.article, e.clause, e.point, e.fine_min_vnd, e.fine_max_vnd, e.licence_points, e.decree)
 
 
 def parse_catalogue(raw: Any, source: str = "<data>") -> Catalogue:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from api.errors import ServerError, StorageError
 from api.models import Camera, District, Violation
 from api.notices.catalogue import VIETNAM_TZ, Catalogue
+from api.notices.plate import shown_plate
 from api.notices.sms import VIOLATION_LABELS
 from api.storage import EvidenceStore
 
@@ -109,7 +110,7 @@ def document_for(
     label = VIOLATION_LABELS.get(violation.rule, violation.rule)
     return NoticeDocument(
         notice_number=notice_number,
-        plate=violation.plate_formatted or violation.plate_key or "(không đọc được)",
+        plate=shown_plate(violation) or "(không đọc được)",
         plate_colour=violation.plate_colour,
         occurred_at=violation.occurred_at,
         place=place,

@@ -17,7 +17,11 @@ CSV format (UTF-8, header row, comma separated), one vehicle a row:
 | `vehicle_class` | no | car, bus, truck, motorcycle or bicycle |
 
 A bad row is reported (line number, plate as written, reason) and skipped; the good rows are imported.
-A plate repeated in the file is a bad row after its first occurrence (which is imported).
+A plate repeated in the file is a bad row after its first occurrence (which is imported). A national id
+is one person: a later row giving it another name or phone than its first row in the file is a bad row,
+and so is a row giving an id that the registry already holds under another name (a typo in the id would
+otherwise hand that person's vehicles' notices to someone else). The same id with the registry's name
+and a new phone is an update.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import csv
 import io
 import logging
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -100,6 +105,7 @@ class ImportReport:
     created: int = 0
     updated: int = 0
     rejected: list[RejectedRow] = field(default_factory=list)
+    plates: list[str] = field(default_factory=list)  # compact plates written (for `catch_up(plates=...)`)
 
 
 def parse_registry_csv(text: str) -> tuple[list[RegistryRow], list[RejectedRow]]:
@@ -123,6 +129,7 @@ def _parse(text: str) -> tuple[list[RegistryRow], list[RejectedRow]]:
     good: list[RegistryRow] = []
     bad: list[RejectedRow] = []
     first_line: dict[str, int] = {}
+    first_id: dict[str, RegistryRow] = {}
     for raw in reader:
         line = reader.line_num
         row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if isinstance(v, str)}
@@ -135,9 +142,26 @@ def _parse(text: str) -> tuple[list[RegistryRow], list[RejectedRow]]:
             first = first_line[parsed.plate]
             bad.append(RejectedRow(line, plate_text, f"duplicate plate (first on line {first})"))
             continue
+        holder = first_id.get(parsed.national_id) if parsed.national_id is not None else None
+        if holder is not None and (
+            _same_name(holder.owner_name) != _same_name(parsed.owner_name) or holder.phone != parsed.phone
+        ):
+            bad.append(
+                RejectedRow(
+                    line, plate_text, f"national id given another name or phone on line {holder.line}"
+                )
+            )
+            continue
         first_line[parsed.plate] = line
+        if parsed.national_id is not None:
+            first_id.setdefault(parsed.national_id, parsed)
         good.append(parsed)
     return good, bad
+
+
+def _same_name(name: str) -> str:
+    """A name as compared for one person: NFC, case and runs of spaces ignored."""
+    return " ".join(unicodedata.normalize("NFC", name).casefold().split())
 
 
 # Column widths of `owners`/`vehicles` (PostgreSQL refuses longer strings).
@@ -187,8 +211,9 @@ def import_rows(
     """Create or update the vehicles and owners of validated rows, in the session's transaction.
 
     A plate already registered gets the row's owner and details (the newest registry data wins); an
-    owner with the same national id is reused. One `registry.import` audit entry records the counts
-    (no personal data in the log).
+    owner with the same national id is reused — unless the registry holds that id under another name:
+    the row is then rejected (`ImportReport.rejected`) and nothing of it written. One `registry.import`
+    audit entry records the counts (no personal data in the log).
     """
     report = ImportReport()
     now = utcnow()
@@ -196,6 +221,11 @@ def import_rows(
         owner = None
         if r.national_id is not None:
             owner = session.scalars(select(Owner).where(Owner.national_id == r.national_id)).one_or_none()
+            if owner is not None and _same_name(owner.full_name) != _same_name(r.owner_name):
+                report.rejected.append(
+                    RejectedRow(r.line, r.plate, "national id registered under another name")
+                )
+                continue
         vehicle = session.scalars(select(Vehicle).where(Vehicle.plate_compact == r.plate)).one_or_none()
         if owner is None and vehicle is not None and vehicle.owner_id is not None and r.national_id is None:
             current = session.get(Owner, vehicle.owner_id)
@@ -216,6 +246,7 @@ def import_rows(
         else:
             report.updated += 1
         vehicle.owner_id = owner.id
+        report.plates.append(r.plate)
         vehicle.vehicle_class = r.vehicle_class
         vehicle.colour = r.colour
         vehicle.make = r.make
@@ -232,7 +263,7 @@ def import_csv(session: Session, text: str, *, actor: str, ip: str | None = None
     """
     good, bad = parse_registry_csv(text)
     report = import_rows(session, good, actor=actor, ip=ip)
-    report.rejected = bad
+    report.rejected = sorted([*bad, *report.rejected], key=lambda b: b.line)
     audit.record(
         session,
         actor=actor,
@@ -241,11 +272,16 @@ def import_csv(session: Session, text: str, *, actor: str, ip: str | None = None
         detail={
             "created": report.created,
             "updated": report.updated,
-            "rejected": [{"line": b.line, "reason": b.reason} for b in bad],
+            "rejected": [{"line": b.line, "reason": b.reason} for b in report.rejected],
         },
         ip=ip,
     )
-    log.info("registry import: %d created, %d updated, %d rejected", report.created, report.updated, len(bad))
+    log.info(
+        "registry import: %d created, %d updated, %d rejected",
+        report.created,
+        report.updated,
+        len(report.rejected),
+    )
     return report
 
 

@@ -17,7 +17,7 @@ The SMS outbox itself runs in `api.notices.sms.OutboxThread`, which `api.app` st
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -26,8 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api import audit
 from api.models import Notice, SmsMessage, Violation
+from api.notices.plate import shown_plate
 from api.notices.registry import DbRegistry, OwnerRecord, RegistryAdapter, read_owner
-from api.notices.sms import SmsConfig, alert_enqueuer
+from api.notices.sms import SmsConfig, SmsTextError, alert_enqueuer, alert_text
 from api.notices.workflow import (
     NoticeResult,
     attach_owner,
@@ -38,6 +39,7 @@ from api.notices.workflow import (
     transition,
 )
 from api.settings import Settings
+from api.web.lookup import lookup_code_hash
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +133,13 @@ def on_confirmed(
             ip=ip,
         )
     alert = _alert_of(session, notice)
-    if alert is not None and alert.status == "cancelled" and alert.sent_at is None:
-        alert.status, alert.next_attempt_at, alert.last_error = "pending", None, None
+    rearmed = (
+        alert is not None
+        and alert.status == "cancelled"
+        and alert.sent_at is None
+        and _rearm(session, alert, notice, wiring)
+    )
+    if rearmed:
         audit.record(
             session,
             actor=actor,
@@ -144,6 +151,29 @@ def on_confirmed(
         )
     session.flush()
     return result
+
+
+def _rearm(session: Session, alert: SmsMessage, notice: Notice, wiring: NoticeWiring) -> bool:
+    """Make a cancelled, never-sent alert due again, its text written anew: the plate may have been
+    corrected since it was queued (to another vehicle of the same owner), and the old text would name
+    the misread plate. The row (and so its idempotency key) is kept: a notice is never alerted twice.
+    Left cancelled, and False returned, when the text cannot be written (no SMS configuration, a lookup
+    code that cannot be derived again, a text too long)."""
+    v = session.get(Violation, notice.violation_id)
+    if v is None or wiring.sms is None:
+        return False
+    code = wiring.code_for(notice.violation_id)
+    if lookup_code_hash(code) != notice.lookup_code_hash:
+        log.warning("notice %d: its code cannot be derived again; alert not re-armed", notice.id)
+        return False
+    try:
+        text = alert_text(wiring.sms, plate=shown_plate(v), occurred_at=v.occurred_at, rule=v.rule, code=code)
+    except SmsTextError:
+        log.exception("notice %d: SMS alert not re-armed", notice.id)
+        return False
+    alert.body = text
+    alert.status, alert.next_attempt_at, alert.last_error = "pending", None, None
+    return True
 
 
 def _reassign(
@@ -189,7 +219,8 @@ def _reassign(
             .limit(1)
         ).first()
         if theirs is not None and theirs.status == "cancelled" and theirs.sent_at is None:
-            theirs.status = "pending"  # this owner's alert, cancelled by an earlier reassignment
+            # This owner's alert, cancelled by an earlier reassignment.
+            _rearm(session, theirs, notice, wiring)
 
 
 def _cancel_pending_alert(session: Session, notice: Notice, *, actor: str, ip: str | None) -> bool:
@@ -237,39 +268,77 @@ def on_rejected(session: Session, violation_id: int, *, actor: str, ip: str | No
 
 
 def attach_waiting_owners(
-    sessions: sessionmaker[Session], wiring: NoticeWiring, *, actor: str = "system:notices", limit: int = 500
+    sessions: sessionmaker[Session],
+    wiring: NoticeWiring,
+    *,
+    actor: str = "system:notices",
+    limit: int = 500,
+    plates: Collection[str] | None = None,
 ) -> int:
-    """Look the owner of every `awaiting_owner` notice (of a confirmed violation) up again; a notice
-    whose owner is found becomes `created` and its alert is queued (one transaction per notice).
-    Returns how many found their owner."""
-    with sessions() as session:
-        ids = session.scalars(
-            select(Notice.id)
-            .join(Violation, Violation.id == Notice.violation_id)
-            .where(Notice.status == "awaiting_owner", Violation.status == "confirmed")
-            .order_by(Notice.id)
-            .limit(limit)
-        ).all()
-        session.commit()
-    found = 0
-    for notice_id in ids:
-        with sessions() as session:
-            notice = session.get(Notice, notice_id)
-            if notice is None or notice.status != "awaiting_owner":
-                continue
-            owner = attach_owner(session, notice, wiring.registry_for(session), actor=actor)
-            if owner is not None:
-                found += 1
-                code = wiring.code_for(notice.violation_id)
-                if wiring.sms is not None:
-                    from api.web.lookup import lookup_code_hash  # light
+    """Look the owner of `awaiting_owner` notices (of confirmed violations) up again; a notice whose
+    owner is found becomes `created` and its alert is queued (one transaction per notice).
 
-                    if lookup_code_hash(code) == notice.lookup_code_hash:
-                        alert_enqueuer(session, wiring.sms)(notice, code, owner)
-                    else:
-                        log.warning("notice %d: its code cannot be derived again; no SMS", notice.id)
-            session.commit()
+    Args:
+        limit: how many notices are read per page; every waiting notice is looked at, page after page
+            in id order, so old notices whose owner stays unknown do not hide newer ones.
+        plates: only the notices of violations with these compact plates (`plate_key`): the plates a
+            registry import just wrote. None: every waiting notice.
+
+    Returns how many found their owner.
+    """
+    if plates is None:
+        groups: list[list[str] | None] = [None]
+    else:
+        wanted = sorted(set(plates))
+        groups = [wanted[i : i + _PLATES_PER_QUERY] for i in range(0, len(wanted), _PLATES_PER_QUERY)]
+    found = 0
+    for group in groups:
+        after = 0
+        while True:
+            query = (
+                select(Notice.id)
+                .join(Violation, Violation.id == Notice.violation_id)
+                .where(Notice.status == "awaiting_owner", Violation.status == "confirmed", Notice.id > after)
+                .order_by(Notice.id)
+                .limit(limit)
+            )
+            if group is not None:
+                query = query.where(Violation.plate_key.in_(group))
+            with sessions() as session:
+                ids = session.scalars(query).all()
+                session.commit()
+            for notice_id in ids:
+                found += _attach_waiting_owner(sessions, wiring, notice_id, actor=actor)
+            if len(ids) < limit:
+                break
+            after = ids[-1]
     return found
+
+
+# Plates in one `IN (...)` (SQLite allows 32766 bound parameters, older builds 999).
+_PLATES_PER_QUERY = 500
+
+
+def _attach_waiting_owner(
+    sessions: sessionmaker[Session], wiring: NoticeWiring, notice_id: int, *, actor: str
+) -> int:
+    """1 when the notice's owner was found now (its alert queued), else 0; in its own transaction."""
+    with sessions() as session:
+        notice = session.get(Notice, notice_id)
+        if notice is None or notice.status != "awaiting_owner":
+            return 0
+        owner = attach_owner(session, notice, wiring.registry_for(session), actor=actor)
+        if owner is None:
+            session.commit()
+            return 0
+        code = wiring.code_for(notice.violation_id)
+        if wiring.sms is not None:
+            if lookup_code_hash(code) == notice.lookup_code_hash:
+                alert_enqueuer(session, wiring.sms)(notice, code, owner)
+            else:
+                log.warning("notice %d: its code cannot be derived again; no SMS", notice.id)
+        session.commit()
+        return 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,10 +350,16 @@ class CatchUpReport:
 
 
 def catch_up(
-    sessions: sessionmaker[Session], wiring: NoticeWiring, *, actor: str = "system:notices"
+    sessions: sessionmaker[Session],
+    wiring: NoticeWiring,
+    *,
+    actor: str = "system:notices",
+    plates: Collection[str] | None = None,
 ) -> CatchUpReport:
     """Notices for confirmed violations that have none, then owners for the waiting ones (run after a
-    registry import, or by a deployment's job when its registry adapter changes)."""
+    registry import, or by a deployment's job when its registry adapter changes). `plates` (the
+    import's `ImportReport.plates`) narrows the owner search to those plates; None: every waiting
+    notice."""
 
     sms = wiring.sms
 
@@ -299,7 +374,7 @@ def catch_up(
         on_created_for=on_created_for if sms is not None else None,
         code_for=wiring.code_for,
     )
-    found = attach_waiting_owners(sessions, wiring, actor=actor)
+    found = attach_waiting_owners(sessions, wiring, actor=actor, plates=plates)
     if created or found:
         log.info("notices caught up: %d created, %d owners found", created, found)
     return CatchUpReport(created, found)

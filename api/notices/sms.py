@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.db import utcnow
 from api.models import Notice, SmsMessage, Violation
 from api.notices.catalogue import VIETNAM_TZ
+from api.notices.plate import shown_plate
 from api.notices.registry import OwnerRecord
 from api.notices.workflow import transition
 from api.periodic import PeriodicThread
@@ -111,6 +112,13 @@ def segments(text: str) -> list[str]:
         used += cost
     parts.append(text[start:])
     return parts
+
+
+def mask_phone(phone: str) -> str:
+    """`+84912345678` → `+8491*****78`: enough to tell numbers apart in a log, not to call one."""
+    if len(phone) <= 6:
+        return "*" * len(phone)
+    return phone[:5] + "*" * (len(phone) - 7) + phone[-2:]
 
 
 class SmsConfig(BaseModel):
@@ -189,7 +197,8 @@ class SmsProvider(Protocol):
 
 
 class FileProvider:
-    """Development provider: appends each message as a JSON line to a file (and logs it)."""
+    """Development provider: appends each message as a JSON line to a file (and logs its key, the
+    masked number and the length — not the text)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -205,7 +214,8 @@ class FileProvider:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as f:
                 f.write(line + "\n")
-        log.info("SMS (file provider) to %s…: %s", phone[:6], text)
+        # Never the text: it carries the lookup code, which opens the evidence to whoever reads the log.
+        log.info("SMS %s (file provider) to %s: %d characters", idempotency_key, mask_phone(phone), len(text))
         return message_id
 
 
@@ -318,9 +328,8 @@ def alert_enqueuer(session: Session, config: SmsConfig) -> Callable[[Notice, str
         v = session.get(Violation, notice.violation_id)
         if v is None:
             return
-        plate = v.plate_formatted if v.plate_corrected is None and v.plate_formatted else (v.plate_key or "")
         try:
-            text = alert_text(config, plate=plate, occurred_at=v.occurred_at, rule=v.rule, code=code)
+            text = alert_text(config, plate=shown_plate(v), occurred_at=v.occurred_at, rule=v.rule, code=code)
         except SmsTextError:
             # A configuration problem (template or URL too long): the notice stands, the alert is lost
             # loudly rather than sent in pieces the owner may not get.

@@ -14,9 +14,11 @@ visible in the due list, until `attach_owner` finds one. Every transition is che
 `TRANSITIONS` and written to the audit log in the caller's transaction.
 
 Clocks (calendar days, as the circular counts them): the notice must be sent within `NOTICE_DAYS` (10)
-of the violation; `ESCALATE_DAYS` (20) after it was sent (posted or SMS, whichever was first) without a
-response, the registration / inspection bodies are warned. `due_actions` lists what supervisors must
-do, with the due time and whether it is overdue.
+of the violation; `ESCALATE_DAYS` (20) after it was posted without a response, the registration /
+inspection bodies are warned. Days are counted as the Civil Code 2015 (Art. 147-148) counts a period
+in days: from the day after the event, the period ending at 24:00 of its last day, on the Vietnam
+calendar (`due_after`) — the time of day of the event does not move the deadline. `due_actions`
+lists what supervisors must do, with the due time and whether it is overdue.
 
 Idempotent: a violation has at most one notice (unique `violation_id`); `create_notice` twice, even
 from two processes at once, returns the existing one the second time.
@@ -30,7 +32,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Final
 
 from sqlalchemy import select
@@ -41,6 +43,7 @@ from api import audit
 from api.db import utcnow
 from api.errors import ServerError
 from api.models import Notice, Violation
+from api.notices.catalogue import VIETNAM_TZ
 from api.notices.registry import OwnerRecord, RegistryAdapter, read_owner
 from api.web.lookup import lookup_code_hash
 
@@ -310,11 +313,34 @@ class Clocks:
     overdue: bool
 
 
+#: The latest due moment `due_after` answers (a later one cannot be represented in every time zone).
+LAST_DUE: Final = datetime(9999, 12, 31, tzinfo=VIETNAM_TZ).astimezone(UTC)
+
+
+def due_after(event: datetime, days: int) -> datetime:
+    """The end of a period of `days` days that starts with `event` (UTC): 24:00 of the `days`-th day
+    after the Vietnam calendar day of `event`, i.e. 00:00 (UTC+7) of the day after that.
+
+    An event at 08:00 or at 23:30 on 1 June, 10 days: due at 00:00 on 12 June, Vietnam time.
+    A period that would end after year 9999 ends at `LAST_DUE` (no `OverflowError`).
+
+    Raises:
+        ValueError: `event` is naive.
+    """
+    if event.tzinfo is None:
+        raise ValueError("event must be timezone-aware")
+    try:
+        day = event.astimezone(VIETNAM_TZ).date() + timedelta(days=days + 1)
+        return datetime.combine(day, time(0), tzinfo=VIETNAM_TZ).astimezone(UTC)
+    except OverflowError:
+        return LAST_DUE if days >= 0 else datetime.min.replace(tzinfo=UTC)
+
+
 def clocks(notice: Notice, occurred_at: datetime, now: datetime | None = None) -> Clocks:
     """The clocks of `notice` (of a violation at `occurred_at`), with the rules of `due_actions`."""
     at = now or utcnow()
-    notice_due = occurred_at + timedelta(days=NOTICE_DAYS)
-    escalate_due = notice.posted_at + timedelta(days=ESCALATE_DAYS) if notice.posted_at else None
+    notice_due = due_after(occurred_at, NOTICE_DAYS)
+    escalate_due = due_after(notice.posted_at, ESCALATE_DAYS) if notice.posted_at else None
     action: str | None = None
     due: datetime | None = None
     if notice.status == "awaiting_owner":
@@ -323,7 +349,7 @@ def clocks(notice: Notice, occurred_at: datetime, now: datetime | None = None) -
         action, due = "send_notice", notice_due
     elif notice.status == "posted":
         action = "escalate"
-        due = escalate_due or notice.created_at + timedelta(days=ESCALATE_DAYS)
+        due = escalate_due or due_after(notice.created_at, ESCALATE_DAYS)
     return Clocks(notice_due, escalate_due, action, due, due is not None and due <= at)
 
 
@@ -342,10 +368,11 @@ class DueAction:
 def due_actions(session: Session, now: datetime | None = None) -> list[DueAction]:
     """The next action of every open notice, soonest due first.
 
-    - `awaiting_owner`: find the owner — due 10 days after the violation;
-    - `created` / `sms_sent` (not yet posted): send the notice — due 10 days after the violation
-      (an SMS alert is not the legal notice);
-    - `posted` without response: warn the registration bodies — due 20 days after posting.
+    - `awaiting_owner`: find the owner — due at the end of the 10th day after the violation;
+    - `created` / `sms_sent` (not yet posted): send the notice — due at the end of the 10th day after
+      the violation (an SMS alert is not the legal notice);
+    - `posted` without response: warn the registration bodies — due at the end of the 20th day after
+      posting (days on the Vietnam calendar, `due_after`).
     """
     at = now or utcnow()
     rows = session.execute(

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from api import audit
 from api.errors import StorageError
 from api.models import Camera, District, Notice, Violation
+from api.notices.plate import shown_plate
 from api.plate_query import normalise_plate
 from api.storage import EvidenceStore
 from api.web.schemas import LookupResult, LookupStill
@@ -78,7 +79,7 @@ def lookup(session: Session, store: EvidenceStore, plate: str, code: str, ip: st
     files = [f for f in v.files if f.kind in STILL_KINDS and f.deleted_at is None]
     files.sort(key=lambda f: STILL_KINDS.index(f.kind))
     result = LookupResult(
-        plate=v.plate_formatted if v.plate_corrected is None and v.plate_formatted else v.plate_key or "",
+        plate=shown_plate(v),
         occurred_at=v.occurred_at,
         place=camera.name if camera is not None else v.camera_id,
         district=district.name if district is not None else None,

@@ -137,3 +137,45 @@ def test_a_rule_with_several_points_is_resolved_by_the_stored_citation(excess: f
 def test_shipped_file_is_plain_yaml_with_dates() -> None:
     raw = yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8"))
     assert all(str(e["effective_from"]) == "2025-01-01" for e in raw["entries"])
+
+
+_STOP_KINDS = ("no_stopping", "no_parking", "junction", "crosswalk")
+_CLASSES = ("car", "bus", "truck", "motorcycle", "bicycle")
+
+
+@pytest.mark.parametrize("vehicle_class", _CLASSES)
+@pytest.mark.parametrize("kind", _STOP_KINDS)
+def test_every_stop_zone_kind_has_its_fine_even_when_kinds_share_a_point(
+    kind: str, vehicle_class: str
+) -> None:
+    # Every motorcycle zone is Art. 7.2.e, every bicycle zone Art. 9.1.c, car no-stopping and crosswalk
+    # Art. 6.2.đ: the citation alone cannot tell those offences apart, but they carry one sanction.
+    ref = legal.stop_reference(kind, vehicle_class)  # type: ignore[arg-type]
+    assert ref is not None
+    at = datetime(2025, 6, 1, 3, 0, tzinfo=UTC)
+    entry = default_catalogue().entry_for("illegal_stop", vehicle_class, at, ref.citation)
+    assert entry is not None, (kind, vehicle_class)
+    assert (entry.fine_min_vnd, entry.fine_max_vnd, entry.licence_points) == (
+        ref.fine_min_vnd,
+        ref.fine_max_vnd,
+        ref.licence_points,
+    )
+    assert entry.citation(default_catalogue().decree) == ref.citation
+    # Deterministic: the same answer every time, whatever the order of the data.
+    assert default_catalogue().entry_for("illegal_stop", vehicle_class, at, ref.citation) == entry
+
+
+def test_offences_that_share_a_point_but_not_a_fine_give_no_entry() -> None:
+    base = {**_RED_CAR_2024, "rules": ["illegal_stop"], "offence": "illegal_stop.a/car"}
+    other = {**base, "offence": "illegal_stop.b/car", "summary": "khác"}
+    citation = "Điểm b khoản 9 Điều 6 Nghị định 168/2024/NĐ-CP"
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    same = parse_catalogue({"decree": "168/2024/NĐ-CP", "entries": [other, base]})
+    entry = same.entry_for("illegal_stop", "car", at, citation)
+    assert entry is not None and entry.offence == "illegal_stop.a/car"
+    # The notice names every behaviour of the shared point, not one the violation may not be.
+    assert entry.summary == f"{base['summary']}; khác"
+    differ = parse_catalogue(
+        {"decree": "168/2024/NĐ-CP", "entries": [base, {**other, "fine_max_vnd": 25_000_000}]}
+    )
+    assert differ.entry_for("illegal_stop", "car", at, citation) is None

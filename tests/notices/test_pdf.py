@@ -174,3 +174,30 @@ def test_notice_pdf_of_the_sample_clip_is_the_readme_picture(
     out = DOCS / "notice.png" if to_docs else tmp_path / "notice.png"
     small.save(out, optimize=True)
     assert 30_000 < out.stat().st_size < 300_000  # a page with three photos, small enough for the README
+
+
+def test_notice_pdf_prints_the_corrected_plate_not_the_misreading(
+    client: TestClient, world: World, auth: Callable[[str], dict[str, str]], tmp_path: Path
+) -> None:
+    dev = world.devices["dev-a"]
+    r = post_package(client, build_package(dev.private_key, device_id=dev.id, camera_id="cam-a1"), dev.key)
+    assert r.status_code == 201, r.text
+    vid = int(r.json()["id"])
+    assert client.get(f"/api/v1/violations/{vid}", headers=auth("sup")).json()["plate"]["formatted"] == (
+        "30A-123.45"
+    )
+    r = client.post(
+        f"/api/v1/violations/{vid}/decision",
+        json={"decision": "confirm", "plate": "30A-999.99"},
+        headers=auth("off-a"),
+    )
+    assert r.status_code == 200, r.text
+    r = client.get(f"/api/v1/violations/{vid}/notice.pdf", headers=auth("sup"))
+    assert r.status_code == 200, r.text
+    path = tmp_path / "notice.pdf"
+    path.write_bytes(r.content)
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, text=True, timeout=60
+    ).stdout
+    assert "30A-999.99" in text
+    assert "30A-123.45" not in text  # the device's misreading is not what the owner is told

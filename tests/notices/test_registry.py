@@ -156,3 +156,54 @@ def test_registry_and_notices_do_not_load_opencv() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_national_id_given_to_another_person_later_in_the_file_is_rejected() -> None:
+    good, bad = parse_registry_csv(
+        "plate,owner_name,phone,national_id\n"
+        "30A-123.45,Nguyễn Văn An,0912345678,001090000009\n"  # line 2: first holder of the id
+        "30A-123.46,nguyễn  văn an,0912 345 678,001090000009\n"  # line 3: the same person, written loosely
+        "29-X1 234.56,Trần Thị Bình,0912345679,001090000009\n"  # line 4: another name
+        "30A-123.47,Nguyễn Văn An,0987654321,001090000009\n"  # line 5: another phone
+    )
+    assert [r.line for r in good] == [2, 3]
+    assert [(b.line, b.plate, b.reason) for b in bad] == [
+        (4, "29-X1 234.56", "national id given another name or phone on line 2"),
+        (5, "30A-123.47", "national id given another name or phone on line 2"),
+    ]
+
+
+def test_a_national_id_registered_under_another_name_is_not_taken_over(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as s:
+        import_csv(s, REGISTRY_CSV, actor="user:admin")  # 001090000001 is Nguyễn Văn An
+        s.commit()
+    with sessions() as s:
+        report = import_csv(
+            s,
+            "plate,owner_name,phone,national_id\n"
+            "51G-123.45,Lê Văn Cường,0901234567,001090000001\n"  # line 2: another name, same id
+            "51G-123.46,Lê Văn Cường,0901234567,001090000002\n",  # line 3: a new person
+            actor="user:admin",
+        )
+        s.commit()
+        assert [(b.line, b.plate, b.reason) for b in report.rejected] == [
+            (2, "51G12345", "national id registered under another name")
+        ]
+        assert (report.created, report.updated) == (1, 0)
+        # The same person (name written loosely) with a new phone: an update.
+        update = import_csv(
+            s,
+            "plate,owner_name,phone,national_id\n30A-123.46,NGUYỄN VĂN AN,0901234568,001090000001\n",
+            actor="user:admin",
+        )
+        s.commit()
+        assert (update.created, update.rejected) == (1, [])
+        assert s.scalars(select(Vehicle).where(Vehicle.plate_compact == "51G12345")).one_or_none() is None
+        owner = s.scalars(select(Owner).where(Owner.national_id == "001090000001")).one()
+        assert (owner.full_name, owner.phone) == ("NGUYỄN VĂN AN", "+84901234568")
+        detail = s.scalars(
+            select(AuditEntry.detail).where(AuditEntry.action == "registry.import").order_by(AuditEntry.seq)
+        ).all()[-2]
+        assert "national id registered under another name" in detail and "Lê Văn Cường" not in detail

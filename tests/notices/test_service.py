@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from api.models import AuditEntry, Owner, PenaltyDelivery, SmsMessage, Vehicle
-from api.notices import sms
+from api.notices import service, sms
 from api.notices.registry import import_csv
 from api.notices.settings import NoticeSettings
 from api.notices.workflow import derived_lookup_code, lookup_code_key
@@ -189,7 +189,7 @@ def test_a_plate_corrected_after_a_reopening_gives_the_notice_to_the_right_owner
     assert sms.deliver_pending(sessions, provider, config).sent == 1
     lines = [json.loads(v) for v in (tmp_path / "sms.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [v["key"] for v in lines] == [key, f"{key}-owner-{right}"]
-    assert "29X123456" in lines[1]["text"] and notice["lookup_code"] in lines[1]["text"]
+    assert "29-X1 234.56" in lines[1]["text"] and notice["lookup_code"] in lines[1]["text"]
 
 
 def test_a_rejection_after_reopening_closes_the_notice_and_a_new_confirmation_revives_it(
@@ -271,3 +271,97 @@ def test_the_penalty_webhook_payload_carries_the_notice(
         "lookup_code": notice["lookup_code"],
     }
     assert payload["violation"]["id"] == vid
+
+
+def test_a_plate_corrected_to_another_vehicle_of_the_same_owner_rearms_the_alert_with_the_new_plate(
+    sms_client: Callable[..., TestClient],
+    world: World,
+    auth: Auth,
+    sessions: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    """Confirmed on a misread plate of the owner's other vehicle, reopened before the SMS went out,
+    confirmed with the right plate: the one alert of the notice is due again and names the right plate."""
+    client = sms_client()
+    with sessions() as s:
+        import_csv(
+            s,
+            "plate,owner_name,phone,national_id\n"
+            "30A-123.45,Công ty A,0912345678,001090000001\n"
+            "30A-123.46,Công ty A,0912345678,001090000001\n",
+            actor="user:admin",
+        )
+        s.commit()
+    vid = ingest(client, world, "30A12346")  # misread
+    decide(client, vid, auth)
+    reopen(client, vid, auth)
+    r = client.post(
+        f"/api/v1/violations/{vid}/decision",
+        json={"decision": "confirm", "plate": "30A-123.45"},
+        headers=auth("off-a"),
+    )
+    assert r.status_code == 200, r.text
+    notice = client.get(f"/api/v1/violations/{vid}/notice", headers=auth("off-a")).json()
+    key = f"notice-{notice['id']}-alert"
+    assert outbox(sessions) == [(key, "+84912345678", "pending")]  # one alert, the same row
+    with sessions() as s:
+        body = s.scalars(select(SmsMessage.body)).one()
+    assert "30A-123.45" in body and "30A-123.46" not in body and notice["lookup_code"] in body
+
+    provider = sms.FileProvider(tmp_path / "sms.jsonl")
+    config = NoticeSettings(sms_lookup_url=LOOKUP_URL).sms_config()
+    assert config is not None
+    config = config.model_copy(update={"quiet_start": config.quiet_end})
+    assert sms.deliver_pending(sessions, provider, config).sent == 1
+    (line,) = (tmp_path / "sms.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(line)["key"] == key and "30A-123.45" in json.loads(line)["text"]
+
+
+def test_owners_of_newer_waiting_notices_are_found_behind_a_page_of_unresolvable_ones(
+    sms_client: Callable[..., TestClient],
+    world: World,
+    auth: Auth,
+    sessions: sessionmaker[Session],
+    make_settings: Callable[..., Settings],
+) -> None:
+    client = sms_client()
+    vids = [ingest(client, world, p, seed=i + 1) for i, p in enumerate(["30A11111", "30A22222", "30A12345"])]
+    for vid in vids:
+        decide(client, vid, auth)
+    statuses = [client.get(f"/api/v1/violations/{v}/notice", headers=auth("off-a")).json() for v in vids]
+    assert [n["status"] for n in statuses] == ["awaiting_owner"] * 3
+    with sessions() as s:
+        report = import_csv(s, "plate,owner_name,phone\n30A-123.45,C,0912345678\n", actor="user:admin")
+        s.commit()
+    assert report.plates == ["30A12345"]
+    config = NoticeSettings(sms_lookup_url=LOOKUP_URL).sms_config()
+    wiring = service.wiring_for(make_settings(), config)
+    # The two oldest waiting notices fill a page of 2 and have no owner: the third is still looked at.
+    assert service.attach_waiting_owners(sessions, wiring, limit=2) == 1
+    after = [client.get(f"/api/v1/violations/{v}/notice", headers=auth("off-a")).json() for v in vids]
+    assert [n["status"] for n in after] == ["awaiting_owner", "awaiting_owner", "created"]
+    assert [k for k, _, _ in outbox(sessions)] == [f"notice-{after[2]['id']}-alert"]
+
+
+def test_waiting_notices_can_be_narrowed_to_the_imported_plates(
+    sms_client: Callable[..., TestClient],
+    world: World,
+    auth: Auth,
+    sessions: sessionmaker[Session],
+    make_settings: Callable[..., Settings],
+) -> None:
+    client = sms_client()
+    vids = [ingest(client, world, p, seed=i + 1) for i, p in enumerate(["30A11111", "30A12345"])]
+    for vid in vids:
+        decide(client, vid, auth)
+    with sessions() as s:
+        import_csv(
+            s, "plate,owner_name,phone\n30A-111.11,B,0912345679\n30A-123.45,C,0912345678\n", actor="user:a"
+        )
+        s.commit()
+    wiring = service.wiring_for(make_settings(), NoticeSettings(sms_lookup_url=LOOKUP_URL).sms_config())
+    assert service.attach_waiting_owners(sessions, wiring, limit=1, plates=["30A12345", "29X123456"]) == 1
+    after = [client.get(f"/api/v1/violations/{v}/notice", headers=auth("off-a")).json() for v in vids]
+    assert [n["status"] for n in after] == ["awaiting_owner", "created"]  # 30A11111 not in the list
+    assert service.attach_waiting_owners(sessions, wiring, limit=1, plates=[]) == 0
+    assert service.catch_up(sessions, wiring).owners_found == 1

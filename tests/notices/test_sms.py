@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -228,6 +229,19 @@ def test_file_provider_writes_json_lines(tmp_path: pytest.TempPathFactory) -> No
     mid = provider.send("+84912345678", "Xin chao", "k1")
     (line,) = path.read_text(encoding="utf-8").splitlines()
     assert json.loads(line) == {"id": mid, "to": "+84912345678", "text": "Xin chao", "key": "k1"}
+
+
+def test_file_provider_logs_neither_the_text_nor_the_number(
+    tmp_path: pytest.TempPathFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    provider = sms.FileProvider(tmp_path / "sms.jsonl")  # type: ignore[operator]
+    text = "CSGT thong bao: xe 30A-123.45 vi pham. Tra cuu voi ma ABCDE-FGHJK"
+    with caplog.at_level(logging.DEBUG, logger="api.notices.sms"):
+        provider.send("+84912345678", text, "notice-1-alert")
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "notice-1-alert" in logged and "+8491*****78" in logged and str(len(text)) in logged
+    for secret in ("ABCDE-FGHJK", "30A-123.45", "+84912345678", "thong bao"):
+        assert secret not in logged
 
 
 def test_the_outbox_thread_delivers_in_the_background(

@@ -13,14 +13,18 @@ from starlette.testclient import TestClient
 
 from api.models import AuditEntry, Notice, SmsMessage
 from api.notices import sms
+from api.notices.catalogue import VIETNAM_TZ
 from api.notices.registry import DbRegistry, OwnerRecord, import_csv
 from api.notices.workflow import (
+    LAST_DUE,
     TRANSITIONS,
     NoticeError,
     attach_owner,
+    clocks,
     create_notice,
     create_pending_notices,
     due_actions,
+    due_after,
     transition,
 )
 from api.web.lookup import find_violation, lookup_code_hash
@@ -156,17 +160,49 @@ def test_clocks_ten_and_twenty_days(db: Db, sessions: sessionmaker[Session]) -> 
     with sessions() as s:
         notice = create_notice(s, vid, DbRegistry(s), actor="user:sup").notice
         s.commit()
-        (d,) = due_actions(s, now=T + timedelta(days=9))
-        assert (d.action, d.due_at, d.overdue) == ("send_notice", T + timedelta(days=10), False)
+        # Violation on 02/11 (08:30 Hà Nội): due at the end of 12/11, i.e. 00:00 on 13/11 Hà Nội time.
+        send_due = datetime(2026, 11, 13, tzinfo=VIETNAM_TZ)
+        (d,) = due_actions(s, now=send_due - timedelta(microseconds=1))
+        assert (d.action, d.due_at, d.overdue) == ("send_notice", send_due, False)
+        assert due_actions(s, now=send_due)[0].overdue
         transition(s, notice, "posted", actor="user:sup", now=T + timedelta(days=3))
         s.commit()
-        (d,) = due_actions(s, now=T + timedelta(days=22))
-        assert (d.action, d.due_at, d.overdue) == ("escalate", T + timedelta(days=23), False)
-        (d,) = due_actions(s, now=T + timedelta(days=23))
+        # Posted on 05/11: the registration bodies are warned after the end of 25/11.
+        escalate_due = datetime(2026, 11, 26, tzinfo=VIETNAM_TZ)
+        (d,) = due_actions(s, now=escalate_due - timedelta(microseconds=1))
+        assert (d.action, d.due_at, d.overdue) == ("escalate", escalate_due, False)
+        (d,) = due_actions(s, now=escalate_due)
         assert d.overdue
         transition(s, notice, "escalated_20d", actor="user:sup")
         s.commit()
         assert due_actions(s, now=T + timedelta(days=30)) == []
+
+
+@pytest.mark.parametrize(
+    ("event", "days", "due"),
+    [
+        # 08:00 and 23:30 on 1 June (Hà Nội) are the same day: both are due at the end of 11 June.
+        (datetime(2025, 6, 1, 8, 0, tzinfo=VIETNAM_TZ), 10, datetime(2025, 6, 12, tzinfo=VIETNAM_TZ)),
+        (datetime(2025, 6, 1, 23, 30, tzinfo=VIETNAM_TZ), 10, datetime(2025, 6, 12, tzinfo=VIETNAM_TZ)),
+        # 23:30 UTC on 31 May is 06:30 on 1 June in Hà Nội: the Vietnam calendar decides.
+        (datetime(2025, 5, 31, 23, 30, tzinfo=UTC), 10, datetime(2025, 6, 12, tzinfo=VIETNAM_TZ)),
+        (datetime(2025, 6, 1, 0, 0, tzinfo=VIETNAM_TZ), 20, datetime(2025, 6, 22, tzinfo=VIETNAM_TZ)),
+        (datetime(9999, 12, 30, tzinfo=UTC), 10, LAST_DUE),  # past year 9999: clamped, no OverflowError
+    ],
+)
+def test_deadlines_end_at_midnight_vietnam_time(event: datetime, days: int, due: datetime) -> None:
+    assert due_after(event, days) == due
+    assert due_after(event, days).tzinfo is not None
+
+
+def test_clocks_do_not_depend_on_the_time_of_day() -> None:
+    morning, night = (datetime(2025, 6, 1, h, m, tzinfo=VIETNAM_TZ) for h, m in ((8, 0), (23, 30)))
+    now = datetime(2025, 6, 11, 23, 59, tzinfo=VIETNAM_TZ)  # the last minute of the 10th day
+    for occurred in (morning, night):
+        c = clocks(Notice(status="created", posted_at=None, created_at=occurred), occurred, now=now)
+        assert (c.notice_due_at, c.overdue) == (datetime(2025, 6, 12, tzinfo=VIETNAM_TZ), False)
+    with pytest.raises(ValueError, match="timezone"):
+        due_after(datetime(2025, 6, 1), 10)
 
 
 def test_notice_routes(
