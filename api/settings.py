@@ -118,6 +118,16 @@ class Settings(BaseSettings):
     retention_unreviewed_days: int = Field(
         365, ge=1, le=36500, description="Evidence of never-reviewed violations is deleted this long after."
     )
+    ingest_max_age_days: int | None = Field(
+        None,
+        ge=1,
+        le=36500,
+        description="Violations that occurred longer ago than this are refused (422); none: only those "
+        "before 2000 (a device clock gone wrong). Recorded video replayed with its own date is older.",
+    )
+    ingest_future_skew_s: float = Field(
+        600.0, ge=0, le=86400, description="Violations dated further ahead than this are refused (422)."
+    )
 
     @field_validator("jwt_secret")
     @classmethod

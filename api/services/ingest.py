@@ -23,7 +23,7 @@ import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -163,6 +163,28 @@ def _parse_time(value: Any) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
+#: No camera evidence is older than this; earlier dates are a device clock gone wrong.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _check_time(settings: Settings, occurred: datetime, now: datetime) -> None:
+    """Refuse a violation time a device clock cannot have meant (in the future, before 2000) or older
+    than the server is told to take: such dates broke deadlines and paging."""
+    if occurred > now + timedelta(seconds=settings.ingest_future_skew_s):
+        raise RefusedError(
+            422, f"occurred_at {occurred.isoformat()} is in the future: check the device clock"
+        )
+    if occurred < EARLIEST:
+        raise RefusedError(422, f"occurred_at {occurred.isoformat()} is before 2000: check the device clock")
+    days = settings.ingest_max_age_days
+    if days is not None and occurred < now - timedelta(days=days):
+        raise RefusedError(
+            422,
+            f"occurred_at {occurred.isoformat()} is older than {days} days "
+            "(PHATNGUOI_INGEST_MAX_AGE_DAYS): check the device clock",
+        )
+
+
 def _float_or_none(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
@@ -278,6 +300,7 @@ def ingest_violation(
     session.commit()
     if existing is not None:
         return _stored_result(existing, manifest_sha256)
+    _check_time(settings, _parse_time(manifest["occurred_at"]), utcnow())
 
     uris = _store_files(store, manifest, files)
 

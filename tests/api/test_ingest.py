@@ -110,6 +110,39 @@ def test_values_no_database_can_hold_are_refused_with_422(
     assert count(Violation) == 0
 
 
+@pytest.mark.parametrize(
+    ("occurred_at", "reason"),
+    [
+        ("9999-12-31T00:00:00.000Z", "is in the future: check the device clock"),
+        ("1899-12-31T23:00:00.000Z", "is before 2000: check the device clock"),
+    ],
+)
+def test_a_violation_time_no_clock_can_have_meant_is_refused_with_422(
+    occurred_at: str, reason: str, client: TestClient, world: World, count: Count
+) -> None:
+    """Such dates were stored and then broke the supervisors' due list (500) and paging (422)."""
+    r = post_package(
+        client, package_a(world, overrides={"occurred_at": occurred_at}), world.devices["dev-a"].key
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].endswith(reason)
+    assert count(Violation) == 0
+
+
+def test_a_server_can_refuse_violations_older_than_it_takes() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from api.errors import RefusedError
+    from api.services.ingest import _check_time
+    from tests.api.conftest import JWT_SECRET
+
+    now = datetime(2026, 11, 23, tzinfo=UTC)
+    settings = Settings(jwt_secret=JWT_SECRET, ingest_max_age_days=30)
+    _check_time(settings, now - timedelta(days=29), now)
+    with pytest.raises(RefusedError, match="older than 30 days"):
+        _check_time(settings, now - timedelta(days=31), now)
+
+
 def test_a_package_without_plate_or_crop_is_stored(
     client: TestClient, world: World, session: Session
 ) -> None:
