@@ -28,6 +28,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
     func,
     or_,
     select,
@@ -236,14 +237,29 @@ def _fuzzy2_page(
     bounded = list(conds)
     if edge is not None:
         bounded.append(_not_older_than(edge.occurred_at, edge.id, postgresql))
+    distance: ColumnElement[int]
     if postgresql:
-        distance = func.levenshtein_less_equal(Violation.plate_key, q.text, 2)
+        # levenshtein refuses strings over 255 characters; CASE makes sure it never sees one (the
+        # planner may evaluate the length condition below after it).
+        distance = case(
+            (
+                func.length(Violation.plate_key) <= 255,
+                func.levenshtein_less_equal(Violation.plate_key, q.text, 2),
+            ),
+            else_=3,
+        )
     else:
         distance = func.pn_editdist(Violation.plate_key, q.text, 2)
     rows = list(
         session.execute(
             select(*_SUMMARY)
-            .where(*bounded, Violation.plate_key.is_not(None), distance <= 2)
+            .where(
+                *bounded,
+                Violation.plate_key.is_not(None),
+                # Longer or shorter by more than 2 cannot be within 2 edits.
+                func.length(Violation.plate_key).between(len(q.text) - 2, len(q.text) + 2),
+                distance <= 2,
+            )
             .order_by(*_NEWEST_FIRST)
             .limit(limit + 1)
         ).all()

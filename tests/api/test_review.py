@@ -205,6 +205,18 @@ def test_fuzzy2_pages_scan_a_bounded_window(
     assert found == [ids[0], ids[3], ids[6]]
 
 
+def test_fuzzy2_search_skips_plates_too_long_to_compare(db: Db, client: TestClient, auth: Auth) -> None:
+    """A garbage OCR plate of 256 characters (the model allows them) made PostgreSQL's levenshtein
+    fail the whole search with a 500."""
+    ids = add_violations(
+        db.url,
+        [violation_row(occurred_at=T0, plate="3" * 256), violation_row(occurred_at=T0, plate="30A12346")],
+    )
+    r = client.get("/api/v1/violations", params={"plate": "30A12345", "fuzzy": 2}, headers=auth("off-a"))
+    assert r.status_code == 200, r.text
+    assert [i["id"] for i in r.json()["items"]] == [ids[1]]
+
+
 # ---------------------------------------------------------------------------------------------------
 # Decisions
 # ---------------------------------------------------------------------------------------------------
