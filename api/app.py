@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 API_VERSION = "1"
 INGEST_PATH = "/api/v1/violations"
+REGISTRY_IMPORT_PATH = "/api/v1/registry/import"
+#: A registry import is one JSON body holding up to 20 MB of CSV text (`RegistryImportRequest`), with
+#: room for the JSON escaping of quotes.
+REGISTRY_IMPORT_MAX_BYTES = 24 * 1024 * 1024
 
 
 def create_app(
@@ -93,7 +97,12 @@ def create_app(
     app.state.notice_settings = notice_settings
 
     def limit_for(path: str) -> int:
-        return settings.upload_max_bytes if path.rstrip("/") == INGEST_PATH else settings.request_max_bytes
+        path = path.rstrip("/")
+        if path == INGEST_PATH:
+            return settings.upload_max_bytes
+        if path == REGISTRY_IMPORT_PATH:
+            return REGISTRY_IMPORT_MAX_BYTES
+        return settings.request_max_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_exception_handler(RequestValidationError, _validation_error)

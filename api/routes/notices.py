@@ -109,7 +109,9 @@ def import_registry(
     except reg.RegistryImportError as e:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(e)) from None
     session.commit()
-    caught_up = service.catch_up(state.sessions, notice_wiring(request), actor=f"user:{user.username}")
+    caught_up = service.catch_up(
+        state.sessions, notice_wiring(request), actor=f"user:{user.username}", plates=report.plates
+    )
     return s.RegistryImportReport(
         created=report.created,
         updated=report.updated,
