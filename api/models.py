@@ -351,8 +351,9 @@ class PenaltyDelivery(Base):
     """Outbox of the signed webhook to the penalty system: one row per confirmed violation, retried.
 
     `payload` is the exact JSON body, frozen when the violation was confirmed, so every retry sends the
-    same bytes; `idempotency_key` (one per violation) lets the penalty system drop a repeat. A row is
-    never deleted: `delivered` is the proof that the penalty system has it (see `api.webhook`).
+    same bytes; `idempotency_key` (one per confirmation, kept by its retries) lets the penalty system
+    drop a repeat. A row is never deleted: `delivered` is the proof that the penalty system has it
+    (see `api.webhook`).
     """
 
     __tablename__ = "penalty_deliveries"

@@ -12,7 +12,9 @@ Secrets are required and placeholder values are refused. Nothing is read at impo
 | `PHATNGUOI_JWT_SECRET` | required, ≥ 32 characters, not a placeholder |
 | `PHATNGUOI_TOKEN_MINUTES` | 480 (one shift) |
 | `PHATNGUOI_UPLOAD_MAX_BYTES`, `_MAX_FILES`, `_MEDIA_TYPES` (JSON list) | 64 MiB, 8, JPEG/PNG/MP4 |
-| `PHATNGUOI_REQUEST_MAX_BYTES` | 1 MiB (every other request body) |
+| `PHATNGUOI_REQUEST_MAX_BYTES` | 1 MiB (every other request body; the registry import has 24 MiB) |
+| `PHATNGUOI_INGEST_FUTURE_SKEW_S` | 600: a violation dated further ahead of the server is refused (422) |
+| `PHATNGUOI_INGEST_MAX_AGE_DAYS` | none: only dates before 2000 are refused as too old (422); see below |
 | `PHATNGUOI_LOGIN_MAX_FAILURES`, `PHATNGUOI_LOGIN_WINDOW_S` | 5 failures per username+IP per 300 s |
 | `PHATNGUOI_PENALTY_WEBHOOK_URL`, `_PENALTY_WEBHOOK_SECRET` | optional; the secret is needed with the URL |
 | `PHATNGUOI_PENALTY_WEBHOOK_TIMEOUT_S`, `_MAX_ATTEMPTS` | 10 s, 20 |
@@ -20,6 +22,11 @@ Secrets are required and placeholder values are refused. Nothing is read at impo
 | `PHATNGUOI_PENALTY_WEBHOOK_INTERVAL_S` | 15 s between delivery rounds of the server's thread; 0: no thread |
 | `PHATNGUOI_CAMERA_STALE_AFTER_S` | 900: a camera not heard from for longer is `stale` on the map |
 | `PHATNGUOI_RETENTION_REJECTED_DAYS`, `_RETENTION_UNREVIEWED_DAYS` | 180, 365 (evidence deletion) |
+
+A device clock gone wrong dated violations 9999 or 1899 (they broke the due list and paging), hence the
+two ingest bounds. Where recorded video is never replayed, set `PHATNGUOI_INGEST_MAX_AGE_DAYS` (365,
+the unreviewed retention, keeps the retention job from deleting a package just received); the default
+takes replayed recordings, which carry their own, older dates.
 
 Owner notices and SMS alerts (`PHATNGUOI_SMS_LOOKUP_URL`, `_SMS_PROVIDER`, `_SMS_GATEWAY_*`,
 `_SMS_RECEIPT_SECRET`, `_SMS_INTERVAL_S`, ...) have their own settings: `api.notices.settings`. The

@@ -10,7 +10,7 @@ The request (what the penalty system implements):
 
     POST <PHATNGUOI_PENALTY_WEBHOOK_URL>
     Content-Type: application/json
-    Idempotency-Key: <one key per violation, the same on every retry>
+    Idempotency-Key: <one key per confirmation, the same on every retry of it>
     X-Phatnguoi-Timestamp: <unix seconds when this attempt was sent>
     X-Phatnguoi-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>
 
@@ -29,9 +29,14 @@ is `failed` (and audited) for a person to look at.
 
 Delivery is at least once: a runner that dies after the penalty system answered but before it recorded
 `delivered` sends again after the lease. The idempotency key is what makes that harmless, so the
-penalty system must keep the keys it has accepted. After `delivered` is recorded nothing is sent again,
-not even if the violation is reopened and confirmed anew (a reopened violation whose confirmation was
-not yet delivered is `cancelled` instead; see `api.services.review`).
+penalty system must keep the keys it has accepted. The key is `confirmed:<event id>:<12 hex digits of
+the SHA-256 of the body without its key>`: retries of one confirmation share it, while a confirmation
+made anew (the violation reopened and confirmed again, perhaps with a corrected plate, before the first
+was recorded `delivered`) gets its own, so a receiver that took the first body does not drop the new
+one as a repeat; the receiver takes the latest `confirmed_at` of an `event_id` as the one in force.
+After `delivered` is recorded nothing is sent again, not even if the violation is reopened and
+confirmed anew (a reopened violation whose confirmation was not yet delivered is `cancelled` instead;
+see `api.services.review`).
 """
 
 from __future__ import annotations
@@ -99,9 +104,16 @@ def verify_signature(
 # ---------------------------------------------------------------------------------------------------
 
 
-def idempotency_key(v: Violation) -> str:
-    """One key per violation: its event id (a UUID the device chose), prefixed by the event type."""
-    return f"confirmed:{v.event_id}"
+def idempotency_key(event_id: str, body: dict[str, Any]) -> str:
+    """One key per confirmation: the event type, the violation's event id (a UUID the device chose)
+    and a short hash of the body without its key (which holds `confirmed_at`, so a later confirmation
+    of the same violation never shares a key with an earlier one). At most 59 characters."""
+    unkeyed = {k: v for k, v in body.items() if k != "idempotency_key"}
+    return f"confirmed:{event_id}:{hashlib.sha256(_canonical(unkeyed)).hexdigest()[:12]}"
+
+
+def _canonical(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +128,10 @@ class NoticeRef:
 def payload_for(
     v: Violation, reviewer: User, confirmed_at: datetime, notice: NoticeRef | None = None
 ) -> bytes:
-    """The JSON body announcing a confirmed violation (canonical: sorted keys, no spaces, UTF-8)."""
+    """The JSON body announcing a confirmed violation (canonical: sorted keys, no spaces, UTF-8), with
+    its `idempotency_key`."""
     body: dict[str, Any] = {
         "type": EVENT_CONFIRMED,
-        "idempotency_key": idempotency_key(v),
         "violation": {
             "id": v.id,
             "event_id": v.event_id,
@@ -147,7 +159,8 @@ def payload_for(
         if notice is None
         else {"id": notice.id, "status": notice.status, "lookup_code": notice.lookup_code},
     }
-    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    body["idempotency_key"] = idempotency_key(v.event_id, body)
+    return _canonical(body)
 
 
 def enqueue_confirmation(
@@ -162,16 +175,18 @@ def enqueue_confirmation(
     the decision). Returns the delivery's status afterwards, or None when no webhook is configured.
 
     A row already `delivered` is left alone (the penalty system has this violation); a `cancelled` or
-    `failed` one is made due again with the new body.
+    `failed` one is made due again with the new body and its new idempotency key (the old body may have
+    reached the penalty system: the same key would make it drop the new one as a repeat).
     """
     if not settings.penalty_webhook_url:
         return None
-    body = payload_for(v, reviewer, now, notice).decode("utf-8")
+    payload = payload_for(v, reviewer, now, notice)
+    body, key = payload.decode("utf-8"), str(json.loads(payload)["idempotency_key"])
     row = session.scalars(select(PenaltyDelivery).where(PenaltyDelivery.violation_id == v.id)).one_or_none()
     if row is None:
         row = PenaltyDelivery(
             violation_id=v.id,
-            idempotency_key=idempotency_key(v),
+            idempotency_key=key,
             payload=body,
             status="pending",
             attempts=0,
@@ -182,7 +197,7 @@ def enqueue_confirmation(
     elif row.status == "delivered":
         log.info("violation %d confirmed again: the penalty system already has it (not resent)", v.id)
     else:
-        row.status, row.payload, row.attempts = "pending", body, 0
+        row.status, row.payload, row.idempotency_key, row.attempts = "pending", body, key, 0
         row.next_attempt_at, row.last_error, row.last_status_code = now, None, None
     session.flush()
     return row.status

@@ -13,8 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from api import audit
 from api.deps import ClientIP, CurrentOfficer, CurrentSupervisor, SessionDep, StateDep, StoreDep
-from api.models import Notice, SmsMessage, User, Violation
+from api.models import Camera, District, Notice, SmsMessage, User, Violation
 from api.notices import pdf, service, sms, workflow
 from api.notices import registry as reg
 from api.notices import schemas as s
@@ -184,8 +185,9 @@ def create_notice(
 
 
 @router.get("/notices/due", response_model=list[s.DueActionPublic])
-def due(user: CurrentSupervisor, session: SessionDep) -> list[s.DueActionPublic]:
-    """What supervisors must do next about open notices (10-day and 20-day clocks), soonest first."""
+def due(user: CurrentSupervisor, session: SessionDep, ip: ClientIP) -> list[s.DueActionPublic]:
+    """What supervisors must do next about open notices (10-day and 20-day clocks), soonest first
+    (audited: the list names plates)."""
     actions = workflow.due_actions(session)
     ids = [d.violation_id for d in actions]
     facts = (
@@ -199,6 +201,13 @@ def due(user: CurrentSupervisor, session: SessionDep) -> list[s.DueActionPublic]
         }
         if ids
         else {}
+    )
+    audit.record(
+        session,
+        actor=f"user:{user.username}",
+        action="notice.due_list",
+        detail={"notices": len(actions)},
+        ip=ip,
     )
     session.commit()
     return [
@@ -224,6 +233,18 @@ def _notice_of(session: Session, violation_id: int) -> Notice:
     return notice
 
 
+def _audit_read(session: Session, user: User, action: str, violation_id: int, ip: str) -> None:
+    """Record a staff read of a violation's notice (its lookup code gives the owner's page)."""
+    audit.record(
+        session,
+        actor=f"user:{user.username}",
+        action=action,
+        object_type="violation",
+        object_id=violation_id,
+        ip=ip,
+    )
+
+
 def _visible_notice(session: Session, user: User, violation_id: int) -> Notice:
     """The notice of a violation `user` may see (an officer: their district), else 404."""
     if visible_violation(session, user, violation_id) is None:
@@ -233,12 +254,13 @@ def _visible_notice(session: Session, user: User, violation_id: int) -> Notice:
 
 @router.get("/violations/{violation_id}/notice", response_model=s.NoticePublic)
 def get_notice(
-    violation_id: ViolationId, user: CurrentOfficer, session: SessionDep, request: Request
+    violation_id: ViolationId, user: CurrentOfficer, session: SessionDep, ip: ClientIP, request: Request
 ) -> s.NoticePublic:
     """The notice of a violation with its state, lookup code, clocks, SMS delivery status and fine
-    (officers: their district's)."""
+    (officers: their district's; audited, like a view of the violation: it shows the lookup code)."""
     notice = _visible_notice(session, user, violation_id)
     public = notice_public(session, notice, notice_wiring(request).code_key)
+    _audit_read(session, user, "notice.view", violation_id, ip)
     session.commit()
     return public
 
@@ -273,6 +295,7 @@ def notice_pdf(
     user: CurrentSupervisor,
     session: SessionDep,
     store: StoreDep,
+    ip: ClientIP,
     request: Request,
     code: Annotated[
         str | None, Query(pattern=CODE_PATTERN, description="The lookup code, printed when it matches.")
@@ -280,7 +303,11 @@ def notice_pdf(
 ) -> Response:
     """The printable notice (PDF, Vietnamese) with the photo sheet and the lookup code (the server's
     own, see `derived_lookup_code`; for an older notice whose code cannot be derived, pass the one
-    shown at creation — a code that does not match is refused with 422)."""
+    shown at creation — a code that does not match is refused with 422). Audited.
+
+    Everything the document needs is loaded, the request audited and the transaction ended before the
+    evidence is read and the PDF drawn: on SQLite the transaction holds the write lock, which would
+    stall every ingest and decision for the length of the rendering."""
     notice = _notice_of(session, violation_id)
     if code is not None and lookup_code_hash(code) != notice.lookup_code_hash:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "code does not match this notice")
@@ -289,6 +316,15 @@ def notice_pdf(
     v = session.get(Violation, violation_id)
     if v is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "violation not found")
+    # Loaded (and held: the identity map's references are weak) so that `document_for` finds them
+    # without a query, which would begin a new transaction.
+    loaded = (
+        session.get(Camera, v.camera_id),
+        session.get(District, v.district_id) if v.district_id is not None else None,
+        list(v.files),
+    )
+    _audit_read(session, user, "notice.pdf", violation_id, ip)
+    session.commit()
     doc = pdf.document_for(
         session,
         store,
@@ -298,6 +334,8 @@ def notice_pdf(
         lookup_url=notice_settings(request).sms_lookup_url or "/lookup",
         lookup_code=code.upper() if code else None,
     )
+    session.commit()  # ends a transaction a lazy load may have begun (none expected)
+    del loaded
     try:
         body = pdf.render_pdf(doc)
     except pdf.NoticePdfError as e:

@@ -2,7 +2,7 @@
 
 The receiver is what a penalty system would run: it verifies the HMAC and the timestamp on its own
 (with `hmac`, not with our code), remembers accepted idempotency keys, and can be told to fail the
-next N requests or to be down.
+next N requests, to take the next N but answer as if it failed (a lost answer), or to be down.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class Receiver:
 
     url: str
     fail_next: int = 0
+    lose_next: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
     accepted: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -70,7 +71,9 @@ def receiver() -> Iterator[Receiver]:
                 rec.fail_next -= failing
                 if valid and not failing:
                     rec.accepted.setdefault(key, json.loads(body))
-            status = 401 if not valid else 503 if failing else 200
+                lost = valid and not failing and rec.lose_next > 0
+                rec.lose_next -= lost
+            status = 401 if not valid else 503 if failing or lost else 200
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -167,6 +170,53 @@ def test_a_confirmation_is_delivered_signed_and_only_once(
     ]
     audited = session.scalars(select(AuditEntry).where(AuditEntry.action == "penalty.delivered")).all()
     assert [(a.object_id, a.actor) for a in audited] == [(str(vid), "system:webhook")]
+
+
+def test_a_confirmation_made_anew_is_not_dropped_as_a_repeat_of_the_first(
+    receiver: Receiver,
+    make_client: Callable[..., TestClient],
+    make_settings: Callable[..., Settings],
+    world: World,
+    auth: Auth,
+    session: Session,
+) -> None:
+    """The penalty system took the first confirmation but its answer was lost; the violation was then
+    reopened and confirmed with a corrected plate. The new body went out under the first one's key
+    (`confirmed:<event id>`), and the receiver dropped it as a repeat: it kept the wrong plate."""
+    client = hooked(make_client, receiver.url)
+    settings = make_settings(penalty_webhook_url=receiver.url, penalty_webhook_secret=SECRET)
+    vid = confirm_one(client, world, auth)
+    receiver.lose_next = 1
+    t = utcnow()
+    assert deliver_pending(settings, t).retrying == 1
+    [first_key] = receiver.accepted
+    assert receiver.accepted[first_key]["violation"]["plate"] == "30A12345"
+
+    r = client.post(f"/api/v1/violations/{vid}/reopen", json={"note": "plate misread"}, headers=auth("sup"))
+    assert r.json()["penalty_delivery"] == "cancelled", r.text
+    r = client.post(
+        f"/api/v1/violations/{vid}/decision",
+        json={"decision": "confirm", "plate": "30A-123.46"},
+        headers=auth("sup"),
+    )
+    assert r.json()["penalty_delivery"] == "pending", r.text
+    [row] = deliveries(session)
+    assert row.attempts == 0 and row.idempotency_key != first_key
+    assert json.loads(row.payload)["idempotency_key"] == row.idempotency_key
+
+    receiver.fail_next = 1  # and a retry of the new confirmation keeps its key
+    later = t + timedelta(hours=1)
+    assert deliver_pending(settings, later).retrying == 1
+    assert deliver_pending(settings, later + timedelta(hours=1)).delivered == 1
+    new_keys = [r["key"] for r in receiver.requests[1:]]
+    assert new_keys == [row.idempotency_key] * 2
+    assert receiver.requests[1]["body"] == receiver.requests[2]["body"]  # the same bytes on the retry
+    kept = receiver.accepted[row.idempotency_key]
+    assert kept["violation"]["plate"] == "30A12346" and kept["violation"]["plate_corrected"] is True
+    assert kept["violation"]["event_id"] == receiver.accepted[first_key]["violation"]["event_id"]
+    assert kept["violation"]["confirmed_at"] > receiver.accepted[first_key]["violation"]["confirmed_at"]
+    [row] = deliveries(session)
+    assert (row.status, row.attempts) == ("delivered", 2)
 
 
 def test_a_failing_receiver_is_retried_with_backoff_until_it_recovers(
