@@ -9,6 +9,7 @@ import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from api.notices.workflow import due_after
 from tests.web.conftest import Browse, Live
 from tests.web.seed import OWNER_NAME, OWNER_PHONE
 
@@ -34,9 +35,8 @@ def test_the_violation_page_shows_the_notice_and_staff_mark_it_posted(
     code = page.locator("#notice-code").inner_text()
     assert CODE.fullmatch(code), code
     assert page.locator("#notice-next").inner_text() == "Xác định chủ xe"
-    assert page.locator("#notice-due").inner_text() == vn(
-        live.seeded.occurred_at["a-side"] + timedelta(days=10)
-    )
+    # 24:00 (Hà Nội) of the 10th day after the violation's day.
+    assert page.locator("#notice-due").inner_text() == vn(due_after(live.seeded.occurred_at["a-side"], 10))
     assert page.locator("#notice-sms").inner_text().startswith("Không có SMS")
     assert page.get_by_role("button", name="Đánh dấu đã gửi bưu điện").is_hidden()
 
