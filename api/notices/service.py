@@ -26,9 +26,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api import audit
 from api.models import Notice, SmsMessage, Violation
-from api.notices.plate import shown_plate
 from api.notices.registry import DbRegistry, OwnerRecord, RegistryAdapter, read_owner
-from api.notices.sms import SmsConfig, SmsTextError, alert_enqueuer, alert_text
+from api.notices.sms import SmsConfig, SmsTextError, alert_enqueuer, violation_alert_text
 from api.notices.workflow import (
     NoticeResult,
     attach_owner,
@@ -36,10 +35,10 @@ from api.notices.workflow import (
     create_pending_notices,
     derived_lookup_code,
     lookup_code_key,
+    lookup_code_of,
     transition,
 )
 from api.settings import Settings
-from api.web.lookup import lookup_code_hash
 
 log = logging.getLogger(__name__)
 
@@ -162,12 +161,12 @@ def _rearm(session: Session, alert: SmsMessage, notice: Notice, wiring: NoticeWi
     v = session.get(Violation, notice.violation_id)
     if v is None or wiring.sms is None:
         return False
-    code = wiring.code_for(notice.violation_id)
-    if lookup_code_hash(code) != notice.lookup_code_hash:
+    code = lookup_code_of(wiring.code_key, notice)
+    if code is None:
         log.warning("notice %d: its code cannot be derived again; alert not re-armed", notice.id)
         return False
     try:
-        text = alert_text(wiring.sms, plate=shown_plate(v), occurred_at=v.occurred_at, rule=v.rule, code=code)
+        text = violation_alert_text(wiring.sms, v, code)
     except SmsTextError:
         log.exception("notice %d: SMS alert not re-armed", notice.id)
         return False
@@ -331,9 +330,9 @@ def _attach_waiting_owner(
         if owner is None:
             session.commit()
             return 0
-        code = wiring.code_for(notice.violation_id)
         if wiring.sms is not None:
-            if lookup_code_hash(code) == notice.lookup_code_hash:
+            code = lookup_code_of(wiring.code_key, notice)
+            if code is not None:
                 alert_enqueuer(session, wiring.sms)(notice, code, owner)
             else:
                 log.warning("notice %d: its code cannot be derived again; no SMS", notice.id)

@@ -317,6 +317,15 @@ def enqueue_alert(session: Session, notice: Notice, phone: str, text: str) -> Sm
     return row
 
 
+def violation_alert_text(config: SmsConfig, v: Violation, code: str) -> str:
+    """`alert_text` for a violation as it stands (its shown plate: the correction, once there is one).
+
+    Raises:
+        SmsTextError: as `alert_text`.
+    """
+    return alert_text(config, plate=shown_plate(v), occurred_at=v.occurred_at, rule=v.rule, code=code)
+
+
 def alert_enqueuer(session: Session, config: SmsConfig) -> Callable[[Notice, str, OwnerRecord], None]:
     """An `on_created` callback for `api.notices.workflow.create_notice` that enqueues the alert when
     the owner has a phone (an owner without one gets the paper notice only)."""
@@ -329,7 +338,7 @@ def alert_enqueuer(session: Session, config: SmsConfig) -> Callable[[Notice, str
         if v is None:
             return
         try:
-            text = alert_text(config, plate=shown_plate(v), occurred_at=v.occurred_at, rule=v.rule, code=code)
+            text = violation_alert_text(config, v, code)
         except SmsTextError:
             # A configuration problem (template or URL too long): the notice stands, the alert is lost
             # loudly rather than sent in pieces the owner may not get.
