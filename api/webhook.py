@@ -127,9 +127,9 @@ class NoticeRef:
 
 def payload_for(
     v: Violation, reviewer: User, confirmed_at: datetime, notice: NoticeRef | None = None
-) -> bytes:
+) -> tuple[bytes, str]:
     """The JSON body announcing a confirmed violation (canonical: sorted keys, no spaces, UTF-8), with
-    its `idempotency_key`."""
+    its `idempotency_key`, and that key."""
     body: dict[str, Any] = {
         "type": EVENT_CONFIRMED,
         "violation": {
@@ -159,8 +159,8 @@ def payload_for(
         if notice is None
         else {"id": notice.id, "status": notice.status, "lookup_code": notice.lookup_code},
     }
-    body["idempotency_key"] = idempotency_key(v.event_id, body)
-    return _canonical(body)
+    key = body["idempotency_key"] = idempotency_key(v.event_id, body)
+    return _canonical(body), key
 
 
 def enqueue_confirmation(
@@ -180,8 +180,8 @@ def enqueue_confirmation(
     """
     if not settings.penalty_webhook_url:
         return None
-    payload = payload_for(v, reviewer, now, notice)
-    body, key = payload.decode("utf-8"), str(json.loads(payload)["idempotency_key"])
+    payload, key = payload_for(v, reviewer, now, notice)
+    body = payload.decode("utf-8")
     row = session.scalars(select(PenaltyDelivery).where(PenaltyDelivery.violation_id == v.id)).one_or_none()
     if row is None:
         row = PenaltyDelivery(
