@@ -528,9 +528,9 @@ class TemplateGrammar:
             return invalid(raw, len(texts), f"expected 1 or 2 text lines, got {len(texts)}")
         lattice = [[((c, 1.0),) for c in t] for t in texts]
         found = self._search(lattice, 1, DEFAULT_CONFUSION_WEIGHT)
-        for m in found:
-            if self._rejected(m) is None:
-                return self._build(m, raw)
+        kept = self._plates(found)
+        if kept:
+            return self._build(kept[0], raw)
         if found:
             return invalid(raw, len(texts), str(self._rejected(found[0])))
         cleaned = [compact(t) for t in texts]
@@ -584,11 +584,12 @@ class TemplateGrammar:
         out: list[tuple[PlateText, float]] = []
         seen: set[str] = set()
         found = self._search(lattice, n, confusion_weight)
-        if any(self._rejected(m) is not None for m in found):
+        kept = self._plates(found)
+        if len(kept) < len(found):
             # A layout's best filling that is no plate (30A-000.00) hides its next one: look deeper.
-            found = self._search(lattice, n + 1, confusion_weight)
-        for m in found:
-            if m.compact in seen or self._rejected(m) is not None:
+            kept = self._plates(self._search(lattice, n + 1, confusion_weight))
+        for m in kept:
+            if m.compact in seen:
                 continue
             seen.add(m.compact)
             out.append((self._build(m, raw), m.prob))
@@ -598,6 +599,10 @@ class TemplateGrammar:
 
     def _rejected(self, m: Match) -> str | None:
         return self._reject(m) if self._reject is not None else None
+
+    def _plates(self, found: list[Match]) -> list[Match]:
+        """The matches that are plates (not rejected), in order."""
+        return [m for m in found if self._rejected(m) is None]
 
     # -- search -------------------------------------------------------------------------------------
 

@@ -138,7 +138,7 @@ class _Emitted:
     y: float
     key: int
     window_s: float
-    first_seen: float  # the reporting vehicle's first and last observation, kept once it is forgotten
+    first_seen: float  # the reporting vehicle's first and last observation, once it is forgotten
     last_seen: float
 
 
@@ -454,10 +454,12 @@ class RuleEngine:
                     continue
                 holder = self._vehicles.get(old.key)
                 if holder is not None:
-                    old.first_seen, old.last_seen = holder.first_ts, holder.last_ts
-                if old.last_seen >= now_ts:
+                    since, until = holder.first_ts, holder.last_ts
+                else:
+                    since, until = old.first_seen, old.last_seen
+                if until >= now_ts:
                     continue  # the earlier vehicle is still here: two vehicles, two events
-                if min(old.last_seen, now_ts) - max(old.first_seen, first) >= self.COEXIST_S:
+                if until - max(since, first) >= self.COEXIST_S:
                     # Both were tracked at the same time (a follower that reached the spot after the
                     # leader drove out of view): two vehicles, whatever the tracker does later.
                     continue

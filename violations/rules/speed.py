@@ -95,9 +95,14 @@ class _Track:
     last_eval: float = -math.inf
     emitted: bool = False
 
+    @property
+    def window(self) -> tuple[deque[float], ...]:
+        """The per-observation queues of the window, oldest first in each."""
+        return (self.ts, self.gx, self.gy, self.sigma, self.size)
+
     def clear(self) -> None:
         """Forget the window (its positions are no evidence)."""
-        for q in (self.ts, self.gx, self.gy, self.sigma, self.size):
+        for q in self.window:
             q.clear()
 
 
@@ -168,7 +173,7 @@ class SpeedingRule:
             y1, y2 = batch.xyxy[i, 1], batch.xyxy[i, 3]
             st.size.append(float(y2 - y1) * float(batch.ground_scale[i]))
             while t - st.ts[0] > cal.window_s:
-                for q in (st.ts, st.gx, st.gy, st.sigma, st.size):
+                for q in st.window:
                     q.popleft()
             if t - st.last_eval < EVAL_EVERY_S:
                 continue
