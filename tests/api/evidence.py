@@ -18,6 +18,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.testclient import TestClient
 
+from tests.api.conftest import World
 from violations.manifest import canonical_bytes, sign
 
 SCENE_SHA = hashlib.sha256(b"scene.yaml of the test camera").hexdigest()
@@ -143,3 +144,14 @@ def post_package(
         headers = {"Authorization": f"Bearer {key}"} if header == "bearer" else {"X-Device-Key": key}
     data, files = multipart(pkg)
     return client.post("/api/v1/violations", data=data, files=files, headers=headers)
+
+
+def ingest(client: TestClient, world: World, camera: str = "cam-a1", **kw: Any) -> int:
+    """Post a package of `camera` (cam-b1: from dev-b, else dev-a) and return the stored violation's id."""
+    device = "dev-b" if camera == "cam-b1" else "dev-a"
+    dev = world.devices[device]
+    r = post_package(
+        client, build_package(dev.private_key, device_id=dev.id, camera_id=camera, **kw), dev.key
+    )
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])

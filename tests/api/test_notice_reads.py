@@ -18,17 +18,14 @@ from api.models import AuditEntry
 from api.settings import Settings
 from api.storage import LocalStore
 from tests.api.conftest import Db, World
-from tests.api.evidence import build_package, post_package
+from tests.api.evidence import ingest
 
 Auth = Callable[[str], dict[str, str]]
 
 
 def confirmed_violation(client: TestClient, world: World, auth: Auth) -> int:
     """An ingested violation of cam-a1 confirmed by off-a (which creates its notice)."""
-    dev = world.devices["dev-a"]
-    r = post_package(client, build_package(dev.private_key, device_id=dev.id, camera_id="cam-a1"), dev.key)
-    assert r.status_code == 201, r.text
-    vid = int(r.json()["id"])
+    vid = ingest(client, world)
     r = client.post(f"/api/v1/violations/{vid}/decision", json={"decision": "confirm"}, headers=auth("off-a"))
     assert r.status_code == 200, r.text
     return vid

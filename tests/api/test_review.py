@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from api.models import AuditEntry, Violation
 from api.pagination import Cursor
 from tests.api.conftest import Db, World
-from tests.api.evidence import build_package, post_package
+from tests.api.evidence import ingest
 from tests.api.factories import T0, add_violations, minutes, violation_row
 
 Auth = Callable[[str], dict[str, str]]
@@ -220,16 +220,6 @@ def test_fuzzy2_search_skips_plates_too_long_to_compare(db: Db, client: TestClie
 # ---------------------------------------------------------------------------------------------------
 # Decisions
 # ---------------------------------------------------------------------------------------------------
-
-
-def ingest(client: TestClient, world: World, camera: str = "cam-a1", **kw: Any) -> int:
-    device = "dev-b" if camera == "cam-b1" else "dev-a"
-    dev = world.devices[device]
-    r = post_package(
-        client, build_package(dev.private_key, device_id=dev.id, camera_id=camera, **kw), dev.key
-    )
-    assert r.status_code == 201, r.text
-    return int(r.json()["id"])
 
 
 def decide(client: TestClient, vid: int, user: str, auth: Auth, **body: Any) -> Any:

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from api.notices.catalogue import VIETNAM_TZ
 from api.settings import Settings
 from tests.api.conftest import Db, World
-from tests.api.evidence import build_package, post_package
+from tests.api.evidence import build_package, ingest, post_package
 
 pytest.importorskip("fpdf", reason="fpdf2 not installed (pip install fpdf2)")
 if shutil.which("pdftoppm") is None or shutil.which("pdftotext") is None:
@@ -25,10 +25,7 @@ if shutil.which("pdftoppm") is None or shutil.which("pdftotext") is None:
 def test_notice_pdf_of_a_real_evidence_package(
     client: TestClient, world: World, auth: Callable[[str], dict[str, str]], tmp_path: Path
 ) -> None:
-    dev = world.devices["dev-a"]
-    r = post_package(client, build_package(dev.private_key, device_id=dev.id, camera_id="cam-a1"), dev.key)
-    assert r.status_code == 201, r.text
-    vid = int(r.json()["id"])
+    vid = ingest(client, world)
     r = client.post(f"/api/v1/violations/{vid}/decision", json={"decision": "confirm"}, headers=auth("off-a"))
     assert r.status_code == 200, r.text
     # The confirmation made the notice; staff see its lookup code.
@@ -179,10 +176,7 @@ def test_notice_pdf_of_the_sample_clip_is_the_readme_picture(
 def test_notice_pdf_prints_the_corrected_plate_not_the_misreading(
     client: TestClient, world: World, auth: Callable[[str], dict[str, str]], tmp_path: Path
 ) -> None:
-    dev = world.devices["dev-a"]
-    r = post_package(client, build_package(dev.private_key, device_id=dev.id, camera_id="cam-a1"), dev.key)
-    assert r.status_code == 201, r.text
-    vid = int(r.json()["id"])
+    vid = ingest(client, world)
     assert client.get(f"/api/v1/violations/{vid}", headers=auth("sup")).json()["plate"]["formatted"] == (
         "30A-123.45"
     )
