@@ -46,7 +46,9 @@ class DetectorConfig(BaseModel):
     iou: float = Field(0.5, gt=0.0, le=1.0, description="NMS IoU threshold.")
     classes: tuple[str, ...] = Field(VEHICLE_CLASSES, min_length=1, description="Class names kept.")
     merge_riders: bool = Field(
-        True, description="Fold a rider into the motorbike/bicycle box under them (one road user, one box)."
+        True,
+        description="Fold a rider into the motorbike/bicycle box under them (one road user, one box); "
+        "models trained on rider + bike boxes (rider_boxes in the manifest) need no folding and skip it.",
     )
     every: int = Field(
         1, ge=1, le=10, description="Run the detector on every k-th frame; the tracker predicts between."

@@ -47,6 +47,10 @@ class YoloOnnxDetector:
         self._two_wheelers = [
             self.class_names.index(c) for c in ("bicycle", "motorcycle") if c in self.class_names
         ]
+        # A model trained on rider + bike boxes already draws one box per rider; folding its "person"
+        # boxes (pedestrians) into two-wheelers would only swallow pedestrians standing by a bike.
+        folds = self.config.merge_riders and not entry.rider_boxes
+        self.merges_riders = folds and self._person >= 0 and bool(self._two_wheelers)
         self._model_bytes = self.model_path.read_bytes()
         self._sessions: dict[tuple[int, int], OnnxSession] = {}
         self._runtime = RuntimeOptions(
@@ -134,6 +138,6 @@ class YoloOnnxDetector:
         xyxy, conf, cls = decode(output, self._keep_ids, self.config.confidence)
         keep = nms(xyxy, conf, cls, self.config.iou)
         xyxy, conf, cls = xyxy[keep], conf[keep], cls[keep]
-        if self.config.merge_riders and self._person >= 0 and self._two_wheelers:
+        if self.merges_riders:
             xyxy, conf, cls = merge_riders(xyxy, conf, cls, self._person, self._two_wheelers)
         return Detections(xyxy=geometry.to_frame(xyxy), confidence=conf, class_id=cls)

@@ -57,6 +57,11 @@ class ModelEntry(BaseModel):
     license: str = Field(description="Licence of the weights.")
     classes: tuple[str, ...] | None = Field(default=None, description="Class names, index = class id.")
     alphabet: str | None = Field(default=None, description="Recogniser alphabet, if not in the model.")
+    rider_boxes: bool = Field(
+        default=False,
+        description="Detector trained on rider + bike boxes: it draws one box per rider itself, so the "
+        "detector does not fold its 'person' boxes (pedestrians) into two-wheelers.",
+    )
     trained_on: str | None = Field(default=None, description="Training data and recipe (models we trained).")
     metrics: dict[str, float] | None = Field(
         default=None, description="Measured quality on the held-out test split (see the closing notes)."

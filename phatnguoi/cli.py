@@ -665,6 +665,10 @@ def eval_detector(
     confidence: Annotated[
         float | None, typer.Option(help="Operating confidence (default: best mean F1 on the val split).")
     ] = None,
+    nms_iou: Annotated[float, typer.Option(min=0.05, max=0.95, help="The detector's NMS IoU.")] = 0.5,
+    merge_riders: Annotated[
+        bool, typer.Option(help="Fold person boxes into the two-wheeler under them (as the edge does).")
+    ] = True,
 ) -> None:
     """Precision, recall and AP@0.5 per class (near the stop line too) and speed, models side by side."""
     from phatnguoi.detector_eval import eval_detectors
@@ -686,6 +690,8 @@ def eval_detector(
                 input_width=input_width,
                 iou=iou,
                 confidence=confidence,
+                nms_iou=nms_iou,
+                merge_riders=merge_riders,
                 progress=lambda m: err.print(f"[dim]{m}[/]"),
             )
         )

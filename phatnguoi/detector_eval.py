@@ -30,9 +30,10 @@ DEFAULT_CONFIDENCE = 0.25  # operating confidence when the dataset has no valida
 Runner = Callable[[npt.NDArray[np.uint8], tuple[int, int, int, int]], Detections]
 
 
-def _detector(model: str, input_width: int) -> Runner:
+def _detector(model: str, input_width: int, *, nms_iou: float = 0.5, merge_riders: bool = True) -> Runner:
     """The production detector for a model name, or for a candidate .onnx file (a COCO-class YOLOv8
-    export not yet in the manifest: it is entered in a private registry with its own checksum)."""
+    export of `phatnguoi train detector` not yet in the manifest: it is entered in a private registry
+    with its own checksum, as a rider + bike model like the shipped one)."""
     path = Path(model)
     registry = default_registry()
     name = model
@@ -48,6 +49,7 @@ def _detector(model: str, input_width: int) -> Runner:
             sha256=file_sha256(path),
             license="candidate (not in the manifest)",
             classes=coco.classes,
+            rider_boxes=True,  # candidates come from `phatnguoi train detector`: rider + bike boxes
         )
         registry = Registry((*registry, candidate))
     cfg = DetectorConfig(
@@ -55,6 +57,8 @@ def _detector(model: str, input_width: int) -> Runner:
         model_path=path if path.suffix == ".onnx" else None,
         input_width=input_width,
         confidence=0.05,
+        iou=nms_iou,
+        merge_riders=merge_riders,
         threads=2,
     )
     det = YoloOnnxDetector(cfg, registry)
@@ -74,6 +78,8 @@ def eval_detectors(
     input_width: int = 640,
     iou: float = 0.5,
     confidence: float | None = None,
+    nms_iou: float = 0.5,
+    merge_riders: bool = True,
     progress: Callable[[str], None] = lambda _m: None,
 ) -> dict[str, Any]:
     """Evaluate each model on `split` (operating confidence from `val` unless given) and time them."""
@@ -84,7 +90,7 @@ def eval_detectors(
     val = dataset.decoded(videos, ("val",)) if confidence is None else []
     if not test:
         raise ValueError(f"no labelled frames in split '{split}' of {dataset.path}")
-    runners = {m: _detector(m, input_width) for m in models}
+    runners = {m: _detector(m, input_width, nms_iou=nms_iou, merge_riders=merge_riders) for m in models}
     result: dict[str, Any] = {
         "dataset": str(dataset.path),
         "split": split,
@@ -92,6 +98,8 @@ def eval_detectors(
         "clips": sorted({f.clip for f, _ in test}),
         "input_width": input_width,
         "iou": iou,
+        "nms_iou": nms_iou,
+        "merge_riders": merge_riders,
         "models": {},
     }
     for name, run in runners.items():

@@ -113,10 +113,15 @@ def prepare_database(settings: Settings) -> None:
 
 
 def occurred(minutes_ago: int, now: datetime) -> datetime:
-    """`minutes_ago` before `now`, but not before 00:01 of today in Vietnam (the map shows today)."""
+    """`minutes_ago` before `now`; in the first hours of the day in Vietnam (the map shows today)
+    the same order squeezed into the time since midnight, so the times stay distinct and today."""
     vn_now = now + VN
-    vn_midnight = vn_now.replace(hour=0, minute=0, second=0, microsecond=0) - VN
-    return max(now - timedelta(minutes=minutes_ago), vn_midnight + timedelta(minutes=1))
+    since_midnight = vn_now - vn_now.replace(hour=0, minute=0, second=0, microsecond=0)
+    span = timedelta(minutes=max(spec.minutes_ago for spec in SPECS) + 1)
+    ago = timedelta(minutes=minutes_ago)
+    if since_midnight < span:
+        ago *= since_midnight / span
+    return now - ago
 
 
 def clip_bytes(seed: int) -> bytes:
@@ -236,7 +241,7 @@ def _post_flows(client: httpx.Client, world: World, now: datetime) -> None:
     for camera, device in DEVICE_OF.items():
         counts = []
         for k in range(1, 7):
-            end = occurred(k * 25, now).replace(second=0, microsecond=0)
+            end = (now - timedelta(minutes=k * 25)).replace(second=0, microsecond=0)  # stats: 30 days
             start = end - timedelta(minutes=5)
             for cls, base in classes.items():
                 counts.append(
