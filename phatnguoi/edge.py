@@ -28,6 +28,7 @@ from phatnguoi.config import CameraConfig, ConfigError, load_yaml_model
 from phatnguoi.flows import FlowConfig
 from phatnguoi.outbox import OutboxConfig
 from phatnguoi.uploader import UploaderConfig
+from streams.clock import frame_clock
 from streams.frame import Frame
 from violations.evidence import EvidenceConfig
 
@@ -140,7 +141,7 @@ class _Camera:
     processed: int = 0
     events: int = 0
     plates_read: int = 0
-    last_frame_at: float | None = None  # read time (epoch s) of the last frame
+    last_frame_at: float | None = None  # read time (frame clock, epoch s) of the last frame
     gaps: int = 0
     last_gap: dict[str, float] | None = None  # start/end (wall clock) and length of the last gap
     started: float = field(default_factory=time.monotonic)
@@ -373,7 +374,7 @@ class EdgeWorker:
         length of the outage (a power cut during it would lose them)."""
         if cam.stall_flushed or cam.last_frame_at is None or cam.source.frame_count:
             return
-        if time.time() - cam.last_frame_at < self.config.evidence.post_s + 1.0:
+        if frame_clock() - cam.last_frame_at < self.config.evidence.post_s + 1.0:
             return
         cam.stall_flushed = True
         if cam.pipeline.evidence_pending:

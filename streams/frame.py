@@ -21,7 +21,8 @@ class Frame:
             the frames read from the camera since the source was opened, across reconnects, dropped
             frames included, so a gap between two delivered indices is the number of frames dropped.
         ts: seconds. For files, the container time of the frame (``CAP_PROP_POS_MSEC / 1000``);
-            for live sources, the wall-clock time (``time.time()``) at which the frame was read.
+            for live sources, the time at which the frame was read on `streams.clock.frame_clock`
+            (epoch seconds that advance with the monotonic clock).
         camera_id: id of the camera the frame comes from.
 
     Raises:

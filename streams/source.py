@@ -18,8 +18,9 @@ Files (``realtime`` off by default)
 Live sources (URLs, devices; ``realtime`` on by default)
     Opened in the background; `open_source` never blocks on the network. A slow consumer gets the
     newest frames: the oldest queued frame is dropped and counted. ``index`` counts every frame read
-    (dropped ones included), ``ts`` is ``time.time()``. A supervisor thread runs one connection at a
-    time in a worker thread and watches it:
+    (dropped ones included), ``ts`` is `streams.clock.frame_clock` (wall-clock seconds that advance
+    with the monotonic clock, so NTP steps do not bend durations). A supervisor thread runs one
+    connection at a time in a worker thread and watches it:
 
     - open or read failure → ``BACKOFF`` (capped exponential delay with jitter, slept on the stop
       event) → ``CONNECTING``, forever or up to ``max_reconnects`` (then ``FAILED``);
@@ -54,6 +55,7 @@ import numpy as np
 
 from streams.backoff import Backoff
 from streams.buffer import FrameBuffer
+from streams.clock import frame_clock
 from streams.errors import StreamError
 from streams.frame import Frame
 from streams.uri import SourceKind, SourceSpec, parse_uri
@@ -731,7 +733,7 @@ class VideoSource:
                         self._read_times.append(now)
                     self._set_state(HealthState.LIVE)
                 conn.last_frame_at = now
-                frame = Frame(image=image, index=index, ts=time.time(), camera_id=self._camera_id)
+                frame = Frame(image=image, index=index, ts=frame_clock(), camera_id=self._camera_id)
                 if not self._deliver(frame):
                     return
         except cv2.error as e:
