@@ -328,6 +328,8 @@ class Outbox:
         self.storage_error: str | None = None
         self._evidence_bytes = 0
         self._scanned_at = -float("inf")
+        self._scanning = False  # a walk of the evidence folder is under way (outside the lock)
+        self._adjusted = 0  # running sum of the adjustments of _evidence_bytes made here
         self._closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -592,8 +594,7 @@ class Outbox:
                 self.alert("conflict", event_id, msg + "; the first is kept")
                 return EnqueueResult(event_id, folder, "conflict", msg)
             return EnqueueResult(event_id, folder, "exists")
-        with self._lock:
-            self._evidence_bytes += size
+        self._adjust_evidence_bytes(size)
         logger.debug("outbox: evidence %s queued (%d bytes)", event_id, size)
         self._notify()
         self._enforce_quietly(t)
@@ -819,16 +820,40 @@ class Outbox:
 
     # ------------------------------------------------------------------ disk budget, retention
 
+    def _adjust_evidence_bytes(self, delta: int) -> None:
+        with self._lock:
+            self._evidence_bytes = max(0, self._evidence_bytes + delta)
+            self._adjusted += delta
+
+    def _rescan_evidence(self, t: float) -> None:
+        """Walk the evidence folder when ``usage_scan_s`` has passed. The walk (seconds on a large
+        folder on an SD card) runs outside the lock, so queueing and uploads go on meanwhile; what they
+        adjusted during it is added to its result (a package queued while the walk saw it is counted
+        twice until the next walk: too much, never too little)."""
+        if self.evidence_root is None:
+            return
+        with self._lock:
+            if self._scanning or t - self._scanned_at < self.config.usage_scan_s:
+                return
+            self._scanning = True
+            adjusted = self._adjusted
+        try:
+            # The database may live inside the evidence root: its files are counted separately.
+            own = [Path(f"{self.path}{suffix}") for suffix in ("", "-wal", "-shm", ".reserve")]
+            scanned = _folder_bytes(self.evidence_root, own)
+        finally:
+            with self._lock:
+                self._scanning = False
+        with self._lock:
+            self._evidence_bytes = max(0, scanned + self._adjusted - adjusted)
+            self._scanned_at = t
+
     def usage_bytes(self, now: float | None = None) -> int:
         """Disk used: the database's live pages and WAL, plus the evidence folder (rescanned every
         ``usage_scan_s``; adjusted in between for packages queued and deleted here)."""
         t = self.clock() if now is None else now
+        self._rescan_evidence(t)
         with self._lock:
-            if self.evidence_root is not None and t - self._scanned_at >= self.config.usage_scan_s:
-                # The database may live inside the evidence root: its files are counted below.
-                own = [Path(f"{self.path}{suffix}") for suffix in ("", "-wal", "-shm", ".reserve")]
-                self._evidence_bytes = _folder_bytes(self.evidence_root, own)
-                self._scanned_at = t
             try:
                 page_size, pages, free = (
                     int(self._conn.execute(f"PRAGMA {p}").fetchone()[0])
@@ -983,8 +1008,7 @@ class Outbox:
         except OutboxError as e:
             # The folder is gone either way; the row is fixed by the next retention pass.
             logger.error("outbox: package %s deleted but not recorded: %s", event_id, e)
-        with self._lock:
-            self._evidence_bytes = max(0, self._evidence_bytes - size)
+        self._adjust_evidence_bytes(-size)
 
     def apply_retention(self, now: float | None = None) -> tuple[int, int]:
         """Delete local packages acknowledged more than ``retention_days`` ago, and history rows

@@ -10,8 +10,9 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -451,3 +452,53 @@ def test_claiming_items_for_upload_may_use_the_reserve(
     items = ob.next_due(kind="flow")
     assert len(items) == 2 and ob.stats().flows["sending"] == 2
     assert not ob.reserve_path.exists() and ob.alert_counts["reserve_used"] == 1
+
+
+def test_queueing_goes_on_while_the_evidence_folder_is_walked(
+    tmp_path: Path, key: Ed25519PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk that measures the evidence folder (seconds on a large folder on an SD card) holds no
+    lock: a package is queued while it is under way, and the measure after it counts that package."""
+    import phatnguoi.outbox as outbox_module
+
+    data = tmp_path / "data"
+    ob = Outbox(
+        data / "outbox.sqlite",
+        key.public_key(),
+        evidence_root=data,
+        config=OutboxConfig(usage_scan_s=3600, min_free_bytes=0, reserve_bytes=0),
+    )
+    walking, release = threading.Event(), threading.Event()
+    real_walk = outbox_module._folder_bytes
+
+    def slow_walk(root: Path, exclude: Sequence[Path] = ()) -> int:
+        total = real_walk(root, exclude)  # what is on disk when the walk starts
+        walking.set()
+        assert release.wait(30)
+        return total
+
+    try:
+        first, later = make_packages(
+            key, data / "cam-a1" / "evidence", 2, device_id="edge-1", camera_id="cam-a1"
+        )
+        shutil.move(later, tmp_path / later.name)  # written after the walk began
+        monkeypatch.setattr(outbox_module, "_folder_bytes", slow_walk)
+        measured: list[int] = []
+        walker = threading.Thread(target=lambda: measured.append(ob.usage_bytes()))
+        walker.start()
+        assert walking.wait(30)
+        moved = shutil.move(tmp_path / later.name, data / "cam-a1" / "evidence" / later.name)
+        queued: list[str] = []
+        enqueuer = threading.Thread(target=lambda: queued.append(ob.enqueue_package(Path(moved)).status))
+        enqueuer.start()
+        enqueuer.join(10)
+        assert queued == ["queued"]  # not blocked by the walk
+        release.set()
+        walker.join(30)
+        monkeypatch.setattr(outbox_module, "_folder_bytes", real_walk)
+        packages = sum(f.stat().st_size for p in (first, Path(moved)) for f in p.iterdir())
+        ob.checkpoint()
+        assert ob.usage_bytes() >= packages
+    finally:
+        release.set()
+        ob.close()
