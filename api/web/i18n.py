@@ -7,6 +7,7 @@ JavaScript (each page embeds the table of its language as JSON). The language is
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Final, Literal
 
@@ -329,6 +330,116 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
         "This page shows only the violation of the code; never owner data.",
     ),
 }
+
+
+#: The API's error messages an officer can meet in the web app, in Vietnamese. The API speaks English
+#: (to devices, scripts and the penalty system); the pages show these instead. Each entry is a regular
+#: expression over the whole English message (the same syntax in Python and JavaScript) and a template
+#: whose {1}, {2}… are its groups, themselves translated when they are messages of this table (the
+#: reason of an invalid plate). A message not in the table is shown as it is.
+_ERRORS_VI: Final[tuple[tuple[str, str], ...]] = (
+    # login and access
+    (r"^wrong username or password$", "Sai tên đăng nhập hoặc mật khẩu"),
+    (r"^too many failed logins; try again in (\d+) s$", "Đăng nhập sai quá nhiều lần; thử lại sau {1} giây"),
+    (r"^officers see only their own district$", "Cán bộ chỉ xem được vi phạm thuộc quận/huyện của mình"),
+    (r"^needs role (.+)$", "Cần quyền: {1}"),
+    (r"^admin only$", "Chỉ quản trị viên được làm việc này"),
+    # review
+    (
+        r"^violation (\d+) changed meanwhile; try again$",
+        "Vi phạm #{1} vừa được người khác thay đổi; hãy thử lại",
+    ),
+    (
+        r"^violation (\d+) is already confirmed; a supervisor can reopen it$",
+        "Vi phạm #{1} đã được xác nhận; chỉ huy có thể mở lại để duyệt lại",
+    ),
+    (
+        r"^violation (\d+) is already rejected; a supervisor can reopen it$",
+        "Vi phạm #{1} đã bị loại bỏ; chỉ huy có thể mở lại để duyệt lại",
+    ),
+    (r"^violation (\d+) is not decided$", "Vi phạm #{1} chưa được xử lý"),
+    (
+        r"^violation (\d+) was decided, or its evidence deleted, meanwhile$",
+        "Vi phạm #{1} vừa được xử lý, hoặc bằng chứng vừa bị xoá",
+    ),
+    (
+        r"^violation (\d+): its evidence was deleted \(retention\)$",
+        "Vi phạm #{1}: bằng chứng đã bị xoá (hết thời hạn lưu trữ)",
+    ),
+    (r"^violation (\d+) not found$", "Không tìm thấy vi phạm #{1}"),
+    (r"^violation not found$", "Không tìm thấy vi phạm"),
+    (r"^violation (\d+) has no file (.+)$", "Vi phạm #{1} không có tệp {2}"),
+    (r"^violation (\d+) is (\w+), not confirmed$", "Vi phạm #{1} chưa được xác nhận"),
+    (
+        r"^a violation without a plate cannot be confirmed: give the plate$",
+        "Không thể xác nhận vi phạm khi chưa có biển số: hãy nhập biển số",
+    ),
+    (r"^plate ['\"](.*)['\"] is not a valid Vietnamese plate: (.+)$", "Biển số {1} không hợp lệ: {2}"),
+    (
+        r"^plate ['\"](.*)['\"] is not exactly a plate; did you mean (.+)\?$",
+        "{1} chưa đúng dạng biển số; có phải là {2}?",
+    ),
+    (r"^fuzzy needs a plate$", "Tìm gần đúng cần nhập biển số"),
+    # why a plate is invalid (plates.grammar.vn)
+    (r"^empty reading$", "chưa có ký tự nào"),
+    (r"^expected 1 or 2 text lines, got (\d+)$", "biển số có 1 hoặc 2 dòng, ở đây có {1}"),
+    (r"^too short for a plate: ['\"](.*)['\"]$", "quá ngắn: {1}"),
+    (
+        r"^temporary plate needs 5 digits after the province code, got (\d+)$",
+        "biển tạm cần 5 chữ số sau mã tỉnh, ở đây có {1}",
+    ),
+    (r"^no province code: plate starts with ['\"](.*)['\"]$", "không có mã tỉnh: biển bắt đầu bằng {1}"),
+    (r"^unknown province code (\S+)$", "không có mã tỉnh {1}"),
+    (
+        r"^series must start with a letter, got ['\"](.*)['\"]$",
+        "sê-ri phải bắt đầu bằng chữ cái, ở đây là {1}",
+    ),
+    (r"^no series after the code$", "thiếu sê-ri sau mã tỉnh"),
+    (r"^letter (\S+) is never used in a series$", "chữ {1} không dùng trong sê-ri"),
+    (r"^series (\S+) exists only on old plates with 4 digits$", "sê-ri {1} chỉ có trên biển cũ 4 số"),
+    (r"^R starts no series except R, RM and the old R1-R9$", "chữ R chỉ dùng cho sê-ri R, RM và R1–R9 cũ"),
+    (
+        r"^foreign series (\S+) needs a 3-digit country code and a 2- or 3-digit order$",
+        "sê-ri nước ngoài {1} cần mã nước 3 số và số thứ tự 2 hoặc 3 số",
+    ),
+    (r"^series (\S+) is not a plate series$", "{1} không phải sê-ri biển số"),
+    (r"^series digit must be 1-9, got 0$", "số trong sê-ri phải từ 1 đến 9"),
+    (r"^series (\S+) has too many digits$", "sê-ri {1} có quá nhiều chữ số"),
+    (r"^unexpected letter (\S+) in the number$", "có chữ {1} trong phần số"),
+    (r"^expected 4 or 5 digits, got (\d+)$", "phần số cần 4 hoặc 5 chữ số, ở đây có {1}"),
+    (r"^separator inside the province code or series$", "có dấu phân cách trong mã tỉnh hoặc sê-ri"),
+    (r"^no plate layout fits ['\"](.*)['\"]$", "không khớp dạng biển số nào: {1}"),
+    (r"^number (\S+) is never issued$", "số {1} không được cấp"),
+    # notices and the owner registry
+    (r"^notice not found$", "Không tìm thấy thông báo"),
+    (r"^code does not match this notice$", "Mã tra cứu không khớp với thông báo này"),
+    (r"^notice (\d+) is (\w+), not awaiting_owner$", "Thông báo #{1} không còn ở bước chờ xác định chủ xe"),
+    (r"^notice (\d+): (\w+) → (\w+) is not allowed$", "Thông báo #{1}: không được chuyển sang bước này"),
+    (r"^notice PDF unavailable: (.+)$", "Chưa tạo được bản PDF của thông báo: {1}"),
+    (r"^registry CSV: missing column\(s\) (.+)$", "Tệp CSV đăng ký xe thiếu cột: {1}"),
+    (r"^registry CSV: (.+)$", "Tệp CSV đăng ký xe có lỗi: {1}"),
+    (
+        r"^evidence store unavailable(; retry later)?$",
+        "Kho bằng chứng tạm thời không truy cập được; hãy thử lại sau",
+    ),
+)
+
+
+def error_messages(lang: Lang) -> list[tuple[str, str]]:
+    """The error-message table of `lang` for the pages (empty in English: the API's own words)."""
+    return list(_ERRORS_VI) if lang == "vi" else []
+
+
+def translate_error(message: str, lang: Lang) -> str:
+    """What the pages show for the API's error `message` (`translateError` of common.js does the same)."""
+    for pattern, template in error_messages(lang):
+        found = re.match(pattern, message)
+        if found is not None:
+            text = template
+            for k, group in enumerate(found.groups(), start=1):
+                text = text.replace(f"{{{k}}}", translate_error(group or "", lang))
+            return text
+    return message
 
 
 def labels(lang: Lang) -> dict[str, str]:

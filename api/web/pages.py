@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api.web.i18n import LANG_COOKIE, REASONS, RULES, STATUSES, Translator, labels, pick_lang
+from api.web.i18n import LANG_COOKIE, REASONS, RULES, STATUSES, Translator, error_messages, labels, pick_lang
 from api.web.settings import WebSettings
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ def render(request: Request, page: str, title_key: str, *, public: bool = False)
         "lang": lang,
         "public": public,
         "labels": labels(lang),
+        "errors": error_messages(lang),
         "map": {
             "tileUrl": web.map_tile_url,
             "attribution": web.map_tile_attribution,

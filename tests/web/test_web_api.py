@@ -4,6 +4,7 @@ the label table."""
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from api.web import i18n
 from api.web.lookup import lookup_code_hash, normalise_code
 from api.web.pages import STATIC_DIR, TEMPLATES_DIR
 from api.web.settings import load_web_settings, tile_origin
+from plates.grammar.vn import parse_vn
 from tests.api.conftest import Db, World, stored_blobs
 from tests.api.evidence import build_package, post_package
 from violations.types import RuleId
@@ -155,6 +157,28 @@ def test_every_label_key_used_by_the_pages_exists() -> None:
         used |= set(re.findall(r"""\bt\(\s*"([a-z0-9_]+\.[a-z0-9_]+)\"""", js.read_text(encoding="utf-8")))
     assert len(used) > 100
     assert sorted(used - i18n.labels("vi").keys()) == []
+
+
+def test_the_reasons_a_plate_is_refused_are_shown_in_vietnamese() -> None:
+    """Every reason the plate grammar gives for 20,000 random readings has a Vietnamese text, and the
+    API's refusal of a correction is translated with its reason inside."""
+    rng = random.Random(7)
+    alphabet = "0123456789ABCDEFGHKLMNPRSTUVWXYZĐ-. "
+    reasons = set()
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 11)))
+        problem = parse_vn(text).problem
+        if problem is not None:
+            reasons.add(problem)
+    assert len(reasons) > 30
+    untranslated = sorted(r for r in reasons if i18n.translate_error(r, "vi") == r)
+    assert untranslated == []
+    message = "plate '30E-456.789' is not a valid Vietnamese plate: expected 4 or 5 digits, got 6"
+    assert i18n.translate_error(message, "vi") == (
+        "Biển số 30E-456.789 không hợp lệ: phần số cần 4 hoặc 5 chữ số, ở đây có 6"
+    )
+    assert i18n.translate_error(message, "en") == message
+    assert i18n.translate_error("something new", "vi") == "something new"
 
 
 def test_translator_fills_parameters_and_shows_unknown_keys() -> None:

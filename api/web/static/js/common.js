@@ -145,9 +145,21 @@ export class ApiError extends Error {
   }
 }
 
+// The API's English error messages in the page's language (api/web/i18n.py `_ERRORS_VI`).
+const ERRORS = (config.errors || []).map(([pattern, template]) => [new RegExp(pattern), template]);
+
+/** `message` in the page's language when the table knows it (its groups translated too), else as it is. */
+export function translateError(message) {
+  for (const [pattern, template] of ERRORS) {
+    const m = pattern.exec(message);
+    if (m) return template.replace(/\{(\d)\}/g, (_, k) => translateError(m[Number(k)] || ""));
+  }
+  return message;
+}
+
 function detailOf(body) {
   if (!body) return null;
-  if (typeof body.detail === "string") return body.detail;
+  if (typeof body.detail === "string") return translateError(body.detail);
   if (Array.isArray(body.detail)) {
     return body.detail.map((d) => String(d.msg || "").replace(/^Value error, /, "")).join("; ");
   }
