@@ -3,7 +3,7 @@
 The schema is created and changed only through Alembic migrations (`api/migrations`), generated from
 this metadata and reviewed. It holds what the review UI, statistics, exports, notices and retention
 need (migration 0002 added the reviewer's note, the time indexes of the review list and the webhook
-outbox's frozen body and idempotency key).
+outbox's frozen body and idempotency key; 0004 let that outbox hold several messages per violation).
 
 Personal data of vehicle owners lives only in `owners` (joined to `vehicles` by id): violations carry the
 plate, never a person, so the review, statistics and export code never touch personal data unless it
@@ -345,25 +345,30 @@ class SmsMessage(Base):
 
 
 DELIVERY_STATUSES: Final[tuple[str, ...]] = ("pending", "delivered", "failed", "cancelled")
+DELIVERY_KINDS: Final[tuple[str, ...]] = ("confirmed", "withdrawn")
 
 
 class PenaltyDelivery(Base):
-    """Outbox of the signed webhook to the penalty system: one row per confirmed violation, retried.
+    """Outbox of the signed webhook to the penalty system: one row per message, retried.
 
-    `payload` is the exact JSON body, frozen when the violation was confirmed, so every retry sends the
-    same bytes; `idempotency_key` (one per confirmation, kept by its retries) lets the penalty system
-    drop a repeat. A row is never deleted: `delivered` is the proof that the penalty system has it
-    (see `api.webhook`).
+    A message is a confirmation (`kind` "confirmed") or the withdrawal of one that reached the penalty
+    system when the violation was reopened ("withdrawn"); a violation has as many rows as it had such
+    messages, sent in the order of their ids (migration 0004). `payload` is the exact JSON body, frozen
+    when the row was written, so every retry sends the same bytes; `idempotency_key` (one per message,
+    kept by its retries) lets the penalty system drop a repeat. A row is never deleted: `delivered` is
+    the proof that the penalty system has it (see `api.webhook`).
     """
 
     __tablename__ = "penalty_deliveries"
     __table_args__ = (
         CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
+        CheckConstraint(_in("kind", DELIVERY_KINDS), name="kind"),
         Index("ix_penalty_deliveries_due", "status", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    violation_id: Mapped[int] = mapped_column(ForeignKey("violations.id"), unique=True)
+    violation_id: Mapped[int] = mapped_column(ForeignKey("violations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="confirmed")
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     payload: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="pending")

@@ -113,7 +113,9 @@ class ViolationPublic(BaseModel):
         None, description="When the retention job deleted this violation's evidence files."
     )
     penalty_delivery: str | None = Field(
-        None, description="Webhook to the penalty system: pending, delivered, failed, cancelled (or none)."
+        None,
+        description="Webhook to the penalty system, its latest message (the confirmation, or its withdrawal "
+        "when reopened): pending, delivered, failed, cancelled (or none).",
     )
     manifest_sha256: str
     files: list[EvidenceFilePublic]

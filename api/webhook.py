@@ -1,42 +1,57 @@
 """Signed webhook to the penalty system: a durable outbox, delivered with retries and capped backoff.
 
-When a violation is confirmed, `enqueue_confirmation` writes one `penalty_deliveries` row in the same
-transaction as the decision (so a confirmation is never lost, nor announced without being stored).
-`deliver_pending(settings, now)` POSTs the due rows; run it from the server's own thread
-(`DeliveryThread`, every `PHATNGUOI_PENALTY_WEBHOOK_INTERVAL_S`) or from a CLI/cron job. Several
-runners may work at once: each row is claimed with a conditional UPDATE (a lease) before it is sent.
+When a violation is confirmed, `enqueue_confirmation` writes a `penalty_deliveries` row in the same
+transaction as the decision (so a confirmation is never lost, nor announced without being stored). When
+a supervisor reopens it, `on_reopened` (in the reopening's transaction) cancels a confirmation never
+sent and queues a withdrawal of one that may have reached the penalty system; confirmed again (perhaps
+with a corrected plate), it gets a new confirmation row. `deliver_pending(settings, now)` POSTs the due
+rows; run it from the server's own thread (`DeliveryThread`, every
+`PHATNGUOI_PENALTY_WEBHOOK_INTERVAL_S`) or from a CLI/cron job. Several runners may work at once: each
+row is claimed with a conditional UPDATE (a lease) before it is sent. The rows of one violation go in
+the order they were written: none is sent while an earlier one of the same violation is still pending
+(one given up as `failed` holds nothing back).
 
 The request (what the penalty system implements):
 
     POST <PHATNGUOI_PENALTY_WEBHOOK_URL>
     Content-Type: application/json
-    Idempotency-Key: <one key per confirmation, the same on every retry of it>
+    Idempotency-Key: <one key per message, the same on every retry of it>
     X-Phatnguoi-Timestamp: <unix seconds when this attempt was sent>
     X-Phatnguoi-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>
 
-    {"type": "violation.confirmed", "idempotency_key": ..., "violation": {...},
+    {"type": "violation.confirmed", "idempotency_key": ..., "violation": {..., "confirmed_at": ...},
      "notice": {"id": ..., "status": "created" | "awaiting_owner" | ..., "lookup_code": "XXXXX-XXXXX"}}
+
+    {"type": "violation.withdrawn", "idempotency_key": ...,
+     "violation": {"id", "event_id", "rule", "occurred_at", "camera_id", "plate", "confirmed_at"},
+     "withdrawn_at": ..., "withdrawn_by": <username>, "note": <why it was reopened>}
 
 `notice` is the owner notice made in the same transaction (`api.notices.service.on_confirmed`): its state
 at confirmation and the lookup code printed on it (null when the server cannot show it); the CSV export
-carries the notice's current state.
+carries the notice's current state. A withdrawal names the confirmation it withdraws by the same
+identifying fields (copied from that confirmation's body: the plate is the one the fine was issued to).
+
+What the receiver does: a confirmation puts a fine for its `event_id` in force; a withdrawal suspends or
+cancels the fine of its `event_id` (the police took the decision back; the violation may later be
+rejected, or confirmed again, perhaps with a corrected plate, in a new confirmation). Of the messages of
+one `event_id`, the one in force is the latest by its own time (`confirmed_at` or `withdrawn_at`), not
+by arrival: they are sent in order, but a request whose answer was lost is sent again later. A
+withdrawal may name a confirmation the receiver never took (one whose answer was lost, or still in
+flight, when the violation was reopened): there is nothing to cancel then.
 
 Signing the timestamp with the body lets the receiver refuse a replayed old request (`verify_signature`
-with a tolerance); the body itself is frozen at confirmation, so every retry sends the same bytes. Any
-2xx answer means delivered; anything else (or no answer) is retried after `backoff_s` (doubling from
-`PHATNGUOI_PENALTY_WEBHOOK_BACKOFF_S`, capped at `_BACKOFF_MAX_S`) until `_MAX_ATTEMPTS`, then the row
-is `failed` (and audited) for a person to look at.
+with a tolerance); the body itself is frozen when the row is written, so every retry sends the same
+bytes. Any 2xx answer means delivered; anything else (or no answer) is retried after `backoff_s`
+(doubling from `PHATNGUOI_PENALTY_WEBHOOK_BACKOFF_S`, capped at `PHATNGUOI_PENALTY_WEBHOOK_BACKOFF_MAX_S`)
+until `PHATNGUOI_PENALTY_WEBHOOK_MAX_ATTEMPTS`, then the row is `failed` (and audited) for a person to
+look at.
 
 Delivery is at least once: a runner that dies after the penalty system answered but before it recorded
 `delivered` sends again after the lease. The idempotency key is what makes that harmless, so the
-penalty system must keep the keys it has accepted. The key is `confirmed:<event id>:<12 hex digits of
-the SHA-256 of the body without its key>`: retries of one confirmation share it, while a confirmation
-made anew (the violation reopened and confirmed again, perhaps with a corrected plate, before the first
-was recorded `delivered`) gets its own, so a receiver that took the first body does not drop the new
-one as a repeat; the receiver takes the latest `confirmed_at` of an `event_id` as the one in force.
-After `delivered` is recorded nothing is sent again, not even if the violation is reopened and
-confirmed anew (a reopened violation whose confirmation was not yet delivered is `cancelled` instead;
-see `api.services.review`).
+penalty system must keep the keys it has accepted. The key is `<confirmed|withdrawn>:<event id>:<12 hex
+digits of the SHA-256 of the body without its key>`: retries of one message share it, while every new
+message (a withdrawal, a confirmation made anew) gets its own, so a receiver that took an earlier body
+does not drop the new one as a repeat.
 """
 
 from __future__ import annotations
@@ -54,7 +69,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from api import audit
 from api.db import make_engine, make_sessionmaker, utcnow
@@ -65,6 +80,10 @@ from api.settings import Settings
 log = logging.getLogger(__name__)
 
 EVENT_CONFIRMED = "violation.confirmed"
+EVENT_WITHDRAWN = "violation.withdrawn"
+# The fields of a confirmation's `violation` that a withdrawal repeats: what the penalty system needs
+# to find the fine it made (the event id), and which confirmation of it is withdrawn.
+WITHDRAWAL_FIELDS = ("id", "event_id", "rule", "occurred_at", "camera_id", "plate", "confirmed_at")
 SIGNATURE_HEADER = "X-Phatnguoi-Signature"
 TIMESTAMP_HEADER = "X-Phatnguoi-Timestamp"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -105,15 +124,22 @@ def verify_signature(
 
 
 def idempotency_key(event_id: str, body: dict[str, Any]) -> str:
-    """One key per confirmation: the event type, the violation's event id (a UUID the device chose)
-    and a short hash of the body without its key (which holds `confirmed_at`, so a later confirmation
-    of the same violation never shares a key with an earlier one). At most 59 characters."""
+    """One key per message: its kind (`confirmed` or `withdrawn`, from the body's type), the violation's
+    event id (a UUID the device chose) and a short hash of the body without its key (which holds
+    `confirmed_at` or `withdrawn_at`, so a later message about the same violation never shares a key
+    with an earlier one). At most 59 characters."""
+    kind = str(body["type"]).removeprefix("violation.")
     unkeyed = {k: v for k, v in body.items() if k != "idempotency_key"}
-    return f"confirmed:{event_id}:{hashlib.sha256(_canonical(unkeyed)).hexdigest()[:12]}"
+    return f"{kind}:{event_id}:{hashlib.sha256(_canonical(unkeyed)).hexdigest()[:12]}"
 
 
 def _canonical(body: dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def _keyed(body: dict[str, Any], event_id: str) -> tuple[bytes, str]:
+    key = body["idempotency_key"] = idempotency_key(event_id, body)
+    return _canonical(body), key
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +185,38 @@ def payload_for(
         if notice is None
         else {"id": notice.id, "status": notice.status, "lookup_code": notice.lookup_code},
     }
-    key = body["idempotency_key"] = idempotency_key(v.event_id, body)
-    return _canonical(body), key
+    return _keyed(body, v.event_id)
+
+
+def withdrawal_payload_for(
+    confirmation: dict[str, Any], supervisor: User, withdrawn_at: datetime, note: str
+) -> tuple[bytes, str]:
+    """The JSON body withdrawing `confirmation` (the body of an earlier confirmation, parsed), with its
+    `idempotency_key`, and that key. The violation is named by the confirmation's identifying fields
+    (`WITHDRAWAL_FIELDS`), so the plate is the one the penalty system was told, not a later correction.
+    """
+    violation = confirmation["violation"]
+    body: dict[str, Any] = {
+        "type": EVENT_WITHDRAWN,
+        "violation": {k: violation[k] for k in WITHDRAWAL_FIELDS},
+        "withdrawn_at": withdrawn_at.isoformat(),
+        "withdrawn_by": supervisor.username,
+        "note": note,
+    }
+    return _keyed(body, str(violation["event_id"]))
+
+
+def _row(violation_id: int, kind: str, payload: bytes, key: str, now: datetime) -> PenaltyDelivery:
+    return PenaltyDelivery(
+        violation_id=violation_id,
+        kind=kind,
+        idempotency_key=key,
+        payload=payload.decode("utf-8"),
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
 
 
 def enqueue_confirmation(
@@ -172,35 +228,73 @@ def enqueue_confirmation(
     notice: NoticeRef | None = None,
 ) -> str | None:
     """Put the confirmation of `v` in the outbox (flushed, not committed: the caller commits it with
-    the decision). Returns the delivery's status afterwards, or None when no webhook is configured.
+    the decision). Returns the delivery's status afterwards ("pending"), or None when no webhook is
+    configured.
 
-    A row already `delivered` is left alone (the penalty system has this violation); a `cancelled` or
-    `failed` one is made due again with the new body and its new idempotency key (the old body may have
-    reached the penalty system: the same key would make it drop the new one as a repeat).
+    Every confirmation is a new row with its own body and idempotency key, also when the violation was
+    confirmed before and reopened (an earlier body may have reached the penalty system: the same key
+    would make it drop the new one as a repeat). It is sent after the violation's earlier rows, so after
+    the withdrawal `on_reopened` queued for an earlier confirmation.
     """
     if not settings.penalty_webhook_url:
         return None
     payload, key = payload_for(v, reviewer, now, notice)
-    body = payload.decode("utf-8")
-    row = session.scalars(select(PenaltyDelivery).where(PenaltyDelivery.violation_id == v.id)).one_or_none()
-    if row is None:
-        row = PenaltyDelivery(
-            violation_id=v.id,
-            idempotency_key=key,
-            payload=body,
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-        session.add(row)
-    elif row.status == "delivered":
-        log.info("violation %d confirmed again: the penalty system already has it (not resent)", v.id)
-    else:
-        row.status, row.payload, row.idempotency_key, row.attempts = "pending", body, key, 0
-        row.next_attempt_at, row.last_error, row.last_status_code = now, None, None
+    row = _row(v.id, "confirmed", payload, key, now)
+    session.add(row)
     session.flush()
     return row.status
+
+
+def _may_have_reached(row: PenaltyDelivery) -> bool:
+    """Whether the penalty system may have this message: delivered, or sent at least once (an answer
+    lost, or a request in flight, is no proof that it was not taken)."""
+    return row.status == "delivered" or row.attempts > 0
+
+
+def on_reopened(session: Session, v: Violation, supervisor: User, now: datetime, note: str) -> str | None:
+    """Undo, towards the penalty system, the confirmation of `v`, which `supervisor` reopened with
+    `note` (flushed, not committed: the caller commits it with the reopening).
+
+    Confirmations still pending or failed are cancelled. When the latest confirmation that may have
+    reached the penalty system (delivered, or sent at least once) is not already followed by a pending
+    or delivered withdrawal, a withdrawal of it is queued, whatever the settings (the penalty system
+    has it even if the webhook was switched off since). Pending withdrawals stay: they go before any
+    new confirmation.
+
+    Returns:
+        What happened, for the audit log: "withdrawal_queued"; "already_withdrawn" (a withdrawal of
+        the latest confirmation that may have reached it is pending or delivered); "cancelled" (no
+        confirmation reached it); None when the violation never had a delivery.
+    """
+    rows = list(
+        session.scalars(
+            select(PenaltyDelivery)
+            .where(PenaltyDelivery.violation_id == v.id)
+            .order_by(PenaltyDelivery.id)
+            # PostgreSQL: wait for a runner's claim to commit, so that `attempts` says whether it is
+            # being sent (SQLite: the reopening's UPDATE already holds the database's write lock).
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
+    if not rows:
+        return None
+    for row in rows:
+        if row.kind == "confirmed" and row.status in ("pending", "failed"):
+            row.status = "cancelled"
+    reached = [r for r in rows if r.kind == "confirmed" and _may_have_reached(r)]
+    if not reached:
+        session.flush()
+        return "cancelled"
+    last = reached[-1]
+    if any(r.kind == "withdrawn" and r.id > last.id and r.status in ("pending", "delivered") for r in rows):
+        session.flush()
+        return "already_withdrawn"
+    payload, key = withdrawal_payload_for(json.loads(last.payload), supervisor, now, note)
+    session.add(_row(v.id, "withdrawn", payload, key, now))
+    session.flush()
+    log.info("violation %d reopened: withdrawal of its confirmation queued for the penalty system", v.id)
+    return "withdrawal_queued"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -265,6 +359,35 @@ class DeliveryReport:
     gave_up: int = 0
 
 
+def _due(session: Session, now: datetime, limit: int) -> list[tuple[int, datetime | None]]:
+    """Ids (and `next_attempt_at`) of the pending rows due at `now`, oldest first, leaving out any row of
+    a violation whose earlier row is still pending: the penalty system must get a violation's messages
+    in order (a withdrawal before the confirmation made anew). Rows never become pending again and a
+    new row comes after the violation's existing ones, so a row selected here stays free to go."""
+    earlier = aliased(PenaltyDelivery)
+    waiting = (
+        select(earlier.id)
+        .where(
+            earlier.violation_id == PenaltyDelivery.violation_id,
+            earlier.id < PenaltyDelivery.id,
+            earlier.status == "pending",
+        )
+        .exists()
+    )
+    rows = session.execute(
+        select(PenaltyDelivery.id, PenaltyDelivery.next_attempt_at)
+        .where(
+            PenaltyDelivery.status == "pending",
+            or_(PenaltyDelivery.next_attempt_at.is_(None), PenaltyDelivery.next_attempt_at <= now),
+            ~waiting,
+        )
+        .order_by(PenaltyDelivery.next_attempt_at, PenaltyDelivery.id)
+        .limit(limit)
+    ).all()
+    session.commit()
+    return [(row_id, seen_next) for row_id, seen_next in rows]
+
+
 def _claim(session: Session, row_id: int, seen_next: datetime | None, now: datetime, lease_s: float) -> bool:
     """Take the row for this runner (False when another runner took it first)."""
     previous = (
@@ -299,7 +422,8 @@ def deliver_pending(
         sessions: sessions on the server's database; by default an engine is opened from
             `settings.database_url` for this call.
         sender: what sends a request (default `http_sender`).
-        limit: most deliveries attempted in this call.
+        limit: most deliveries attempted in this call (a violation's next message goes in the same call
+            once the one before it is delivered).
 
     Returns:
         Counts of what was attempted, delivered, scheduled for retry, and given up.
@@ -321,42 +445,38 @@ def deliver_pending(
     lease_s = settings.penalty_webhook_timeout_s + LEASE_MARGIN_S
     attempted = delivered = retrying = gave_up = 0
     with sessions() as session:
-        due = session.execute(
-            select(PenaltyDelivery.id, PenaltyDelivery.next_attempt_at)
-            .where(
-                PenaltyDelivery.status == "pending",
-                or_(PenaltyDelivery.next_attempt_at.is_(None), PenaltyDelivery.next_attempt_at <= now),
-            )
-            .order_by(PenaltyDelivery.next_attempt_at, PenaltyDelivery.id)
-            .limit(limit)
-        ).all()
-        session.commit()
-        for row_id, seen_next in due:
-            if not _claim(session, row_id, seen_next, now, lease_s):
-                continue
-            row = session.get(PenaltyDelivery, row_id, populate_existing=True)
-            session.commit()  # no transaction (SQLite: no write lock) while waiting for the answer
-            if row is None:
-                continue
-            attempted += 1
-            body = row.payload.encode("utf-8")
-            ts = int(time.time())
-            headers = {
-                "Content-Type": "application/json",
-                "User-Agent": "phatnguoi-webhook/1",
-                IDEMPOTENCY_HEADER: row.idempotency_key,
-                TIMESTAMP_HEADER: str(ts),
-                SIGNATURE_HEADER: sign_body(secret, ts, body),
-            }
-            try:
-                status = send(url, body, headers, settings.penalty_webhook_timeout_s)
-            except DeliveryError as e:
-                outcome = _record_failure(session, settings, row, str(e), e.status, now)
-                retrying += outcome == "pending"
-                gave_up += outcome == "failed"
-                continue
-            _record_success(session, row, status, now)
-            delivered += 1
+        # A delivery may let the next message of its violation go: look again while rounds deliver.
+        while attempted < limit:
+            due = _due(session, now, limit - attempted)
+            delivered_before = delivered
+            for row_id, seen_next in due:
+                if not _claim(session, row_id, seen_next, now, lease_s):
+                    continue
+                row = session.get(PenaltyDelivery, row_id, populate_existing=True)
+                session.commit()  # no transaction (SQLite: no write lock) while waiting for the answer
+                if row is None:
+                    continue
+                attempted += 1
+                body = row.payload.encode("utf-8")
+                ts = int(time.time())
+                headers = {
+                    "Content-Type": "application/json",
+                    "User-Agent": "phatnguoi-webhook/1",
+                    IDEMPOTENCY_HEADER: row.idempotency_key,
+                    TIMESTAMP_HEADER: str(ts),
+                    SIGNATURE_HEADER: sign_body(secret, ts, body),
+                }
+                try:
+                    status = send(url, body, headers, settings.penalty_webhook_timeout_s)
+                except DeliveryError as e:
+                    outcome = _record_failure(session, settings, row, str(e), e.status, now)
+                    retrying += outcome == "pending"
+                    gave_up += outcome == "failed"
+                    continue
+                _record_success(session, row, status, now)
+                delivered += 1
+            if delivered == delivered_before:
+                break
     report = DeliveryReport(attempted, delivered, retrying, gave_up)
     if attempted:
         log.info("penalty webhook: %s", report)
@@ -364,7 +484,8 @@ def deliver_pending(
 
 
 def _record_success(session: Session, row: PenaltyDelivery, status: int, now: datetime) -> None:
-    # Unconditional: the penalty system has it now, even if the violation was reopened meanwhile.
+    # Unconditional: the penalty system has it now, even if the violation was reopened meanwhile (a
+    # confirmation sent at least once is withdrawn then: see `on_reopened`).
     session.execute(
         update(PenaltyDelivery)
         .where(PenaltyDelivery.id == row.id)
@@ -377,10 +498,20 @@ def _record_success(session: Session, row: PenaltyDelivery, status: int, now: da
         action="penalty.delivered",
         object_type="violation",
         object_id=row.violation_id,
-        detail={"attempts": row.attempts, "status": status, "idempotency_key": row.idempotency_key},
+        detail={
+            "kind": row.kind,
+            "attempts": row.attempts,
+            "status": status,
+            "idempotency_key": row.idempotency_key,
+        },
     )
     session.commit()
-    log.info("violation %d delivered to the penalty system (attempt %d)", row.violation_id, row.attempts)
+    log.info(
+        "violation %d: %s message delivered to the penalty system (attempt %d)",
+        row.violation_id,
+        row.kind,
+        row.attempts,
+    )
 
 
 def _record_failure(
@@ -392,7 +523,7 @@ def _record_failure(
         values["status"] = "failed"
     else:
         values["next_attempt_at"] = now + timedelta(seconds=backoff_s(settings, row.attempts))
-    # Conditional: a delivery cancelled meanwhile (violation reopened) stays cancelled.
+    # Conditional: a confirmation cancelled meanwhile (violation reopened) stays cancelled.
     result = session.execute(
         update(PenaltyDelivery)
         .where(PenaltyDelivery.id == row.id, PenaltyDelivery.status == "pending")
@@ -406,7 +537,12 @@ def _record_failure(
             action="penalty.gave_up",
             object_type="violation",
             object_id=row.violation_id,
-            detail={"attempts": row.attempts, "error": error[:MAX_ERROR_CHARS]},
+            detail={
+                "kind": row.kind,
+                "attempts": row.attempts,
+                "error": error[:MAX_ERROR_CHARS],
+                "idempotency_key": row.idempotency_key,
+            },
         )
     session.commit()
     log.warning(

@@ -38,10 +38,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from api import audit
+from api import audit, webhook
 from api.db import is_postgresql, utcnow
 from api.errors import RefusedError
-from api.models import PenaltyDelivery, User, Violation
+from api.models import User, Violation
 from api.notices import service as notices
 from api.notices.workflow import lookup_code_of
 from api.pagination import Cursor
@@ -49,7 +49,6 @@ from api.plate_query import PlateQuery, glob_pattern, like_pattern, neighbours
 from api.schemas import DecisionCreate, ViolationPagePublic, ViolationSummaryPublic
 from api.services.violations import visible_violation
 from api.settings import Settings
-from api.webhook import NoticeRef, enqueue_confirmation
 
 log = logging.getLogger(__name__)
 
@@ -444,8 +443,8 @@ def decide(
     if status == "confirmed":
         wiring = wiring or notices.wiring_for(settings)
         notice = notices.on_confirmed(session, v.id, wiring, actor=actor, ip=ip, now=now).notice
-        ref = NoticeRef(notice.id, notice.status, lookup_code_of(wiring.code_key, notice))
-        enqueue_confirmation(session, settings, v, user, now, ref)
+        ref = webhook.NoticeRef(notice.id, notice.status, lookup_code_of(wiring.code_key, notice))
+        webhook.enqueue_confirmation(session, settings, v, user, now, ref)
     else:
         notices.on_rejected(session, v.id, actor=actor, ip=ip)
     session.commit()
@@ -456,9 +455,12 @@ def decide(
 def reopen(session: Session, user: User, violation_id: int, note: str, ip: str | None) -> Violation | None:
     """Put a decided violation back to `new` (supervisors; audited with the decision it undoes).
 
-    A confirmation not yet delivered to the penalty system is cancelled; one already delivered stays
-    delivered (the penalty system has it, and will not get it twice). Likewise the owner's SMS alert:
-    cancelled when not sent yet (due again on a new confirmation), never sent twice.
+    A confirmation never sent to the penalty system is cancelled; one that may have reached it
+    (delivered, or sent at least once) is withdrawn: a signed `violation.withdrawn` message is queued in
+    this transaction and sent before any later confirmation (`api.webhook.on_reopened`; the audit
+    entry's `penalty_delivery` says "withdrawal_queued", "already_withdrawn", "cancelled" or null).
+    The owner's SMS alert is cancelled when not sent yet (due again on a new confirmation), never sent
+    twice.
 
     Returns:
         The reopened violation, or None when `user` may not see it.
@@ -471,6 +473,7 @@ def reopen(session: Session, user: User, violation_id: int, note: str, ip: str |
         return None
     if v.status == "new":
         raise RefusedError(409, f"violation {violation_id} is not decided")
+    now = utcnow()
     previous = {
         "status": v.status,
         "reason": v.decision_reason,
@@ -496,11 +499,7 @@ def reopen(session: Session, user: User, violation_id: int, note: str, ip: str |
     if result.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
         raise RefusedError(409, f"violation {violation_id} changed meanwhile; try again")
-    delivery = session.scalars(
-        select(PenaltyDelivery).where(PenaltyDelivery.violation_id == v.id)
-    ).one_or_none()
-    if delivery is not None and delivery.status in ("pending", "failed"):
-        delivery.status = "cancelled"
+    penalty = webhook.on_reopened(session, v, user, now, note.strip())
     notices.on_reopened(session, v.id, actor=f"user:{user.username}", ip=ip)
     audit.record(
         session,
@@ -511,7 +510,7 @@ def reopen(session: Session, user: User, violation_id: int, note: str, ip: str |
         detail={
             "note": note.strip(),
             "previous": previous,
-            "penalty_delivery": delivery.status if delivery else None,
+            "penalty_delivery": penalty,
         },
         ip=ip,
     )

@@ -71,8 +71,14 @@ def read_evidence(
 
 
 def delivery_status(session: Session, violation_id: int) -> str | None:
-    """The status of the violation's penalty-system delivery, None when there is none."""
-    return session.scalar(select(PenaltyDelivery.status).where(PenaltyDelivery.violation_id == violation_id))
+    """The status of the violation's latest message to the penalty system (its confirmation, or the
+    withdrawal of it when reopened), None when there is none."""
+    return session.scalar(
+        select(PenaltyDelivery.status)
+        .where(PenaltyDelivery.violation_id == violation_id)
+        .order_by(PenaltyDelivery.id.desc())
+        .limit(1)
+    )
 
 
 def to_public(v: Violation, delivery_status: str | None = None) -> ViolationPublic:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 from starlette.testclient import TestClient
 
 from api import migrate
@@ -17,6 +18,7 @@ from api.errors import SchemaVersionError
 from api.models import Base
 from api.settings import Settings
 from tests.api.conftest import JWT_SECRET, Db
+from tests.api.evidence import build_package, post_package
 
 
 def _diff(db: Db) -> list[object]:
@@ -75,6 +77,64 @@ def test_downgrade_to_base_and_upgrade_again(db: Db) -> None:
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
         migrate.upgrade(engine)
         assert migrate.current_revision(engine) == migrate.head_revision()
+    finally:
+        engine.dispose()
+    assert _diff(db) == []
+
+
+def _outbox(engine: Engine) -> list[tuple[int, str, str]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT violation_id, idempotency_key, status FROM penalty_deliveries ORDER BY id")
+        )
+        return [(int(v), str(k), str(s)) for v, k, s in rows]
+
+
+def _add_delivery(engine: Engine, violation_id: int, key: str, status: str, kind: str | None) -> None:
+    """One outbox row written as the schema of its revision allows (no `kind` before 0004)."""
+    params = {"violation_id": violation_id, "idempotency_key": key, "status": status, "kind": kind}
+    names = [n for n, value in params.items() if value is not None]
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                f"INSERT INTO penalty_deliveries ({', '.join(names)}, payload, attempts, created_at) "
+                f"VALUES ({', '.join(':' + n for n in names)}, '{{}}', 1, '2026-11-25 09:00:00')"
+            ),
+            params,
+        )
+
+
+def test_0004_keeps_the_penalty_outbox_and_reverts_to_one_row_per_violation(
+    db: Db, client: TestClient
+) -> None:
+    """Upgraded, the rows of 0003 are confirmations; downgraded, withdrawals and all but the newest
+    confirmation of a violation go, and a second row per violation is refused again."""
+    dev = db.world.devices["dev-a"]
+    packages = [build_package(dev.private_key, device_id=dev.id, camera_id="cam-a1", seed=s) for s in (1, 2)]
+    vids = [int(post_package(client, pkg, dev.key).json()["id"]) for pkg in packages]
+    engine = make_engine(db.url)
+    try:
+        from alembic import command
+
+        command.downgrade(migrate.alembic_config(engine), "0003")
+        _add_delivery(engine, vids[0], "confirmed:a:1", "delivered", None)
+        _add_delivery(engine, vids[1], "confirmed:b:1", "pending", None)
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            kinds = list(conn.execute(text("SELECT kind FROM penalty_deliveries ORDER BY id")).scalars())
+        assert kinds == ["confirmed", "confirmed"]
+
+        _add_delivery(engine, vids[0], "withdrawn:a:2", "delivered", "withdrawn")
+        _add_delivery(engine, vids[0], "confirmed:a:3", "pending", "confirmed")
+        _add_delivery(engine, vids[0], "withdrawn:a:4", "pending", "withdrawn")
+        command.downgrade(migrate.alembic_config(engine), "0003")
+        assert _outbox(engine) == [
+            (vids[1], "confirmed:b:1", "pending"),
+            (vids[0], "confirmed:a:3", "pending"),
+        ]
+        with pytest.raises(IntegrityError):
+            _add_delivery(engine, vids[0], "confirmed:a:5", "pending", None)
+        migrate.upgrade(engine)
     finally:
         engine.dispose()
     assert _diff(db) == []
