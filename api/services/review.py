@@ -466,13 +466,17 @@ def reopen(session: Session, user: User, violation_id: int, note: str, ip: str |
         The reopened violation, or None when `user` may not see it.
 
     Raises:
-        RefusedError: 409 when it is not decided.
+        RefusedError: 409 when it is not decided, or its evidence was deleted (retention).
     """
     v = visible_violation(session, user, violation_id)
     if v is None:
         return None
     if v.status == "new":
         raise RefusedError(409, f"violation {violation_id} is not decided")
+    if v.evidence_purged_at is not None:
+        # Nothing left to decide on: reopened, it would wait in the review queue for ever.
+        gone = "its evidence was deleted (retention); it cannot be reviewed again"
+        raise RefusedError(409, f"violation {violation_id}: {gone}")
     now = utcnow()
     previous = {
         "status": v.status,

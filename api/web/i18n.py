@@ -363,6 +363,10 @@ _ERRORS_VI: Final[tuple[tuple[str, str], ...]] = (
         "Vi phạm #{1} vừa được xử lý, hoặc bằng chứng vừa bị xoá",
     ),
     (
+        r"^violation (\d+): its evidence was deleted \(retention\); it cannot be reviewed again$",
+        "Vi phạm #{1}: bằng chứng đã bị xoá (hết thời hạn lưu trữ), không thể duyệt lại",
+    ),
+    (
         r"^violation (\d+): its evidence was deleted \(retention\)$",
         "Vi phạm #{1}: bằng chứng đã bị xoá (hết thời hạn lưu trữ)",
     ),

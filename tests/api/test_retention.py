@@ -88,17 +88,14 @@ def test_retention_deletes_old_rejected_and_expired_evidence_only(
     v = client.get(f"/api/v1/violations/{rejected}", headers=auth("off-a")).json()
     assert v["evidence_purged_at"] is not None and all(f["deleted"] for f in v["files"])
 
-    # A reopened purged violation cannot be decided again: there is nothing left to decide on.
-    assert (
-        client.post(
-            f"/api/v1/violations/{rejected}/reopen", json={"note": "x"}, headers=auth("sup")
-        ).status_code
-        == 200
+    # A purged violation cannot be reopened: there is nothing left to decide on, and reopened it would
+    # wait in the review queue for ever. It stays rejected.
+    r = client.post(f"/api/v1/violations/{rejected}/reopen", json={"note": "x"}, headers=auth("sup"))
+    assert r.status_code == 409, r.text
+    assert r.json()["detail"] == (
+        f"violation {rejected}: its evidence was deleted (retention); it cannot be reviewed again"
     )
-    r = client.post(
-        f"/api/v1/violations/{rejected}/decision", json={"decision": "confirm"}, headers=auth("off-a")
-    )
-    assert r.status_code == 409 and "evidence was deleted" in r.json()["detail"]
+    assert client.get(f"/api/v1/violations/{rejected}", headers=auth("sup")).json()["status"] == "rejected"
 
     # The unreviewed one expires after 365 days; the confirmed one never does.
     later = run_retention(settings, utcnow() + timedelta(days=3650))

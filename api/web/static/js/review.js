@@ -247,7 +247,9 @@ function render(v, extras) {
   const decided = v.status !== "new";
   document.getElementById("ev-confirm").disabled = decided || !!v.evidence_purged_at;
   document.getElementById("ev-reject").disabled = decided || !!v.evidence_purged_at;
-  document.getElementById("ev-reopen").hidden = !(decided && (user.role === "supervisor" || user.role === "admin"));
+  // A purged violation cannot be reviewed again (nothing left to decide on): no reopening.
+  document.getElementById("ev-reopen").hidden =
+    !(decided && !v.evidence_purged_at && (user.role === "supervisor" || user.role === "admin"));
 
   const clip = v.files.find((f) => f.kind === "clip" && !f.deleted);
   const clipBox = document.getElementById("ev-clip");
