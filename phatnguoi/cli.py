@@ -667,7 +667,11 @@ def eval_detector(
     ] = None,
     nms_iou: Annotated[float, typer.Option(min=0.05, max=0.95, help="The detector's NMS IoU.")] = 0.5,
     merge_riders: Annotated[
-        bool, typer.Option(help="Fold person boxes into the two-wheeler under them (as the edge does).")
+        bool,
+        typer.Option(
+            help="Fold person boxes into the two-wheeler under them, as the edge does for models that "
+            "need it (COCO); models trained on rider + bike boxes, candidates included, never fold."
+        ),
     ] = True,
 ) -> None:
     """Precision, recall and AP@0.5 per class (near the stop line too) and speed, models side by side."""
