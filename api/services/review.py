@@ -387,16 +387,20 @@ def decide(
         The decided violation, or None when `user` may not see it (the caller answers 404).
 
     Raises:
-        RefusedError: 409 when it is already decided or its evidence was deleted; 422 for a plate that
-            is not valid, or a confirmation without any plate.
+        RefusedError: 409 when it is already decided, or confirmed after its evidence was deleted;
+            422 for a plate that is not valid, or a confirmation without any plate.
     """
     v = visible_violation(session, user, violation_id)
     if v is None:
         return None
     if v.status != "new":
         raise RefusedError(409, f"violation {violation_id} is already {v.status}; a supervisor can reopen it")
-    if v.evidence_purged_at is not None:
-        raise RefusedError(409, f"violation {violation_id}: its evidence was deleted (retention)")
+    if v.evidence_purged_at is not None and body.decision == "confirm":
+        # Nothing left to fine on. Rejecting stays possible: a violation reopened after its evidence
+        # expired (or reopened, then expired) must not wait in the queue for ever.
+        raise RefusedError(
+            409, f"violation {violation_id}: its evidence was deleted (retention); it can only be rejected"
+        )
     corrected = _corrected_plate(body.plate) if body.plate is not None else None
     if corrected == v.plate_compact:
         corrected = None  # the reviewer confirmed the reading: not a correction
@@ -406,11 +410,14 @@ def decide(
     now = utcnow()
     status = "confirmed" if body.decision == "confirm" else "rejected"
     note = body.note.strip() if body.note and body.note.strip() else None
-    result = session.execute(
-        update(Violation)
+    undecided = [Violation.id == v.id, Violation.status == "new"]
+    if status == "confirmed":
         # the retention job may delete the evidence meanwhile, leaving the status `new` (PostgreSQL,
         # read committed): the update must not confirm what can no longer be shown
-        .where(Violation.id == v.id, Violation.status == "new", Violation.evidence_purged_at.is_(None))
+        undecided.append(Violation.evidence_purged_at.is_(None))
+    result = session.execute(
+        update(Violation)
+        .where(*undecided)
         .values(
             status=status,
             reviewed_by=user.id,

@@ -367,8 +367,8 @@ _ERRORS_VI: Final[tuple[tuple[str, str], ...]] = (
         "Vi phạm #{1}: bằng chứng đã bị xoá (hết thời hạn lưu trữ), không thể duyệt lại",
     ),
     (
-        r"^violation (\d+): its evidence was deleted \(retention\)$",
-        "Vi phạm #{1}: bằng chứng đã bị xoá (hết thời hạn lưu trữ)",
+        r"^violation (\d+): its evidence was deleted \(retention\); it can only be rejected$",
+        "Vi phạm #{1}: bằng chứng đã bị xoá (hết thời hạn lưu trữ), chỉ có thể loại bỏ",
     ),
     (r"^violation (\d+) not found$", "Không tìm thấy vi phạm #{1}"),
     (r"^violation not found$", "Không tìm thấy vi phạm"),

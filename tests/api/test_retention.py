@@ -100,6 +100,20 @@ def test_retention_deletes_old_rejected_and_expired_evidence_only(
     # The unreviewed one expires after 365 days; the confirmed one never does.
     later = run_retention(settings, utcnow() + timedelta(days=3650))
     assert later.violations_purged == 1 and later.blobs_deleted == 4
+    # With its evidence gone it cannot be confirmed, but it can be rejected: it does not wait for ever.
+    r = client.post(
+        f"/api/v1/violations/{unreviewed}/decision", json={"decision": "confirm"}, headers=auth("off-a")
+    )
+    assert r.status_code == 409
+    assert r.json()["detail"] == (
+        f"violation {unreviewed}: its evidence was deleted (retention); it can only be rejected"
+    )
+    r = client.post(
+        f"/api/v1/violations/{unreviewed}/decision",
+        json={"decision": "reject", "reason": "other", "note": "quá hạn"},
+        headers=auth("off-a"),
+    )
+    assert r.status_code == 200 and r.json()["status"] == "rejected", r.text
     session.rollback()
     assert session.get(Violation, confirmed).evidence_purged_at is None  # type: ignore[union-attr]
     assert len(stored_blobs(settings.evidence_dir)) == 4

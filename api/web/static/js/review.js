@@ -246,7 +246,7 @@ function render(v, extras) {
 
   const decided = v.status !== "new";
   document.getElementById("ev-confirm").disabled = decided || !!v.evidence_purged_at;
-  document.getElementById("ev-reject").disabled = decided || !!v.evidence_purged_at;
+  document.getElementById("ev-reject").disabled = decided; // no evidence left: it can still be rejected
   // A purged violation cannot be reviewed again (nothing left to decide on): no reopening.
   document.getElementById("ev-reopen").hidden =
     !(decided && !v.evidence_purged_at && (user.role === "supervisor" || user.role === "admin"));
