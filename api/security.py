@@ -152,26 +152,27 @@ class LoginLimiter:
             return None
         return q
 
-    def retry_after(self, username: str, ip: str) -> float:
-        """Seconds until this pair may try again; 0 when it may now."""
-        now = time.monotonic()
-        with self._lock:
-            q = self._recent((username.lower(), ip), now)
-            if q is None or len(q) < self.max_failures:
-                return 0.0
-            return max(q[0] + self.window_s - now, 0.001)
+    def acquire(self, username: str, ip: str) -> float:
+        """Count an attempt of this pair before it is checked, and say whether it may be made: 0 when
+        it may (it counts as a failure until `succeeded`), else the seconds until one may (not counted).
 
-    def failed(self, username: str, ip: str) -> None:
-        """Count one failed attempt."""
+        Counting before the (slow, ~0.15 s) password check, under one lock, is what keeps a burst of
+        parallel guesses to `max_failures`: checked first and counted after, every request already in
+        flight would pass.
+        """
         key = (username.lower(), ip)
         now = time.monotonic()
         with self._lock:
-            q = self._recent(key, now) or deque()
+            q = self._recent(key, now)
+            if q is not None and len(q) >= self.max_failures:
+                return max(q[0] + self.window_s - now, 0.001)
+            q = q if q is not None else deque()
             q.append(now)
             self._failures[key] = q
             self._failures.move_to_end(key)
             while len(self._failures) > self.max_keys:
                 self._failures.popitem(last=False)
+            return 0.0
 
     def succeeded(self, username: str, ip: str) -> None:
         """Forget the pair's failures."""

@@ -35,7 +35,7 @@ def login(
 ) -> Token:
     """Exchange a username and password for a bearer token (form fields, as OAuth2 specifies)."""
     limiter = state.login_limiter
-    wait = limiter.retry_after(username, ip)
+    wait = limiter.acquire(username, ip)  # counted now, cleared on success
     if wait > 0:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
@@ -44,7 +44,6 @@ def login(
         )
     user = auth_service.authenticate_user(session, username, password, ip)
     if user is None:
-        limiter.failed(username, ip)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "wrong username or password", headers={"WWW-Authenticate": "Bearer"}
         )

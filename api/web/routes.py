@@ -55,14 +55,13 @@ def lookup(
     """One violation by plate and notice code (no login; no owner data). 404 when they do not match."""
     limiter = lookup_limiter(request)
     # Every lookup counts, found or not: the limit is on guessing codes, and a guesser's hits count too.
-    wait = limiter.retry_after(_LIMITER_KEY, ip)
+    wait = limiter.acquire(_LIMITER_KEY, ip)
     if wait > 0:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             f"too many lookups; try again in {math.ceil(wait)} s",
             headers={"Retry-After": str(math.ceil(wait))},
         )
-    limiter.failed(_LIMITER_KEY, ip)
     result = lookup_service.lookup(session, store, plate, code, ip)
     if result is None:
         raise HTTPException(404, "no violation with this plate and lookup code")

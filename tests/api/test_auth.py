@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -51,6 +52,18 @@ def test_logins_are_rate_limited_per_username_and_address(make_client: Callable[
     r = client.post("/api/v1/auth/token", data={"username": "OFF-A", "password": PASSWORD})
     assert r.status_code == 429 and 0 < int(r.headers["retry-after"]) <= 60
     assert login(client, "off-b", PASSWORD)[0] == 200  # another username is not affected
+
+
+def test_a_burst_of_parallel_guesses_gets_no_more_tries_than_the_limit(
+    make_client: Callable[..., TestClient],
+) -> None:
+    """Twenty wrong passwords at once: each password check takes ~0.1 s, so requests checked first and
+    counted after would all pass the limit; counted before the check, only 3 get an answer on the
+    password."""
+    client = make_client(login_max_failures=3, login_window_s=60)
+    with ThreadPoolExecutor(20) as pool:
+        answers = sorted(pool.map(lambda _: login(client, "off-a", "nope nope")[0], range(20)))
+    assert answers == [401] * 3 + [429] * 17
 
 
 def test_a_success_clears_the_failures(make_client: Callable[..., TestClient]) -> None:
