@@ -179,6 +179,8 @@ def create_notice(
         )
     except workflow.NoticeError as e:
         raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from None
+    if not result.created:  # an existing notice and its lookup code: a read, audited as one
+        _audit_read(session, user, "notice.view", body.violation_id, ip)
     session.commit()
     public = notice_public(session, result.notice, wiring.code_key)
     return s.NoticeCreated(notice=public, created=result.created, lookup_code=result.code)
@@ -265,6 +267,23 @@ def get_notice(
     return public
 
 
+def _staff_transition(
+    session: Session, notice: Notice, to: str, user: User, note: str | None, ip: str
+) -> None:
+    """A staff member moves `notice` to `to` (audited). 409 when the state cannot follow, or when its
+    violation was reopened and waits for a new decision (the fine is withdrawn meanwhile: the notice
+    must not go out by post or be escalated; closing it stays possible)."""
+    if to != "closed":
+        decided = session.scalar(select(Violation.status).where(Violation.id == notice.violation_id))
+        if decided != "confirmed":
+            waits = "its violation is back under review; the notice waits for the new decision"
+            raise HTTPException(status.HTTP_409_CONFLICT, f"notice {notice.id}: {waits}")
+    try:
+        workflow.transition(session, notice, to, actor=f"user:{user.username}", note=note, ip=ip)
+    except workflow.NoticeError as e:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from None
+
+
 @router.post("/violations/{violation_id}/notice/posted", response_model=s.NoticePublic)
 def mark_posted(
     violation_id: ViolationId,
@@ -275,12 +294,10 @@ def mark_posted(
     request: Request,
 ) -> s.NoticePublic:
     """Staff mark the paper notice as sent by post (officers: their district's; audited). 409 when the
-    notice is not in a state that can be posted (waiting for its owner, already posted, closed)."""
+    notice is not in a state that can be posted (waiting for its owner, already posted, closed), or its
+    violation was reopened for review."""
     notice = _visible_notice(session, user, violation_id)
-    try:
-        workflow.transition(session, notice, "posted", actor=f"user:{user.username}", note=body.note, ip=ip)
-    except workflow.NoticeError as e:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from None
+    _staff_transition(session, notice, "posted", user, body.note, ip)
     session.commit()
     return notice_public(session, notice, notice_wiring(request).code_key)
 
@@ -354,10 +371,7 @@ def move_notice(
 ) -> s.NoticePublic:
     """Move a violation's notice to another state (posted, responded, escalated_20d, closed…); audited."""
     notice = _notice_of(session, violation_id)
-    try:
-        workflow.transition(session, notice, body.to, actor=f"user:{user.username}", note=body.note, ip=ip)
-    except workflow.NoticeError as e:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from None
+    _staff_transition(session, notice, body.to, user, body.note, ip)
     session.commit()
     return notice_public(session, notice)
 

@@ -419,6 +419,10 @@ _ERRORS_VI: Final[tuple[tuple[str, str], ...]] = (
     (r"^code does not match this notice$", "Mã tra cứu không khớp với thông báo này"),
     (r"^notice (\d+) is (\w+), not awaiting_owner$", "Thông báo #{1} không còn ở bước chờ xác định chủ xe"),
     (r"^notice (\d+): (\w+) → (\w+) is not allowed$", "Thông báo #{1}: không được chuyển sang bước này"),
+    (
+        r"^notice (\d+): its violation is back under review; the notice waits for the new decision$",
+        "Thông báo #{1}: vi phạm đang được duyệt lại; thông báo chờ quyết định mới",
+    ),
     (r"^notice PDF unavailable: (.+)$", "Chưa tạo được bản PDF của thông báo: {1}"),
     (r"^registry CSV: missing column\(s\) (.+)$", "Tệp CSV đăng ký xe thiếu cột: {1}"),
     (r"^registry CSV: (.+)$", "Tệp CSV đăng ký xe có lỗi: {1}"),

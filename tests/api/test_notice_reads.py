@@ -63,6 +63,42 @@ def test_reading_a_notice_its_pdf_and_the_due_list_is_audited(
     ]
 
 
+def test_asking_to_create_a_notice_that_exists_is_an_audited_read(
+    client: TestClient, world: World, auth: Auth, session: Session
+) -> None:
+    """The answer carries the lookup code of the existing notice: a read like any other."""
+    vid = confirmed_violation(client, world, auth)
+    r = client.post("/api/v1/notices", json={"violation_id": vid}, headers=auth("sup"))
+    assert r.status_code == 200 and r.json()["created"] is False and r.json()["notice"]["lookup_code"], r.text
+    assert notice_reads(session) == [("notice.view", "user:sup", str(vid))]
+
+
+def test_a_notice_waits_while_its_violation_is_back_under_review(
+    client: TestClient, world: World, auth: Auth
+) -> None:
+    """Reopened, the fine is withdrawn: its paper notice must not be posted or escalated until the
+    violation is confirmed again."""
+    vid = confirmed_violation(client, world, auth)
+    r = client.post(f"/api/v1/violations/{vid}/reopen", json={"note": "biển số sai"}, headers=auth("sup"))
+    assert r.status_code == 200, r.text
+    notice_id = client.get(f"/api/v1/violations/{vid}/notice", headers=auth("sup")).json()["id"]
+    waits = f"notice {notice_id}: its violation is back under review; the notice waits for the new decision"
+    r = client.post(f"/api/v1/violations/{vid}/notice/posted", json={}, headers=auth("off-a"))
+    assert (r.status_code, r.json()["detail"]) == (409, waits)
+    r = client.post(
+        f"/api/v1/violations/{vid}/notice/transition", json={"to": "escalated_20d"}, headers=auth("sup")
+    )
+    assert (r.status_code, r.json()["detail"]) == (409, waits)
+    r = client.post(f"/api/v1/violations/{vid}/decision", json={"decision": "confirm"}, headers=auth("off-a"))
+    assert r.status_code == 200, r.text
+    # Confirmed again: only the notice's own state decides (no owner is registered here).
+    r = client.post(f"/api/v1/violations/{vid}/notice/posted", json={}, headers=auth("off-a"))
+    assert (r.status_code, r.json()["detail"]) == (
+        409,
+        f"notice {notice_id}: awaiting_owner → posted is not allowed",
+    )
+
+
 def test_refused_notice_reads_are_not_audited(
     client: TestClient, world: World, auth: Auth, session: Session
 ) -> None:
