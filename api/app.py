@@ -42,6 +42,29 @@ REGISTRY_IMPORT_PATH = "/api/v1/registry/import"
 REGISTRY_IMPORT_MAX_BYTES = 24 * 1024 * 1024
 
 
+class PrivateQueryFilter(logging.Filter):
+    """Access-log lines of the public lookup without their query string: the plate and notice code in
+    it open the owner's evidence page to whoever reads the log. uvicorn's access record has the
+    arguments (client, method, path with query, HTTP version, status)."""
+
+    PATHS = ("/api/v1/lookup",)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            path, query, _ = args[2].partition("?")
+            if query and path in self.PATHS:
+                record.args = (*args[:2], f"{path}?…", *args[3:])
+        return True
+
+
+def hide_private_queries(logger: logging.Logger | None = None) -> None:
+    """Put `PrivateQueryFilter` on uvicorn's access logger (once), however the server was started."""
+    logger = logger or logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, PrivateQueryFilter) for f in logger.filters):
+        logger.addFilter(PrivateQueryFilter())
+
+
 def create_app(
     settings: Settings, *, store: EvidenceStore | None = None, notice: NoticeSettings | None = None
 ) -> FastAPI:
@@ -63,6 +86,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        hide_private_queries()  # after uvicorn has configured its loggers
         await run_in_threadpool(check_schema, engine)
         delivery: DeliveryThread | None = None
         if settings.penalty_webhook_url and settings.penalty_webhook_interval_s > 0:

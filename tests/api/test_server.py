@@ -79,6 +79,10 @@ def test_real_server_ingests_over_http_without_heavy_imports(
                 headers={"Authorization": f"Bearer {token['access_token']}"},
             )
             assert r.status_code == 200 and r.json()["event_id"] == racing.event_id
+
+            # The public lookup's plate and code open the owner's page: not in the access log.
+            r = http.get("/api/v1/lookup", params={"plate": "30A-123.45", "code": "K7Q2M-9XWPD"})
+            assert r.status_code == 404, r.text
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -87,6 +91,9 @@ def test_real_server_ingests_over_http_without_heavy_imports(
             proc.kill()
             out, _ = proc.communicate()
     assert proc.returncode == 0, out
+    assert '"GET /api/v1/lookup?… HTTP/1.1" 404' in out, out
+    assert "K7Q2M" not in out and "123.45" not in out
+    assert '"POST /api/v1/auth/token HTTP/1.1" 200' in out  # other lines as they were
     modules = json.loads(report.read_text())
     assert modules["cv2"] is False and modules["onnxruntime"] is False, modules
     assert session.scalar(select(func.count()).select_from(Violation)) == 2
