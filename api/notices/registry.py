@@ -49,8 +49,8 @@ REQUIRED_COLUMNS = ("plate", "owner_name", "phone")
 OPTIONAL_COLUMNS = ("national_id", "address", "vehicle_class", "colour", "make")
 VEHICLE_CLASSES = ("car", "bus", "truck", "motorcycle", "bicycle")
 # Vietnamese mobile numbers: 0 or +84, then a 3/5/7/8/9 network prefix and 8 more digits.
-_PHONE = re.compile(r"^(?:\+?84|0)([35789]\d{8})$")
-_NATIONAL_ID = re.compile(r"^(?:\d{9}|\d{12})$")
+_PHONE = re.compile(r"^(?:\+?84|0)([35789][0-9]{8})$")  # ASCII digits only (\d takes any script)
+_NATIONAL_ID = re.compile(r"^(?:[0-9]{9}|[0-9]{12})$")
 
 
 class RegistryImportError(ValueError):
