@@ -289,7 +289,20 @@ def _package_folders(root: Path) -> list[Path]:
 
 
 def _package_bytes(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+    """Bytes of the regular files of one package folder (0 when it is gone; files deleted while we
+    look are left out)."""
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return 0
+    total = 0
+    for entry in entries:
+        try:
+            if entry.is_file(follow_symlinks=False):
+                total += entry.stat(follow_symlinks=False).st_size
+        except FileNotFoundError:
+            continue
+    return total
 
 
 class Outbox:
@@ -330,6 +343,7 @@ class Outbox:
         self._scanned_at = -float("inf")
         self._scanning = False  # a walk of the evidence folder is under way (outside the lock)
         self._adjusted = 0  # running sum of the adjustments of _evidence_bytes made here
+        self._delete_lock = threading.Lock()  # one package deletion at a time (measure, then remove)
         self._closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -972,7 +986,7 @@ class Outbox:
         # reported to the caller as a failure to queue.
         try:
             self.enforce_limit(now)
-        except OutboxError as e:
+        except Exception as e:  # noqa: BLE001 - the item is queued: nothing may undo that for the caller
             logger.error("outbox: could not enforce the disk budget: %s", e)
 
     def checkpoint(self) -> None:
@@ -994,9 +1008,10 @@ class Outbox:
                 logger.warning("outbox %s: incremental vacuum failed: %s", self.path, e)
 
     def _delete_package(self, event_id: str, folder: Path, now: float) -> None:
-        size = 0
-        if folder.is_dir():
-            size = _package_bytes(folder)
+        # The frame loop (after a queueing) and the uploader (housekeeping) may free space at once,
+        # from the same list of acknowledged packages: one deletes a folder, the other finds it gone.
+        with self._delete_lock:
+            size = _package_bytes(folder) if folder.is_dir() else 0
             shutil.rmtree(folder, ignore_errors=True)
         try:
             self._write(

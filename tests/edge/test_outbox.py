@@ -502,3 +502,18 @@ def test_queueing_goes_on_while_the_evidence_folder_is_walked(
     finally:
         release.set()
         ob.close()
+
+
+def test_measuring_a_package_another_thread_deleted_is_not_an_error(
+    tmp_path: Path, key: Ed25519PrivateKey
+) -> None:
+    """The frame loop and the uploader free space from the same list of acknowledged packages: the
+    one that comes second finds the folder gone (it used to raise FileNotFoundError out of the frame
+    loop's enqueue, after the row was committed, and stop the worker)."""
+    from phatnguoi.outbox import _package_bytes
+
+    (folder,) = make_packages(key, tmp_path / "ev", 1, device_id="edge-1", camera_id="cam-a1")
+    size = sum(f.stat().st_size for f in folder.iterdir())
+    assert _package_bytes(folder) == size > 0
+    shutil.rmtree(folder)
+    assert _package_bytes(folder) == 0
