@@ -226,6 +226,7 @@ class EdgeWorker:
         self._closed = False
         self._unqueued: list[Path] = []  # packages the outbox could not take yet (disk full): retried
         self._queue_retry_at = 0.0  # monotonic time of the next retry while _unqueued is not empty
+        self._flows_retry_at: float | None = None  # likewise for _unsent_flows after a failure
         self._unsent_flows: list[Any] = []
         self._last_outbox: dict[str, Any] = {}
         self._adopt_due = True
@@ -433,18 +434,27 @@ class EdgeWorker:
             if result.status in ("conflict", "rejected"):
                 logger.error("camera %s: package %s not queued: %s", cam.config.id, path.name, result.reason)
 
-    def _queue_flows(self) -> None:
+    def _queue_flows(self, *, force: bool = False) -> None:
         from phatnguoi.outbox import OutboxError
 
         if not self._unsent_flows:
             return
+        retry_at = self._flows_retry_at
+        failing = retry_at is not None
+        if retry_at is not None and not force and time.monotonic() < retry_at:
+            return  # not on every frame while the outbox cannot take them
         try:
             self.outbox.enqueue_flows(self._unsent_flows)
-            self._unsent_flows = []
         except OutboxError as e:
-            logger.error("cannot queue %d flow counts yet: %s", len(self._unsent_flows), e)
+            if not failing:
+                logger.error("cannot queue %d flow counts yet: %s", len(self._unsent_flows), e)
+            self._flows_retry_at = time.monotonic() + QUEUE_RETRY_S
             if len(self._unsent_flows) > 10_000:  # flows are the first thing to give up
                 self._unsent_flows = self._unsent_flows[-10_000:]
+            return
+        if failing:
+            logger.info("the outbox takes flow counts again")
+        self._unsent_flows, self._flows_retry_at = [], None
 
     def _finish(self) -> None:
         for cam in self.cameras:
@@ -453,7 +463,7 @@ class EdgeWorker:
             cam.flows.add_tracks([*cam.pipeline.job.pop_finished(), *cam.pipeline.job.store])
             cam.flows.add_crossings(cam.pipeline.pop_crossings())
             self._unsent_flows += cam.flows.flush()
-        self._queue_flows()
+        self._queue_flows(force=True)
 
     def close(self) -> None:
         """Stop sources and the uploader (which flushes within its deadline), close the outbox."""

@@ -70,30 +70,58 @@ class RunSummary:
 class JsonLines:
     """An append-only JSON-lines log that a worker running for months keeps within `max_bytes`: past
     it, the file becomes `<name>.1` (replacing the previous one) and a new one starts. The evidence
-    packages and the outbox, not these logs, are the record of violations."""
+    packages and the outbox, not these logs, are the record of violations, so a log that cannot be
+    written (a full disk) loses lines, counted in `dropped` and logged once a minute, and never stops
+    the worker."""
+
+    WARN_EVERY_S = 60.0
 
     def __init__(self, path: Path, max_bytes: int = LOG_MAX_BYTES) -> None:
         self.path = path
         self.max_bytes = max_bytes
         self._fh: IO[str] = path.open("a", encoding="utf-8")
         self._size = path.stat().st_size
+        self.dropped = 0
+        self._warned_at = -float("inf")
+
+    def _failed(self, doing: str, error: OSError, lines: int) -> None:
+        self.dropped += lines
+        now = time.monotonic()
+        if now - self._warned_at >= self.WARN_EVERY_S:
+            self._warned_at = now
+            logger.error(
+                "%s: cannot %s (%s): lines are lost until it can (%d failed writes so far); evidence is not",
+                self.path,
+                doing,
+                error.strerror or error,
+                self.dropped,
+            )
 
     def write(self, line: str) -> None:
         """Append one line (without its newline)."""
-        if self._size >= self.max_bytes:
-            self._fh.close()
-            self.path.replace(self.path.with_name(self.path.name + ".1"))
-            self._fh = self.path.open("a", encoding="utf-8")
-            self._size = 0
-        data = line + "\n"
-        self._fh.write(data)
-        self._size += len(data.encode("utf-8"))
+        try:
+            if self._size >= self.max_bytes:
+                self._fh.close()
+                self.path.replace(self.path.with_name(self.path.name + ".1"))
+                self._fh = self.path.open("a", encoding="utf-8")
+                self._size = 0
+            data = line + "\n"
+            self._fh.write(data)
+            self._size += len(data.encode("utf-8"))
+        except OSError as e:
+            self._failed("write", e, 1)
 
     def flush(self) -> None:
-        self._fh.flush()
+        try:
+            self._fh.flush()
+        except OSError as e:
+            self._failed("flush", e, 0)
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError as e:
+            self._failed("close", e, 0)
 
 
 class EdgePipeline:

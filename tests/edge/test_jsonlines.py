@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
+
+import pytest
 
 from phatnguoi.pipeline import JsonLines
 
@@ -24,3 +27,23 @@ def test_a_log_rotates_past_its_size_and_keeps_one_previous_file(tmp_path: Path)
     again.write('{"i": 40}')
     again.close()
     assert (tmp_path / "events.jsonl").read_text(encoding="utf-8").splitlines()[-1] == '{"i": 40}'
+
+
+def test_a_full_disk_loses_log_lines_not_the_worker(caplog: pytest.LogCaptureFixture) -> None:
+    """/dev/full answers every write with ENOSPC, as a full disk does: writing, flushing and closing
+    go on, the loss is counted and said once."""
+    full = Path("/dev/full")
+    if not full.exists():
+        pytest.skip("no /dev/full on this system")
+    log = JsonLines(full)
+    with caplog.at_level(logging.ERROR, logger="phatnguoi.pipeline"):
+        for i in range(3000):
+            log.write(json.dumps({"i": i, "pad": "x" * 40}))
+            if i % 500 == 0:
+                log.flush()
+        log.flush()
+        log.close()
+    assert log.dropped > 0
+    (record,) = caplog.records
+    assert record.getMessage().startswith("/dev/full: cannot ")
+    assert "No space left on device" in record.getMessage()
