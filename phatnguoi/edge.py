@@ -153,6 +153,9 @@ class _Camera:
 OUTBOX_METRICS_EVERY_S = 2.0  # how often the outbox gauges are refreshed from its database
 FPS_WINDOW_S = 10.0  # the processed frame rate on /metrics is measured over this window
 QUEUE_RETRY_S = 5.0  # packages the outbox could not take (disk full) are offered again this often
+TICK_WAIT_S = 0.05  # with no frame from any camera, a tick waits this long for one, polling
+IDLE_METRICS_EVERY_S = 0.5  # the stream gauges are refreshed this often while no camera has frames
+STARTUP_GRACE_S = 30.0  # a camera still connecting for the first time is healthy this long after start
 
 
 class EdgeWorker:
@@ -229,6 +232,7 @@ class EdgeWorker:
         self._flows_retry_at: float | None = None  # likewise for _unsent_flows after a failure
         self._unsent_flows: list[Any] = []
         self._last_outbox: dict[str, Any] = {}
+        self._metrics_at = 0.0  # monotonic time of the last stream-gauge refresh
         self._adopt_due = True
         self._adopt()
 
@@ -325,21 +329,37 @@ class EdgeWorker:
         finally:
             self.close()
 
+    def _collect(self) -> list[tuple[_Camera, Frame]]:
+        """The next frame of every camera that has one. Nobody waits on a silent camera while another
+        has frames (waiting on each queue in turn, a dead camera listed first cost every tick 50 ms);
+        with no frame anywhere, it polls all queues for up to TICK_WAIT_S."""
+        deadline = time.monotonic() + TICK_WAIT_S
+        while True:
+            batch: list[tuple[_Camera, Frame]] = []
+            for cam in self.cameras:
+                if cam.ended:
+                    continue
+                try:
+                    frame = cam.frames.get_nowait()
+                except queue.Empty:
+                    continue
+                if frame is None:
+                    cam.ended = True
+                    continue
+                batch.append((cam, frame))
+            if batch or time.monotonic() >= deadline or all(c.ended for c in self.cameras):
+                return batch
+            time.sleep(0.002)
+
     def _tick(self) -> None:
-        batch: list[tuple[_Camera, Frame]] = []
+        batch = self._collect()
+        with_frame = {id(cam) for cam, _ in batch}
         for cam in self.cameras:
-            if cam.ended:
-                continue
-            try:
-                frame = cam.frames.get(timeout=0.01 if batch else 0.05)
-            except queue.Empty:
+            if not cam.ended and id(cam) not in with_frame:
                 self._flush_if_stalled(cam)
-                continue
-            if frame is None:
-                cam.ended = True
-                continue
-            batch.append((cam, frame))
         if not batch:
+            if time.monotonic() - self._metrics_at >= IDLE_METRICS_EVERY_S:
+                self._update_metrics()  # a dead camera must show on /metrics, not its last fps
             return
         need = [(cam, f) for cam, f in batch if cam.pipeline.job.wants_detection()]
         detections: dict[str, Any] = {}
@@ -480,6 +500,7 @@ class EdgeWorker:
     # -- health ---------------------------------------------------------------------------------------
 
     def _update_metrics(self) -> None:
+        self._metrics_at = time.monotonic()
         for cam in self.cameras:
             h = cam.source.health()
             cid = cam.config.id
@@ -520,14 +541,22 @@ class EdgeWorker:
             self.metrics.upload_errors.set(sum(up.errors.values()))
 
     def health(self) -> dict[str, Any]:
-        """JSON health for /healthz: ok when every camera is live (or a file) and the disk is not full."""
+        """JSON health for /healthz: ok when every camera is live (or a file that ended; or connecting
+        for the first time, within STARTUP_GRACE_S of the start), the disk is not full, and the server
+        has not refused the device's key."""
         cams = {}
         ok = True
         for cam in self.cameras:
             h = cam.source.health()
             state = str(h.state)
+            first_connect = (
+                state == "connecting"
+                and h.last_frame_age_s is None
+                and time.monotonic() - cam.started < STARTUP_GRACE_S
+            )
             cams[cam.config.id] = {
                 "state": state,
+                "last_frame_age_s": None if h.last_frame_age_s is None else round(h.last_frame_age_s, 1),
                 "frames_processed": cam.processed,
                 "violations": cam.events,
                 "dropped": h.frames_dropped,
@@ -536,7 +565,7 @@ class EdgeWorker:
                 "last_gap": cam.last_gap,
                 "last_error": h.last_error,
             }
-            ok &= state in ("live", "ended", "connecting")
+            ok &= state in ("live", "ended") or first_connect
         if self._closed:
             outbox = dict(self._last_outbox)
         else:
@@ -554,7 +583,23 @@ class EdgeWorker:
             except Exception as e:  # noqa: BLE001 - health must answer even when the outbox cannot
                 outbox = {"error": str(e)}
                 ok = False
-        return {"ok": ok, "device": self.config.device.id, "cameras": cams, "outbox": outbox}
+        uploader: dict[str, Any] | None = None
+        if self.uploader is not None:
+            up = self.uploader.stats()
+            uploader = {
+                "last_success_at": up.last_success_at,
+                "consecutive_failures": up.consecutive_failures,
+                "last_cause": up.last_cause,
+                "last_error": up.last_error,
+            }
+            ok &= not (up.consecutive_failures and up.last_cause == "auth")  # a person must act
+        return {
+            "ok": ok,
+            "device": self.config.device.id,
+            "cameras": cams,
+            "outbox": outbox,
+            "uploader": uploader,
+        }
 
 
 def _origin(start_time: str | None) -> float:

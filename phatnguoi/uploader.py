@@ -100,6 +100,7 @@ class UploaderStats:
         errors: failed attempts by cause (``network``, ``http_5xx``, ``auth``, ``rate``, ...).
         bytes_sent / upload_s: request bytes and wall time of acknowledged evidence uploads.
         last_success_at / last_error: epoch seconds of the last acknowledgement; last failure text.
+        last_cause: the cause (as in ``errors``) of the last retryable failure; None after a success.
         consecutive_failures: retryable failures since the last success.
         paused_until: no attempt before this epoch time (server unreachable or asked us to wait).
     """
@@ -116,6 +117,7 @@ class UploaderStats:
     upload_s: float = 0.0
     last_success_at: float | None = None
     last_error: str | None = None
+    last_cause: str | None = None
     consecutive_failures: int = 0
     paused_until: float = 0.0
 
@@ -531,6 +533,7 @@ class Uploader:
             self._stats.retries += len(items)
             self._stats.errors[answer.cause] = self._stats.errors.get(answer.cause, 0) + 1
             self._stats.last_error = answer.detail
+            self._stats.last_cause = answer.cause
             self._stats.paused_until = now + pause
         level = logging.WARNING if failures in (1, 10, 100) or failures % 1000 == 0 else logging.DEBUG
         logger.log(
@@ -578,6 +581,7 @@ class Uploader:
             s.upload_s += seconds
             s.last_success_at = self.clock()
             s.consecutive_failures = 0
+            s.last_cause = None
             s.paused_until = 0.0
 
 

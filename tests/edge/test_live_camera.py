@@ -101,7 +101,11 @@ def test_camera_killed_and_restored_frames_resume_and_the_gap_is_reported(
     before = processed()
     health = worker.health()  # type: ignore[attr-defined]
     assert health["cameras"][cam]["state"] in ("backoff", "connecting", "stalled")
-    assert not health["ok"]
+    assert not health["ok"]  # reconnecting is not healthy, whichever step of it the source is in
+    assert health["cameras"][cam]["last_frame_age_s"] >= 3.5
+    # /metrics shows the dead camera too (it used to keep the last live values while no frame came).
+    text = worker.metrics.render().decode()  # type: ignore[attr-defined]
+    assert f'phatnguoi_stream_live{{camera="{cam}"}} 0.0' in text
     camera = MjpegServer(port=port, fps=6, frames=clip_frames).start()  # power back, same address
     try:
         assert _wait(lambda: processed() >= before + 12, 60), "frames did not resume"

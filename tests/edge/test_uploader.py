@@ -148,10 +148,12 @@ def test_a_wrong_device_key_is_retried_not_given_up(
     [row] = ob.evidence_rows()
     assert (row["state"], row["attempts"]) == ("queued", 1) and row["last_error"].startswith("HTTP 401")
     assert wrong.stats().errors == {"auth": 1} and wrong.paused
+    assert wrong.stats().last_cause == "auth"  # the edge's /healthz is not ok while it lasts
     assert [a["kind"] for a in ob.alerts()] == ["auth"]
     right = Uploader(ob, server.device_key, UploaderConfig(server_url=server.url, **FAST))
     wait_until(lambda: right.run_once() == 1, 5, "backoff over")
     assert ob.evidence_rows()[0]["state"] == "sent" and set(server.stored()) == {folder.name}
+    assert right.stats().last_cause is None
 
 
 def test_a_package_the_server_cannot_verify_is_refused_for_good(
