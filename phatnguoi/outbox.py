@@ -687,12 +687,39 @@ class Outbox:
             self._enforce_quietly(t)
         return new
 
-    def flows_until(self, camera_id: str) -> float | None:
-        """End (epoch seconds) of the latest interval ever queued for `camera_id`, or None.
+    def flows_until(self, camera_id: str, now: float | None = None) -> float | None:
+        """End (epoch seconds) of the latest interval ever queued for `camera_id`, or None; never
+        later than `now` (a mark ahead of the clock was written before the clock was set back).
 
         A restarted `FlowCounter` gets it as ``resume_after``, so it never re-emits an interval."""
+        t = self.clock() if now is None else now
         rows = self._read("SELECT until FROM flow_marks WHERE camera_id = ?", (camera_id,))
-        return float(rows[0][0]) if rows else None
+        return min(float(rows[0][0]), t) if rows else None
+
+    def rebase(self, step_s: float, now: float | None = None) -> int:
+        """The wall clock was set back by `step_s` seconds (> 0): the retry times of queued items and
+        the creation times that now lie ahead of it move back with it, so that a retry waits what it
+        was meant to wait (not the length of the step) and the age of the oldest item stays true.
+
+        Returns:
+            Rows moved.
+        """
+        t = self.clock() if now is None else now
+
+        def move(c: sqlite3.Connection) -> int:
+            n = 0
+            for table in _TABLE.values():
+                n += int(
+                    c.execute(
+                        f"UPDATE {table} SET next_attempt_at = next_attempt_at - ?"
+                        " WHERE state = 'queued' AND next_attempt_at > ?",
+                        (step_s, t),
+                    ).rowcount
+                )
+                c.execute(f"UPDATE {table} SET created_at = created_at - ? WHERE created_at > ?", (step_s, t))
+            return n
+
+        return self._write(move, may_use_reserve=True)
 
     # ------------------------------------------------------------------ sending
 

@@ -54,6 +54,9 @@ from violations.manifest import MANIFEST_NAME, SIGNATURE_NAME
 
 logger = logging.getLogger(__name__)
 
+#: The wall clock going back by more than this between two rounds has been set back (NTP, a person).
+CLOCK_STEP_S = 2.0
+
 Verdict = Literal["sent", "conflict", "retry", "refused"]
 USER_AGENT = "phatnguoi-edge/0.1"
 # Statuses that look like a refusal but may pass without changing the item (see the module table).
@@ -286,10 +289,15 @@ class Uploader:
         is set; then a bounded flush. Never raises: every failure is logged and retried."""
         stop_event = stop or self._stop
         next_housekeeping = 0.0
+        last = self.clock()
         while not stop_event.is_set():
             self._wake.clear()
             now = self.clock()
             try:
+                if now < last - CLOCK_STEP_S:
+                    self.clock_went_back(last - now, now)
+                    next_housekeeping = now
+                last = now
                 if now >= next_housekeeping:
                     next_housekeeping = now + self.config.housekeeping_s
                     self.outbox.apply_retention(now)
@@ -313,6 +321,16 @@ class Uploader:
             self.flush(self.clock() + self.config.shutdown_flush_s)
         except Exception:  # the process is stopping: what was not sent stays queued for the next start
             logger.exception("uploader: flush at stop failed")
+
+    def clock_went_back(self, step_s: float, now: float) -> None:
+        """The system clock was set back by `step_s` seconds (NTP correcting a box that booted with its
+        clock ahead, a hardware clock kept in local time): the pause and the outbox's retry times were
+        computed on the old clock and would hold every upload for the length of the step."""
+        logger.warning("the system clock went back by %.0f s: upload retry times moved back with it", step_s)
+        with self._stats_lock:
+            if self._stats.paused_until > now:
+                self._stats.paused_until = max(now, self._stats.paused_until - step_s)
+        self.outbox.rebase(step_s, now)
 
     def _idle_wait(self, now: float) -> float:
         with self._stats_lock:

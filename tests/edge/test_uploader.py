@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from phatnguoi.flows import FlowCount
 from phatnguoi.outbox import Outbox
 from phatnguoi.uploader import Uploader, UploaderConfig, backoff_delay, classify_status, parse_retry_after
+from tests.edge.conftest import Clock
 from tests.edge.packages import make_packages
 from tests.edge.proxy import FORWARD, Action, FaultProxy
 from tests.edge.server import DEVICE_ID, FLOWS, VIOLATIONS, LiveServer, free_port, wait_until
@@ -254,3 +255,32 @@ def test_a_wrong_server_address_parks_nothing(
     right = Uploader(ob, server.device_key, UploaderConfig(server_url=server.url, **FAST))
     wait_until(lambda: right.run_once() == 1, 5, "backoff over")
     assert ob.evidence_rows()[0]["state"] == "sent" and set(server.stored()) == {folder.name}
+
+
+def test_the_clock_set_back_does_not_hold_uploads_for_the_length_of_the_step(
+    server: LiveServer, make_outbox: Callable[..., Outbox], evidence_root: Path, clock: Clock
+) -> None:
+    """The box booted with its clock a day ahead and the uplink down; NTP then sets the clock right.
+    The pause and the retry times computed on the old clock move back with it: the packages go as
+    soon as the server answers, not a day later, and a flow mark ahead of the clock is not kept."""
+    ob = make_outbox(server.private_key.public_key())
+    folders = make_packages(server.private_key, evidence_root, 2, device_id=DEVICE_ID, camera_id="cam-a1")
+    clock.t += 86_400.0  # a day ahead
+    for f in folders:
+        ob.enqueue_package(f)
+    ob.enqueue_flows([FlowCount("cam-a1", "l1", "in", "car", clock.t - 300, clock.t, 4)])
+    cfg = UploaderConfig(server_url=f"http://127.0.0.1:{free_port()}", **FAST)
+    down = Uploader(ob, server.device_key, cfg, clock=clock)
+    assert down.run_once() >= 1 and down.paused  # the uplink is not up yet
+    clock.t -= 86_400.0  # NTP sets the clock right
+    assert down.paused and ob.stats(clock.t).oldest_evidence_age_s == 0.0  # what the step did
+    assert ob.flows_until("cam-a1") == clock.t  # not a day ahead: new counts are not "late"
+    down.clock_went_back(86_400.0, clock.t)
+    due = ob.next_attempt_at()
+    assert due is not None and due <= clock.t + FAST["backoff_max_s"]
+    clock.t += FAST["backoff_max_s"] + 0.1
+    assert not down.paused  # the pause is what it was meant to be, not a day
+    assert ob.stats(clock.t).oldest_evidence_age_s > 0.0
+    up = Uploader(ob, server.device_key, UploaderConfig(server_url=server.url, **FAST), clock=clock)
+    assert up.run_once() >= 2
+    assert set(server.stored()) == {f.name for f in folders}
