@@ -10,6 +10,8 @@ import pytest
 
 from tests.violations import Drive, SignalFn, make_scene, moving, phases, rules_of, run
 from violations.rules import RuleEngine
+from violations.signal import LightReaderConfig, PhaseTracker
+from violations.types import SignalReading
 
 RED = phases((0.0, "red"))
 GREEN = phases((0.0, "green"))
@@ -138,6 +140,33 @@ def test_red_light_event_contents(cls: str, citation: str) -> None:
     # Deterministic: the same video again gives the same id.
     (again,) = run(RuleEngine(make_scene()), [Drive(7, THROUGH, cls)], phases((0.0, "amber"), (1.0, "red")))
     assert again.event_id == ev.event_id
+
+
+def test_a_rider_who_waited_past_the_line_and_left_on_green_is_no_red_light_runner() -> None:
+    """The real light reader: red until 20 s, then green, every frame read right. It confirms the green
+    0.3 s late and its confidence climbs for a second, so when the rider (stopped 45 px past the line on
+    red: a stop-line case) is 60 px past the line at 20.5 s, the reading is green at 0.55, below the
+    0.6 that counts. Read again after the settle time, the green began at 20.0 s, before the rider
+    went on: no red-light event (it used to be one: a 4-6 million VND fine for waiting)."""
+    tracker = PhaseTracker(LightReaderConfig(roi=(600, 10, 630, 80)))
+    readings: dict[float, dict[str, SignalReading]] = {}
+
+    def reader(t: float) -> dict[str, SignalReading]:
+        if t not in readings:
+            readings[t] = {"L1": tracker.step("red" if t < 20.0 else "green", t)}
+        return readings[t]
+
+    waypoints = [(0.0, 320.0, 420.0), (165.0 / 60.0, 320.0, 255.0), (20.0, 320.0, 255.0)]
+    waypoints += [(20.0 + k / 10, 320.0, 255.0 - 60.0 * (k / 10) ** 2) for k in range(1, 31)]  # 120 px/s²
+    events = run(RuleEngine(make_scene()), [Drive(5, waypoints, "motorcycle")], reader, until=24.0)
+    assert rules_of(events) == ["stop_line"]
+    assert (readings[20.5]["L1"].state, readings[20.5]["L1"].confidence < 0.6) == ("green", True)
+
+
+def test_a_red_light_runner_who_leaves_view_before_the_light_settles_is_still_reported() -> None:
+    """Held for the settle time, the event does not need the vehicle to stay in view."""
+    (ev,) = run(RuleEngine(make_scene()), [moving(1, (320.0, 420.0), (0.0, -60.0), 0.0, 3.0)], RED)
+    assert ev.rule == "red_light" and ev.ts == pytest.approx(3.0, abs=0.11)
 
 
 def test_stop_line_event_contents() -> None:

@@ -248,6 +248,10 @@ class RuleEngine:
             self._geometry(batch)
             for rule in self.rules:
                 events.extend(rule.process(batch, self.signals, now_ts))
+        for rule in self.rules:
+            if isinstance(rule, SignalLineRule):  # events held for the light reader to settle
+                events.extend(rule.release(self.signals, now_ts))
+        if events:
             events = self._dedup(events, now_ts)
         self._gc(live, now_ts)
         return events

@@ -65,6 +65,16 @@ class _Crossing:
     confirmed: bool = False  # on red, read again `signal_settle_s` after the crossing
 
 
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A red-light event waiting for the light reader to settle."""
+
+    line: StopLine
+    key: int
+    went_on_ts: float  # when it was first `red_light_min_travel_px` past the line
+    event: ViolationEvent
+
+
 @dataclass(slots=True)
 class _LineState:
     side: int  # -1 behind the line, +1 past it, 0 on it (not yet known)
@@ -96,6 +106,32 @@ class SignalLineRule:
         self.crossings: list[CrossingRecord] = []
         # Rows further than this from a line cannot change its state for anyone.
         self._band = self.tol.red_light_min_travel_px + 100.0
+        self._held: list[_Held] = []
+
+    def release(self, signals: SignalBook, now_ts: float) -> list[ViolationEvent]:
+        """The red-light events held `signal_settle_s` since the vehicle went on, now that the light
+        reader has had time to confirm a change and date it back. A vehicle that went on only once the
+        light was green (as dated now, at any confidence: a doubt goes to the driver) is no red-light
+        runner: it waited on or just past the line (a stop-line case at most). The green is confirmed
+        ~0.3 s late and its confidence climbs for a second, so deciding when the vehicle went on read
+        a rider who left on green as leaving on red."""
+        out: list[ViolationEvent] = []
+        keep: list[_Held] = []
+        for held in self._held:
+            line_id, key = held.line.id, held.key
+            if now_ts < held.went_on_ts:
+                logger.info("line %s: time went back: red-light event of track %d dropped", line_id, key)
+                continue
+            if now_ts - held.went_on_ts < self.tol.signal_settle_s:
+                keep.append(held)
+                continue
+            now = signals.at(held.line.light, now_ts)
+            if now is not None and now.state == "green" and now.since_ts <= held.went_on_ts:
+                logger.info("line %s: track %d went on after green: not a red-light run", line_id, key)
+                continue
+            out.append(held.event)
+        self._held = keep
+        return out
 
     def forget(self, keys: set[int]) -> None:
         """Drop the state of vehicles that left."""
@@ -210,14 +246,14 @@ class SignalLineRule:
             if not batch.rigid[i] or batch.occluded(i):
                 return None
             c.red_emitted = True
-            now = signals.at(line.light, t)
-            if now is not None and now.state == "green" and now.confidence >= tol.min_signal_confidence:
-                # It went on through the junction only once the light was green: a vehicle that
-                # waited on or just past the line is no red-light runner (a stop-line case at most).
-                logger.info("line %s: track %d went on after green: not a red-light run", line.id, key)
+            if "red_light" not in self.emit:
                 return None
-            if "red_light" in self.emit:
-                return self._event("red_light", line, batch, i, c, a)
+            ev = self._event("red_light", line, batch, i, c, a)
+            if ev is not None:
+                # Held for `signal_settle_s` (see `release`), also if the vehicle leaves view meanwhile:
+                # whether the light was green when it went on is known only once the reader has
+                # confirmed a change and dated it back.
+                self._held.append(_Held(line, key, t, ev))
             return None
         if "stop_line" not in self.emit or c.red_emitted or c.stop_event_id is not None:
             return None
