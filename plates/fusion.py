@@ -20,6 +20,9 @@ from plates.grammar import compact as compact_text
 from plates.grammar import parse
 from plates.types import PlateReading
 
+#: Share of the (quality × confidence) weight that must read a character for the fused plate to keep it.
+CHARACTER_MAJORITY = 2 / 3
+
 
 @dataclass(frozen=True, slots=True)
 class View:
@@ -102,37 +105,69 @@ class PlateVote:
         )
 
     def result(self) -> FusedPlate:
-        """The fused plate so far."""
+        """The fused plate so far.
+
+        A wrong plate sends a fine to someone else, an unreadable one goes to an officer who reads the
+        stills: so a plate is reported only when readings the reader itself calls readable back it
+        (one of them read exactly it, or three or more agree on it character by character) and it has
+        at least half of their weight. Two readable readings that disagree, or a lone reading below
+        the reader's threshold, give unreadable, with the candidates kept as alternatives.
+        """
         raws = tuple(r.raw for r, _ in self._readings)
-        scores: dict[str, float] = defaultdict(float)
+        scores: dict[str, float] = defaultdict(float)  # every reading: the alternatives shown
+        backing: dict[str, float] = defaultdict(float)  # readable readings only: what decides
         total = sum(w for _, w in self._readings)
         for reading, w in self._readings:
             for formatted, prob in reading.alternatives:
                 scores[formatted] += w * prob
+                if reading.readable:
+                    backing[formatted] += w * prob
         voted = self._vote_characters()
         if voted is not None:
             # A per-character vote that forms a valid plate is backed by every reading that shares its
             # characters; give it the support of its best-matching readings.
-            scores[voted] = max(scores.get(voted, 0.0), self._support(voted))
+            support = self._support(voted)
+            scores[voted] = max(scores.get(voted, 0.0), support)
+            backing[voted] = max(backing.get(voted, 0.0), support)
         if not scores or total <= 0:
             return FusedPlate(None, None, 0.0, len(self._readings), 0, (), raws)
         ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
-        best, best_score = ranked[0]
-        agreeing = sum(1 for r, _ in self._readings if r.readable and r.text == best)
-        confidence = min(1.0, best_score / total)
         alternatives = tuple((f, round(s / total, 4)) for f, s in ranked[:5])
-        if agreeing == 0 and confidence < 0.5:
-            # valid-looking but supported by no confident reading: report unreadable, keep alternatives
-            return FusedPlate(None, None, round(confidence, 4), len(self._readings), 0, alternatives, raws)
+        read_exactly = {r.text for r, _ in self._readings if r.readable}
+        backed = [(f, b) for f, b in backing.items() if f in read_exactly or f == voted]
+        best, best_score = max(backed, key=lambda kv: kv[1]) if backed else (None, 0.0)
+        confidence = min(1.0, best_score / total)
+        if best is None or confidence < 0.5 or not self._agreed_per_character(best):
+            top = ranked[0][1] / total
+            return FusedPlate(None, None, round(min(1.0, top), 4), len(self._readings), 0, alternatives, raws)
+        agreeing = sum(1 for r, _ in self._readings if r.readable and r.text == best)
         return FusedPlate(
             best, compact_text(best), round(confidence, 4), len(self._readings), agreeing, alternatives, raws
         )
+
+    def _agreed_per_character(self, formatted: str) -> bool:
+        """Whether, at every position, at least `CHARACTER_MAJORITY` of the weight of the readable
+        readings of the same length reads this plate's character: one sharp view reading a 7 where
+        two smaller ones read a 1 is a disputed character, not a plate."""
+        target = compact_text(formatted)
+        members = [
+            (r.plate.compact, w * max(r.confidence, 1e-3))
+            for r, w in self._readings
+            if r.readable and r.plate is not None and r.plate.compact and len(r.plate.compact) == len(target)
+        ]
+        if len(members) < 2:
+            return True
+        weight = sum(w for _, w in members)
+        for i, ch in enumerate(target):
+            if sum(w for text, w in members if text[i] == ch) < CHARACTER_MAJORITY * weight:
+                return False
+        return True
 
     def _support(self, formatted: str) -> float:
         target = compact_text(formatted)
         support = 0.0
         for reading, w in self._readings:
-            if reading.plate is None or reading.plate.compact is None:
+            if not reading.readable or reading.plate is None or reading.plate.compact is None:
                 continue
             other = reading.plate.compact
             if len(other) != len(target):
@@ -146,7 +181,7 @@ class PlateVote:
         groups: dict[tuple[int, int], list[tuple[str, float]]] = defaultdict(list)
         for reading, w in self._readings:
             plate = reading.plate
-            if plate is None or plate.compact is None or plate.formatted is None:
+            if not reading.readable or plate is None or plate.compact is None or plate.formatted is None:
                 continue
             top = plate.top_length if plate.top_length is not None else len(plate.compact)
             key = (len(plate.compact), top)
@@ -154,8 +189,8 @@ class PlateVote:
         if not groups:
             return None
         (length, top), members = max(groups.items(), key=lambda kv: sum(w for _, w in kv[1]))
-        if len(members) < 2:
-            return None
+        if len(members) < 3:
+            return None  # two readings that differ are a disagreement, not a vote
         chars = []
         for i in range(length):
             tally: dict[str, float] = defaultdict(float)

@@ -90,6 +90,37 @@ def test_a_lone_low_confidence_valid_reading_is_not_trusted() -> None:
     assert r.formatted is None and r.alternatives and r.alternatives[0][0] == "29-B1 123.45"
 
 
+def test_a_lone_reading_the_reader_called_unreadable_is_not_made_a_plate() -> None:
+    """Real case (gold vn0025, label 59-C2 192.00): the reader's best reading 59-C2 492.00 at 0.54 is
+    below its 0.6 threshold, so it says unreadable; fusion used to report it as the plate."""
+    vote = PlateVote()
+    vote.add(reading(["59-C2", "492.00"], 0.54, readable=False), 0.49)
+    r = vote.result()
+    assert r.formatted is None and r.alternatives[0][0] == "59-C2 492.00"
+
+
+@pytest.mark.parametrize(
+    "small_views",
+    [
+        pytest.param([(0.77, 0.73)], id="one-small-view"),
+        pytest.param([(0.75, 0.18), (0.75, 0.18)], id="two-small-views"),
+    ],
+)
+def test_a_sharp_view_outweighing_smaller_ones_on_a_character_is_a_dispute_not_a_plate(
+    small_views: list[tuple[float, float]],
+) -> None:
+    """Real case (crops vn0991, label 59-M1 944.58): the large sharp view reads 59-M7 at 0.89-0.91,
+    smaller views read 59-M1. Fusion gave 59-M7 at 0.80; the disputed character makes it unreadable
+    (an officer reads the stills), with both candidates kept."""
+    vote = PlateVote()
+    vote.add(reading(["59-M7", "944.58"], 0.91), 0.485)
+    for conf, weight in small_views:
+        vote.add(reading(["59-M1", "944.58"], conf), weight)
+    r = vote.result()
+    assert r.formatted is None
+    assert {a for a, _ in r.alternatives} >= {"59-M7 944.58", "59-M1 944.58"}
+
+
 def test_stops_early_once_confident() -> None:
     vote = PlateVote(min_agree=2, stop_confidence=0.8)
     vote.add(reading(["30G-823.47"], 0.95))
