@@ -333,6 +333,7 @@ class EdgePipeline:
         """Read the plate on each view, fused by vote (runs on the plate thread)."""
         if self.scanner is None or not views:
             return _PlateResult(None, None)
+        from plates.errors import PlateError
         from plates.fusion import PlateVote, View, view_quality
 
         vote = PlateVote()
@@ -340,7 +341,11 @@ class EdgePipeline:
         best_quality = -1.0
         best_colour: str | None = None
         for index, image, box in views:
-            findings = self.scanner.scan_vehicle(image, box)
+            try:
+                findings = self.scanner.scan_vehicle(image, box)
+            except PlateError as e:  # one unusable view (a degenerate box): the others still count
+                logger.debug("plate view of frame %d skipped: %s", index, e)
+                continue
             if not findings:
                 continue
             f = findings[0]

@@ -87,3 +87,37 @@ def test_per_frame_state_stays_bounded(tmp_path: Path, hanoi_clip: Path, monkeyp
     assert summary.events == len(rows) >= 3 and sum(summary.events_per_rule.values()) == len(rows)
     assert len(p.established_at) == 2
     assert p.job.detector_ms.maxlen is not None
+
+
+def test_one_unusable_view_does_not_cost_the_plate_of_the_others(tmp_path: Path, hanoi_clip: Path) -> None:
+    """A degenerate vehicle box (zero area) in one view: that view is skipped, the others are read as
+    if it were not there (it used to end the reading with no plate for the violation)."""
+    import cv2
+    import numpy as np
+
+    from phatnguoi.config import load_camera
+    from phatnguoi.pipeline import EdgePipeline
+    from violations.manifest import generate_keypair, load_private_key
+    from violations.scene import load_scene
+
+    generate_keypair(tmp_path / "k.pem", tmp_path / "k.pub")
+    pipeline = EdgePipeline(
+        load_camera(REPO_ROOT / "examples" / "cameras" / "hanoi_giangvo_langha.yaml"),
+        load_scene(REPO_ROOT / "examples" / "scenes" / "hanoi_giangvo_langha.yaml"),
+        tmp_path / "run",
+        "edge-t",
+        load_private_key(tmp_path / "k.pem"),
+        frame_rate=6.0,
+        async_plates=False,
+    )
+    capture = cv2.VideoCapture(str(hanoi_clip))
+    ok, image = capture.read()
+    capture.release()
+    assert ok
+    good = (0, image, np.array([200.0, 250.0, 420.0, 470.0], np.float32))
+    bad = (1, image, np.array([300.0, 300.0, 300.0, 300.0], np.float32))
+    alone = pipeline._read_views([good])
+    both = pipeline._read_views([bad, good])
+    assert both.plate == alone.plate
+    assert (both.crop is None) == (alone.crop is None)
+    pipeline.close()
