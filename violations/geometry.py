@@ -54,6 +54,22 @@ def points_in_polygon(points: npt.ArrayLike, polygon: npt.ArrayLike) -> npt.NDAr
     return inside
 
 
+def distance_to_edges(points: npt.ArrayLike, polygon: npt.ArrayLike) -> F64:
+    """(N,) distance from each of (N, 2) `points` to the nearest edge of the (M, 2) `polygon`."""
+    p = as_points(points)
+    poly = as_points(polygon)
+    if len(p) == 0:
+        return np.zeros(0)
+    a = poly[None, :, :]
+    ab = np.roll(poly, -1, axis=0)[None, :, :] - a
+    ap = p[:, None, :] - a
+    length2 = np.maximum((ab**2).sum(axis=2), 1e-12)
+    t = np.clip((ap * ab).sum(axis=2) / length2, 0.0, 1.0)
+    nearest = a + t[:, :, None] * ab
+    d: F64 = np.sqrt(((p[:, None, :] - nearest) ** 2).sum(axis=2)).min(axis=1)
+    return d
+
+
 def unit(vector: npt.ArrayLike) -> F64:
     """(2,) unit vector. Raises ValueError for a zero or non-finite vector."""
     v = np.asarray(vector, dtype=np.float64).reshape(2)

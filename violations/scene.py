@@ -357,6 +357,13 @@ class SidewalkZone(_Strict):
         2.0, ge=0.2, le=60, description="Time moving inside the zone needed for a violation."
     )
     min_travel_px: float = Field(30.0, ge=2, le=2000, description="Distance ridden inside the zone needed.")
+    edge_margin_px: float = Field(
+        8.0,
+        ge=0,
+        le=200,
+        description="The wheels (box bottom-centre) must be this far inside the edge to count: a box's "
+        "bottom wobbles a few pixels, and a rider along the curb is on the road.",
+    )
 
 
 class SpeedCalibration(_Strict):

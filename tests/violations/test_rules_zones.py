@@ -235,6 +235,18 @@ def test_sidewalk_event_contents() -> None:
     assert ev.details["moving_for_s"] >= 2.0 and ev.details["travel_px"] >= 30
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_riding_along_the_curb_is_not_riding_the_sidewalk(seed: int) -> None:
+    """A motorbike on the road 3 px off the sidewalk's edge, its box bottom wobbling ±3 px: half the
+    seeds used to be fined, each time the bottom touched the sidewalk (the episode never restarted
+    on the road). Riding 15 px inside with the same wobble still is a violation."""
+    engine = RuleEngine(make_scene(sidewalks=SIDEWALK), rules=["sidewalk"])
+    assert run(engine, [moving(1, (40.0, 397.0), (60.0, 0.0), 0.0, 9.0, jitter=2.5, seed=seed)]) == []
+    engine = RuleEngine(make_scene(sidewalks=SIDEWALK), rules=["sidewalk"])
+    inside = run(engine, [moving(1, (40.0, 415.0), (60.0, 0.0), 0.0, 9.0, jitter=2.5, seed=seed)])
+    assert rules_of(inside) == ["sidewalk"]
+
+
 def test_id_hopping_down_a_queue_is_not_driving_the_wrong_way() -> None:
     """In a packed queue the tracker hands one id from bike to bike, one bike nearer the camera each
     second: the 'track' moves down the image in 40 px hops, but nothing drives."""

@@ -25,6 +25,7 @@ import logging
 import math
 from dataclasses import dataclass
 
+from violations import geometry
 from violations.legal import reference, stop_reference
 from violations.rules.base import Batch, SignalBook, make_event, r2
 from violations.scene import Scene, StopZone
@@ -318,7 +319,18 @@ class SidewalkRule(_ZoneRule):
         """Events established by the rows of `batch`."""
         out: list[ViolationEvent] = []
         for zone in self.scene.sidewalks:
-            for i in map(int, batch.inside[f"sidewalks:{zone.id}"].nonzero()[0]):
+            inside = batch.inside[f"sidewalks:{zone.id}"].copy()
+            rows = inside.nonzero()[0]
+            if len(rows) and zone.edge_margin_px > 0:
+                depth = geometry.distance_to_edges(batch.points[rows], zone.polygon)
+                inside[rows[depth < zone.edge_margin_px]] = False
+            for i in range(len(batch.keys)):
+                ep = self._state.get((batch.keys[i], zone.id))
+                if ep is not None and not inside[i]:
+                    # On the road (or on the curb's edge) again: riding the sidewalk starts over.
+                    ep.restart(float(batch.ts[i]))
+                    ep.start_x, ep.start_y = float(batch.points[i, 0]), float(batch.points[i, 1])
+            for i in map(int, inside.nonzero()[0]):
                 cls = batch.classes[i]
                 if cls not in zone.classes:
                     continue
