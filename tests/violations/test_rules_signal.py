@@ -169,6 +169,31 @@ def test_a_red_light_runner_who_leaves_view_before_the_light_settles_is_still_re
     assert ev.rule == "red_light" and ev.ts == pytest.approx(3.0, abs=0.11)
 
 
+SWAP_LIGHT = phases((0.0, "green"), (3.0, "amber"), (4.0, "red"))
+# B entered on green and stands 12 px past the line; A waits 5 px behind it, 22 px to the side.
+B_BEFORE = [(0.0, 342.0, 380.0), (1.5, 342.0, 300.0), (2.0, 342.0, 288.0), (6.0, 342.0, 288.0)]
+A_BEFORE = [(3.0, 320.0, 420.0), (5.0, 320.0, 305.0), (6.0, 320.0, 305.0)]
+B_AFTER = [(6.1, 342.0, 288.0), (12.0, 342.0, 288.0), (14.0, 342.0, 150.0)]  # clears the junction on red
+
+
+def test_ids_swapped_at_the_line_give_the_waiting_vehicle_no_crossing() -> None:
+    """The tracker swaps A's and B's ids at 6 s: a 26 px hop, under the jump threshold (30 px). Id 1
+    then follows B, already past the line (it entered on green): the hop over the line is no motion of
+    a vehicle, so no crossing, no red light, no stop line (it used to be both, for A's id)."""
+    swapped = [Drive(1, A_BEFORE + B_AFTER), Drive(2, [*B_BEFORE, (6.1, 320.0, 305.0), (16.0, 320.0, 305.0)])]
+    assert run(RuleEngine(make_scene()), swapped, SWAP_LIGHT) == []
+    unswapped = [Drive(1, [*A_BEFORE, (16.0, 320.0, 305.0)]), Drive(2, B_BEFORE + B_AFTER)]
+    assert run(RuleEngine(make_scene()), unswapped, SWAP_LIGHT) == []
+
+
+def test_a_vehicle_first_seen_past_the_line_does_not_inherit_the_lost_one_behind_it() -> None:
+    """A, waiting 5 px behind the line, is lost at 6 s; B (entered on green, hidden until now) is first
+    seen at 6.3 s standing 15 px past it, 20 px to the side, and is stitched onto A's vehicle."""
+    lost = Drive(1, [(3.0, 320.0, 420.0), (5.0, 320.0, 305.0), (6.0, 320.0, 305.0)])
+    found = Drive(2, [(6.3, 340.0, 285.0), (12.0, 340.0, 285.0), (14.0, 340.0, 150.0)])
+    assert run(RuleEngine(make_scene()), [lost, found], SWAP_LIGHT) == []
+
+
 def test_stop_line_event_contents() -> None:
     engine = RuleEngine(make_scene())
     (ev,) = run(engine, [Drive(7, stop_at(285.0, 2.25, 12.0))], RED)

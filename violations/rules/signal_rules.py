@@ -65,6 +65,13 @@ class _Crossing:
     confirmed: bool = False  # on red, read again `signal_settle_s` after the crossing
 
 
+#: A crossing counts only when the step over the line is what the vehicle's motion predicts, within
+#: this many pixels (or this share of its box height, whichever is more, plus half the distance its
+#: speed covers in the step): a larger step is an id that moved to another vehicle.
+CROSSING_STEP_PX = 10.0
+CROSSING_STEP_RATIO = 0.25
+
+
 @dataclass(frozen=True, slots=True)
 class _Held:
     """A red-light event waiting for the light reader to settle."""
@@ -200,7 +207,21 @@ class SignalLineRule:
             st.lane_ok = self._lane_ok(line, batch, i)
         elif a >= 0 and st.side == -1:
             in_span = -tol.line_end_margin_px <= along <= length + tol.line_end_margin_px
-            if in_span and st.lane_ok and st.last_across < 0 and t - st.last_ts <= tol.max_gap_s:
+            dt = t - st.last_ts
+            box_h = float(batch.xyxy[i, 3] - batch.xyxy[i, 1])
+            expected = st.last_across + st.speed * dt
+            if (
+                abs(a - expected)
+                > max(CROSSING_STEP_PX, CROSSING_STEP_RATIO * box_h) + 0.5 * abs(st.speed) * dt
+            ):
+                # Over the line in a step its motion does not explain: the id now follows another
+                # vehicle (a swap under the jump threshold, or a stitch onto one that was already past
+                # the line, e.g. one that entered on green). Nothing carries over.
+                st.side = 1 if a >= 0 else 0
+                st.crossing, st.speed = None, 0.0
+                st.last_across, st.last_ts = a, t
+                return None
+            if in_span and st.lane_ok and st.last_across < 0 and dt <= tol.max_gap_s:
                 frac = -st.last_across / (a - st.last_across)
                 tc = st.last_ts + frac * (t - st.last_ts)
                 st.crossing = self._crossing(line, tc, batch.frames[i], signals)
