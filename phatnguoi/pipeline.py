@@ -207,6 +207,7 @@ class EdgePipeline:
         # crossings since `pop_crossings` (flow counts by stop-line crossing); bounded for callers that
         # never drain them (`phatnguoi run`)
         self.new_crossings: deque[CrossingRecord] = deque(maxlen=ESTABLISHED_WINDOW)
+        self._last_ts: float | None = None  # time of the last frame stepped
 
     def step(self, frame: Frame, detections: Detections | None = None) -> list[ViolationEvent]:
         """Run every stage on one frame (`detections`: from a detector batch over several cameras)."""
@@ -221,20 +222,8 @@ class EdgePipeline:
             self._crossings_fh.write(json.dumps(asdict(crossing)))
             self.new_crossings.append(crossing)
         t3 = time.perf_counter()
-        plate_ms = 0.0
-        for event in events:
-            self.established_at[event.event_id] = time.time()
-            if len(self.established_at) > ESTABLISHED_WINDOW:
-                del self.established_at[next(iter(self.established_at))]
-            signal = self._signal_for(event, frame.ts)
-            views = self._plate_views(event)
-            if self._plate_pool is not None:
-                self._plate_queue.append((event, signal, self._plate_pool.submit(self._read_views, views)))
-                continue
-            tp = time.perf_counter()
-            result = self._read_views(views)
-            plate_ms += (time.perf_counter() - tp) * 1000
-            self._start_evidence(event, signal, result)
+        self._last_ts = frame.ts
+        plate_ms = self._take(events, frame.ts)
         self._start_read(wait=False)
         t4 = time.perf_counter()
         self.built += self.evidence.on_frame(frame, tracked)
@@ -251,6 +240,25 @@ class EdgePipeline:
             self.stage_total_ms[stage] += ms
         self.events_per_rule.update(e.rule for e in events)
         return events
+
+    def _take(self, events: list[ViolationEvent], now_ts: float) -> float:
+        """Start reading the plate and building the evidence of `events`; returns the ms spent reading
+        plates on this thread (0 with the plate thread)."""
+        plate_ms = 0.0
+        for event in events:
+            self.established_at[event.event_id] = time.time()
+            if len(self.established_at) > ESTABLISHED_WINDOW:
+                del self.established_at[next(iter(self.established_at))]
+            signal = self._signal_for(event, now_ts)
+            views = self._plate_views(event)
+            if self._plate_pool is not None:
+                self._plate_queue.append((event, signal, self._plate_pool.submit(self._read_views, views)))
+                continue
+            tp = time.perf_counter()
+            result = self._read_views(views)
+            plate_ms += (time.perf_counter() - tp) * 1000
+            self._start_evidence(event, signal, result)
+        return plate_ms
 
     def flush_evidence(self) -> None:
         """Build every pending package now, with the frames it has (its camera stopped sending): the
@@ -391,7 +399,11 @@ class EdgePipeline:
         self._events_fh.flush()
 
     def close(self) -> list[BuildResult]:
-        """Finish pending plates and evidence, close files."""
+        """Finish held events, pending plates and evidence; close files."""
+        if self._last_ts is not None:
+            final = self.engine.finish(self._last_ts)
+            self.events_per_rule.update(e.rule for e in final)
+            self._take(final, self._last_ts)
         self._start_read(wait=True)
         if self._plate_pool is not None:
             self._plate_pool.shutdown(wait=True)

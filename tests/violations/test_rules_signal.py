@@ -169,6 +169,15 @@ def test_a_red_light_runner_who_leaves_view_before_the_light_settles_is_still_re
     assert ev.rule == "red_light" and ev.ts == pytest.approx(3.0, abs=0.11)
 
 
+def test_a_red_light_run_in_the_last_second_of_a_video_is_decided_when_it_ends() -> None:
+    """The video ends 0.3 s after the runner went on, before the settle time: `finish` decides it."""
+    engine = RuleEngine(make_scene())
+    assert run(engine, [moving(1, (320.0, 420.0), (0.0, -60.0), 0.0, 3.3)], RED, until=3.3) == []
+    (ev,) = engine.finish(3.3)
+    assert ev.rule == "red_light" and ev.ts == pytest.approx(3.0, abs=0.11)
+    assert engine.finish(3.3) == []  # once
+
+
 SWAP_LIGHT = phases((0.0, "green"), (3.0, "amber"), (4.0, "red"))
 # B entered on green and stands 12 px past the line; A waits 5 px behind it, 22 px to the side.
 B_BEFORE = [(0.0, 342.0, 380.0), (1.5, 342.0, 300.0), (2.0, 342.0, 288.0), (6.0, 342.0, 288.0)]

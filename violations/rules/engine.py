@@ -256,6 +256,15 @@ class RuleEngine:
         self._gc(live, now_ts)
         return events
 
+    def finish(self, now_ts: float) -> list[ViolationEvent]:
+        """The video ended at `now_ts`: the events still held (red lights waiting for the light
+        reader to settle), decided on the readings there are."""
+        events: list[ViolationEvent] = []
+        for rule in self.rules:
+            if isinstance(rule, SignalLineRule):
+                events.extend(rule.release(self.signals, now_ts, final=True))
+        return self._dedup(events, now_ts) if events else events
+
     def pop_crossings(self) -> list[CrossingRecord]:
         """Stop-line crossings (any light state) since the last call, oldest first."""
         out: list[CrossingRecord] = []

@@ -115,13 +115,14 @@ class SignalLineRule:
         self._band = self.tol.red_light_min_travel_px + 100.0
         self._held: list[_Held] = []
 
-    def release(self, signals: SignalBook, now_ts: float) -> list[ViolationEvent]:
+    def release(self, signals: SignalBook, now_ts: float, *, final: bool = False) -> list[ViolationEvent]:
         """The red-light events held `signal_settle_s` since the vehicle went on, now that the light
         reader has had time to confirm a change and date it back. A vehicle that went on only once the
         light was green (as dated now, at any confidence: a doubt goes to the driver) is no red-light
         runner: it waited on or just past the line (a stop-line case at most). The green is confirmed
         ~0.3 s late and its confidence climbs for a second, so deciding when the vehicle went on read
-        a rider who left on green as leaving on red."""
+        a rider who left on green as leaving on red. `final` (the video ended): decide every held event
+        on the readings there are."""
         out: list[ViolationEvent] = []
         keep: list[_Held] = []
         for held in self._held:
@@ -129,7 +130,7 @@ class SignalLineRule:
             if now_ts < held.went_on_ts:
                 logger.info("line %s: time went back: red-light event of track %d dropped", line_id, key)
                 continue
-            if now_ts - held.went_on_ts < self.tol.signal_settle_s:
+            if now_ts - held.went_on_ts < self.tol.signal_settle_s and not final:
                 keep.append(held)
                 continue
             now = signals.at(held.line.light, now_ts)
