@@ -342,7 +342,7 @@ class Outbox:
         self._evidence_bytes = 0
         self._scanned_at = -float("inf")
         self._scanning = False  # a walk of the evidence folder is under way (outside the lock)
-        self._adjusted = 0  # running sum of the adjustments of _evidence_bytes made here
+        self._added = 0  # running sum of the bytes of packages queued here (adjustments upwards)
         self._delete_lock = threading.Lock()  # one package deletion at a time (measure, then remove)
         self._closed = False
         try:
@@ -864,20 +864,22 @@ class Outbox:
     def _adjust_evidence_bytes(self, delta: int) -> None:
         with self._lock:
             self._evidence_bytes = max(0, self._evidence_bytes + delta)
-            self._adjusted += delta
+            if delta > 0:
+                self._added += delta
 
     def _rescan_evidence(self, t: float) -> None:
         """Walk the evidence folder when ``usage_scan_s`` has passed. The walk (seconds on a large
-        folder on an SD card) runs outside the lock, so queueing and uploads go on meanwhile; what they
-        adjusted during it is added to its result (a package queued while the walk saw it is counted
-        twice until the next walk: too much, never too little)."""
+        folder on an SD card) runs outside the lock, so queueing and uploads go on meanwhile. Packages
+        queued during it are added to its result; deletions during it are not subtracted (the walk
+        may not have seen the package). Either way the next walk is exact; until then the count is
+        too much, never too little."""
         if self.evidence_root is None:
             return
         with self._lock:
             if self._scanning or t - self._scanned_at < self.config.usage_scan_s:
                 return
             self._scanning = True
-            adjusted = self._adjusted
+            added = self._added
         try:
             # The database may live inside the evidence root: its files are counted separately.
             own = [Path(f"{self.path}{suffix}") for suffix in ("", "-wal", "-shm", ".reserve")]
@@ -886,7 +888,7 @@ class Outbox:
             with self._lock:
                 self._scanning = False
         with self._lock:
-            self._evidence_bytes = max(0, scanned + self._adjusted - adjusted)
+            self._evidence_bytes = scanned + self._added - added
             self._scanned_at = t
 
     def usage_bytes(self, now: float | None = None) -> int:

@@ -262,14 +262,19 @@ class EdgePipeline:
 
     def flush_evidence(self) -> None:
         """Build every pending package now, with the frames it has (its camera stopped sending): the
-        results join `built` for the caller to queue. Events waiting for their plate are read first."""
+        results join `built` for the caller to queue. Events held by the rules are decided and events
+        waiting for their plate are read first."""
+        if self._last_ts is not None and self.engine.held:
+            final = self.engine.finish(self._last_ts)
+            self.events_per_rule.update(e.rule for e in final)
+            self._take(final, self._last_ts)
         self._start_read(wait=True)
         self.built += self.evidence.flush()
 
     @property
     def evidence_pending(self) -> int:
         """Violations whose evidence is not built yet (waiting for a plate or for later frames)."""
-        return len(self._plate_queue) + self.evidence.pending_count
+        return self.engine.held + len(self._plate_queue) + self.evidence.pending_count
 
     def pop_crossings(self) -> list[CrossingRecord]:
         """The stop-line crossings since the last call (for the flow counter)."""

@@ -136,7 +136,10 @@ class PlateVote:
         read_exactly = {r.text for r, _ in self._readings if r.readable}
         backed = [(f, b) for f, b in backing.items() if f in read_exactly or f == voted]
         best, best_score = max(backed, key=lambda kv: kv[1]) if backed else (None, 0.0)
-        confidence = min(1.0, best_score / total)
+        # Out of the readable readings' weight: a view too blurred to read (or read just under the
+        # reader's threshold) is no evidence against the plate the readable ones agree on.
+        readable_total = sum(w for r, w in self._readings if r.readable)
+        confidence = min(1.0, best_score / readable_total) if readable_total > 0 else 0.0
         if best is None or confidence < 0.5 or not self._agreed_per_character(best):
             top = ranked[0][1] / total
             return FusedPlate(None, None, round(min(1.0, top), 4), len(self._readings), 0, alternatives, raws)

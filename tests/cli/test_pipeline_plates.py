@@ -121,3 +121,39 @@ def test_one_unusable_view_does_not_cost_the_plate_of_the_others(tmp_path: Path,
     assert both.plate == alone.plate
     assert (both.crop is None) == (alone.crop is None)
     pipeline.close()
+
+
+def test_a_camera_going_silent_builds_the_evidence_of_a_held_red_light_event(
+    tmp_path: Path, hanoi_clip: Path
+) -> None:
+    """A red-light event waits a moment for the light reader (see SignalLineRule.release); if the
+    camera dies then, the worker's stall flush must build its evidence now, not keep it in memory
+    for the length of the outage."""
+    from phatnguoi.config import load_camera
+    from phatnguoi.pipeline import EdgePipeline
+    from streams import open_source
+    from violations.manifest import generate_keypair, load_private_key
+    from violations.scene import load_scene
+
+    generate_keypair(tmp_path / "k.pem", tmp_path / "k.pub")
+    camera = load_camera(REPO_ROOT / "examples" / "cameras" / "hanoi_giangvo_langha.yaml")
+    pipeline = EdgePipeline(
+        camera,
+        load_scene(REPO_ROOT / "examples" / "scenes" / "hanoi_giangvo_langha.yaml"),
+        tmp_path / "run",
+        "edge-t",
+        load_private_key(tmp_path / "k.pem"),
+        frame_rate=6.0,
+        ts_origin=1664097340.0,
+        async_plates=False,
+    )
+    with open_source(str(hanoi_clip), camera_id=camera.id) as source:
+        for frame in source:
+            pipeline.step(frame)
+            if pipeline.engine.held:
+                break
+    assert pipeline.engine.held == 1 and pipeline.evidence_pending >= 1  # what the stall check sees
+    pipeline.flush_evidence()  # the camera went silent
+    assert pipeline.engine.held == 0
+    assert [b.status for b in pipeline.built] == ["written"]
+    pipeline.close()

@@ -517,3 +517,42 @@ def test_measuring_a_package_another_thread_deleted_is_not_an_error(
     assert _package_bytes(folder) == size > 0
     shutil.rmtree(folder)
     assert _package_bytes(folder) == 0
+
+
+def test_a_package_deleted_during_the_walk_is_not_subtracted_twice(
+    tmp_path: Path, key: Ed25519PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The uploader deletes an acknowledged package while the frame loop's walk is under way, before
+    the walk reaches it: the walk does not count it, so subtracting its deletion too would count less
+    than the disk holds (the budget must never be under-counted)."""
+    import phatnguoi.outbox as outbox_module
+
+    data = tmp_path / "data"
+    ob = Outbox(
+        data / "outbox.sqlite",
+        key.public_key(),
+        evidence_root=data,
+        config=OutboxConfig(usage_scan_s=3600, min_free_bytes=0, reserve_bytes=0, retention_days=1),
+    )
+    real_walk = outbox_module._folder_bytes
+    try:
+        evidence = data / "cam-a1" / "evidence"
+        kept, gone = make_packages(key, evidence, 2, device_id="edge-1", camera_id="cam-a1")
+        for p in (kept, gone):
+            ob.enqueue_package(p)
+        [item] = [i for i in ob.next_due(limit=8) if Path(i.path).name == gone.name] or [None]
+        assert item is not None
+        ob.mark_sent(item, {"status": 201})
+
+        def walk_then_delete(root: Path, exclude: Sequence[Path] = ()) -> int:
+            # the uploader's retention deletes the acknowledged package before the walk sees it
+            assert ob.apply_retention(time.time() + 2 * 86400)[0] == 1 and not gone.exists()
+            return real_walk(root, exclude)
+
+        ob._scanned_at = -float("inf")
+        monkeypatch.setattr(outbox_module, "_folder_bytes", walk_then_delete)
+        ob.usage_bytes()
+        on_disk = sum(f.stat().st_size for f in kept.iterdir())
+        assert ob._evidence_bytes >= on_disk  # the evidence part of usage_bytes (the database adds its own)
+    finally:
+        ob.close()

@@ -121,6 +121,21 @@ def test_a_sharp_view_outweighing_smaller_ones_on_a_character_is_a_dispute_not_a
     assert {a for a, _ in r.alternatives} >= {"59-M7 944.58", "59-M1 944.58"}
 
 
+@pytest.mark.parametrize("weaker", ["agreeing-below-threshold", "unreadable"])
+def test_weaker_views_do_not_dilute_a_clear_reading(weaker: str) -> None:
+    """One clear view and two weaker ones (read the same, just under the reader's threshold; or not
+    read at all): the plate stands, as it does for the clear view alone."""
+    vote = PlateVote()
+    vote.add(reading(["59-X1", "234.56"], 0.9), 0.48)
+    for _ in range(2):
+        if weaker == "unreadable":
+            vote.add(unreadable("5? / ???"), 0.2)
+        else:
+            vote.add(reading(["59-X1", "234.56"], 0.55, readable=False), 0.2)
+    r = vote.result()
+    assert r.formatted == "59-X1 234.56" and r.confidence == pytest.approx(0.9, abs=0.01)
+
+
 def test_stops_early_once_confident() -> None:
     vote = PlateVote(min_agree=2, stop_confidence=0.8)
     vote.add(reading(["30G-823.47"], 0.95))

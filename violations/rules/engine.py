@@ -256,6 +256,11 @@ class RuleEngine:
         self._gc(live, now_ts)
         return events
 
+    @property
+    def held(self) -> int:
+        """Events established but held back for a moment (see `SignalLineRule.release`)."""
+        return sum(rule.held for rule in self.rules if isinstance(rule, SignalLineRule))
+
     def finish(self, now_ts: float) -> list[ViolationEvent]:
         """The video ended at `now_ts`: the events still held (red lights waiting for the light
         reader to settle), decided on the readings there are."""

@@ -65,11 +65,13 @@ class _Crossing:
     confirmed: bool = False  # on red, read again `signal_settle_s` after the crossing
 
 
-#: A crossing counts only when the step over the line is what the vehicle's motion predicts, within
-#: this many pixels (or this share of its box height, whichever is more, plus half the distance its
-#: speed covers in the step): a larger step is an id that moved to another vehicle.
-CROSSING_STEP_PX = 10.0
-CROSSING_STEP_RATIO = 0.25
+#: A crossing counts only when the step over the line is what the vehicle's (smoothed) motion predicts,
+#: within this many pixels (or this share of its box height, whichever is more, plus half the distance
+#: its speed covers in the step): a larger step is an id that moved to another vehicle.
+CROSSING_STEP_PX = 12.0
+CROSSING_STEP_RATIO = 0.3
+#: Weight of the newest step in the smoothed speed the crossing step is predicted with.
+SPEED_SMOOTHING = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,7 @@ class _LineState:
     lane_ok: bool
     crossing: _Crossing | None = None
     speed: float = 0.0  # px/s across the line between the last two clean observations
+    smooth_speed: float = 0.0  # the same, smoothed (box noise counts once, not in every step)
     after_jump: bool = False  # a jump was seen since the last clean observation
 
 
@@ -115,6 +118,11 @@ class SignalLineRule:
         self._band = self.tol.red_light_min_travel_px + 100.0
         self._held: list[_Held] = []
 
+    @property
+    def held(self) -> int:
+        """Red-light events waiting for the light reader to settle."""
+        return len(self._held)
+
     def release(self, signals: SignalBook, now_ts: float, *, final: bool = False) -> list[ViolationEvent]:
         """The red-light events held `signal_settle_s` since the vehicle went on, now that the light
         reader has had time to confirm a change and date it back. A vehicle that went on only once the
@@ -128,7 +136,10 @@ class SignalLineRule:
         for held in self._held:
             line_id, key = held.line.id, held.key
             if now_ts < held.went_on_ts:
-                logger.info("line %s: time went back: red-light event of track %d dropped", line_id, key)
+                # Time went back (the clock was set, a new stream): no later reading will come to
+                # clear it; it was on red when it went on, as read then.
+                logger.info("line %s: time went back: red-light event of track %d decided now", line_id, key)
+                out.append(held.event)
                 continue
             if now_ts - held.went_on_ts < self.tol.signal_settle_s and not final:
                 keep.append(held)
@@ -210,16 +221,16 @@ class SignalLineRule:
             in_span = -tol.line_end_margin_px <= along <= length + tol.line_end_margin_px
             dt = t - st.last_ts
             box_h = float(batch.xyxy[i, 3] - batch.xyxy[i, 1])
-            expected = st.last_across + st.speed * dt
+            expected = st.last_across + st.smooth_speed * dt
             if (
                 abs(a - expected)
-                > max(CROSSING_STEP_PX, CROSSING_STEP_RATIO * box_h) + 0.5 * abs(st.speed) * dt
+                > max(CROSSING_STEP_PX, CROSSING_STEP_RATIO * box_h) + 0.5 * abs(st.smooth_speed) * dt
             ):
                 # Over the line in a step its motion does not explain: the id now follows another
                 # vehicle (a swap under the jump threshold, or a stitch onto one that was already past
                 # the line, e.g. one that entered on green). Nothing carries over.
                 st.side = 1 if a >= 0 else 0
-                st.crossing, st.speed = None, 0.0
+                st.crossing, st.speed, st.smooth_speed = None, 0.0, 0.0
                 st.last_across, st.last_ts = a, t
                 return None
             if in_span and st.lane_ok and st.last_across < 0 and dt <= tol.max_gap_s:
@@ -229,6 +240,7 @@ class SignalLineRule:
             st.side = 1
         if t > st.last_ts:
             st.speed = (a - st.last_across) / (t - st.last_ts)
+            st.smooth_speed += SPEED_SMOOTHING * (st.speed - st.smooth_speed)
         st.last_across, st.last_ts = a, t
         c = st.crossing
         if c is not None and st.side == 1 and not c.logged and a >= tol.red_light_min_travel_px:
