@@ -139,7 +139,11 @@ class EvidenceConfig(BaseModel):
         "mp4v", description="mp4v: cheap, not browser-playable; vp09: browser-playable, ~100x the CPU."
     )
     max_lag_s: float = Field(
-        1.0, ge=0.0, le=30.0, description="How late add_event may come after its event frame (ring length)."
+        2.0,
+        ge=0.0,
+        le=30.0,
+        description="How late add_event may come after its event frame (ring length): a red-light event "
+        "is held for the light reader's settle time (1 s), then waits for its plate.",
     )
     ring_max_mb: float = Field(512.0, gt=0.0, description="Cap on the memory of raw frames in the ring.")
     background: bool = Field(True, description="Build packages on a worker thread (off the frame loop).")

@@ -560,8 +560,8 @@ def test_ring_rejects_bad_limits(args: tuple[float, int, int], message: str) -> 
 @pytest.mark.parametrize(
     ("fps", "width", "height", "frames_kept", "megabytes"),
     [
-        (6.0, 640, 480, 25, 23.0),  # 4 s (pre 3 s + lag 1 s) + 1 frame
-        (30.0, 1064, 720, 121, 278.1),
+        (6.0, 640, 480, 31, 28.6),  # 5 s (pre 3 s + lag 2 s) + 1 frame
+        (30.0, 1064, 720, 151, 347.0),
     ],
 )
 def test_ring_memory_of_the_default_window(
@@ -573,7 +573,7 @@ def test_ring_memory_of_the_default_window(
     frames_kept: int,
     megabytes: float,
 ) -> None:
-    """The default ring (pre 3 s + lag 1 s, raw frames) at the two camera sizes the project meets,
+    """The default ring (pre 3 s + lag 2 s, raw frames) at the two camera sizes the project meets,
     measured with tracemalloc: memory held is the frames in the window, nothing more."""
     builder = make_builder(tmp_path, key)
     tracemalloc.start()
