@@ -383,12 +383,18 @@ def deliver_pending(
     now: datetime | None = None,
     *,
     limit: int = 100,
+    clock: Callable[[], datetime] | None = None,
 ) -> OutboxReport:
     """Send every due SMS (at most `limit`), one transaction per message, and record the outcomes.
 
-    `now` decides what is due, quiet hours and retry times (default: the clock).
+    The time (`now` fixed, else `clock`, else the system clock) is read again for every message:
+    sends can take seconds each, and a round that began before 22:00, or whose first claims have
+    expired by the time it reaches the next message, must not act on its start time (another server
+    process would find that message's lease run out and send it too). No transaction is open while
+    the gateway answers (on SQLite one would hold the database's write lock).
     """
-    at = now or utcnow()
+    read = clock if clock is not None else ((lambda: now) if now is not None else utcnow)
+    at = read()
     sent = retrying = failed = deferred = 0
     with sessions() as session:
         due = session.execute(
@@ -401,17 +407,30 @@ def deliver_pending(
             .limit(limit)
         ).all()
         session.commit()
-    quiet_until = in_quiet_hours(config, at)
     for row_id, seen_next in due:
+        t = read()
         with sessions() as session:
+            quiet_until = in_quiet_hours(config, t)
             if quiet_until is not None:
                 _defer(session, row_id, quiet_until)
                 deferred += 1
                 continue
             msg = session.get(SmsMessage, row_id)
             if msg is None or msg.status != "pending":
+                session.commit()
                 continue
-            window_start = at - timedelta(seconds=config.rate_limit_window_s)
+            if msg.attempts >= config.max_attempts:
+                # Claimed that often without an outcome (an error the gateway's answer did not
+                # explain, a crash after sending): it may have gone out; never try it again.
+                msg.status, msg.next_attempt_at = "failed", None
+                msg.last_error = (msg.last_error or "no outcome recorded")[:MAX_ERROR_CHARS]
+                session.commit()
+                failed += 1
+                log.warning(
+                    "SMS %s given up after %d attempts without an outcome", msg.idempotency_key, msg.attempts
+                )
+                continue
+            window_start = t - timedelta(seconds=config.rate_limit_window_s)
             recent = session.scalar(
                 select(func.count())
                 .select_from(SmsMessage)
@@ -423,40 +442,48 @@ def deliver_pending(
                         SmsMessage.phone == msg.phone, SmsMessage.sent_at > window_start
                     )
                 )
-                _defer(session, row_id, (oldest or at) + timedelta(seconds=config.rate_limit_window_s))
+                _defer(session, row_id, (oldest or t) + timedelta(seconds=config.rate_limit_window_s))
                 deferred += 1
                 continue
-            if not _claim(session, row_id, seen_next, at, config.lease_s):
+            phone, body, key = msg.phone, msg.body, msg.idempotency_key
+            if not _claim(session, row_id, seen_next, t, config.lease_s):
                 continue
-            # populate_existing: the claim's UPDATE changed `attempts` behind the loaded object.
+            # The claim committed: no transaction is open while the gateway answers.
+            error: SmsSendError | None = None
+            try:
+                message_id = provider.send(phone, body, key)
+            except SmsSendError as e:
+                error = e
+            except Exception as e:  # noqa: BLE001 - an outcome the gateway did not explain: retried
+                # under max_attempts like a retryable failure (the same idempotency key goes again).
+                error = SmsSendError(f"{type(e).__name__}: {e}", retryable=True)
+            t = read()
             msg = session.get(SmsMessage, row_id, populate_existing=True)
             assert msg is not None  # claimed just now, rows are never deleted
-            try:
-                message_id = provider.send(msg.phone, msg.body, msg.idempotency_key)
-            except SmsSendError as e:
-                msg.last_error = str(e)[:MAX_ERROR_CHARS]
-                if not e.retryable or msg.attempts >= config.max_attempts:
+            if error is not None:
+                msg.last_error = str(error)[:MAX_ERROR_CHARS]
+                if not error.retryable or msg.attempts >= config.max_attempts:
                     msg.status = "failed"
                     msg.next_attempt_at = None
                     failed += 1
-                    log.warning("SMS %s failed for good: %s", msg.idempotency_key, e)
+                    log.warning("SMS %s failed for good: %s", msg.idempotency_key, error)
                 else:
-                    msg.next_attempt_at = at + timedelta(seconds=backoff_s(config, msg.attempts))
+                    msg.next_attempt_at = t + timedelta(seconds=backoff_s(config, msg.attempts))
                     retrying += 1
-                    log.info("SMS %s: %s, retry at %s", msg.idempotency_key, e, msg.next_attempt_at)
+                    log.info("SMS %s: %s, retry at %s", msg.idempotency_key, error, msg.next_attempt_at)
                 session.commit()
                 continue
             msg.status = "sent"
-            msg.sent_at = at
+            msg.sent_at = t
             msg.next_attempt_at = None
             msg.last_error = None
             msg.provider_message_id = message_id or None
             notice = session.get(Notice, msg.notice_id)
             if notice is not None:
                 if notice.status == "created":
-                    transition(session, notice, "sms_sent", actor=ACTOR, now=at)
+                    transition(session, notice, "sms_sent", actor=ACTOR, now=t)
                 elif notice.sent_at is None:
-                    notice.sent_at = at
+                    notice.sent_at = t
             session.commit()
             sent += 1
     return OutboxReport(sent, retrying, failed, deferred)

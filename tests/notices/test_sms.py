@@ -155,6 +155,58 @@ def test_every_notice_gets_exactly_one_sms_through_failures_and_a_restart(
     assert all(h.get("Authorization") == "Bearer gw-token" for h in gateway.headers)
 
 
+def test_a_slow_round_does_not_let_a_second_worker_send_the_same_sms(
+    db: Db, sessions: sessionmaker[Session]
+) -> None:
+    """Two server processes run the outbox. Worker A's first send takes 200 s (gateway timeouts);
+    when it claims the second message, its lease must run from then, not from the round's start, or
+    worker B, running meanwhile, finds the lease expired and sends that SMS too."""
+    _notices(db, sessions, ["30A12345", "29X123456"])
+    clock = [T]
+    sent: list[str] = []
+
+    class Worker:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def send(self, phone: str, text: str, key: str) -> str:
+            sent.append(key)
+            if self.name == "A" and len(sent) == 1:
+                clock[0] += timedelta(seconds=200)  # the first send is slow
+            elif self.name == "A" and len(sent) == 2:
+                sms.deliver_pending(sessions, Worker("B"), CONFIG, clock=lambda: clock[0])  # B meanwhile
+            return f"gw-{len(sent)}"
+
+    report = sms.deliver_pending(sessions, Worker("A"), CONFIG, clock=lambda: clock[0])
+    assert report.sent == 2
+    assert sorted(sent) == sorted(set(sent)) and len(sent) == 2, sent  # each SMS once
+
+
+def test_an_unexplained_gateway_error_is_retried_under_max_attempts_then_given_up(
+    db: Db, sessions: sessionmaker[Session]
+) -> None:
+    """The gateway took the SMS but the connection died mid-answer (IncompleteRead, not an SmsSendError):
+    it used to escape the round after the claim, leaving the row pending for ever, resent after every
+    lease. It is now a retryable failure, counted against max_attempts."""
+    import http.client
+
+    _notices(db, sessions, ["30A12345"])
+    calls: list[str] = []
+
+    class Dropping:
+        def send(self, phone: str, text: str, key: str) -> str:
+            calls.append(key)
+            raise http.client.IncompleteRead(b'{"id":')
+
+    config = CONFIG.model_copy(update={"max_attempts": 2})
+    for i in range(5):
+        sms.deliver_pending(sessions, Dropping(), config, T + timedelta(seconds=i * 700))
+    assert len(calls) == 2
+    with sessions() as s:
+        row = s.scalars(select(SmsMessage)).one()
+        assert (row.status, row.attempts) == ("failed", 2) and "IncompleteRead" in (row.last_error or "")
+
+
 def test_a_refused_message_fails_for_good_and_quiet_hours_and_rate_limit_defer(
     db: Db, sessions: sessionmaker[Session], gateway: Gateway
 ) -> None:
