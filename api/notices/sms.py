@@ -520,12 +520,17 @@ ReceiptStatus = Literal["delivered", "failed"]
 def apply_receipt(
     session: Session, provider_message_id: str, status: ReceiptStatus, *, now: datetime | None = None
 ) -> bool:
-    """Record a (signature-checked) delivery receipt; False when no sent message has that id."""
+    """Record a (signature-checked) delivery receipt; False when no sent message has that id. A
+    delivered message stays delivered."""
     msg = session.scalars(
         select(SmsMessage).where(SmsMessage.provider_message_id == provider_message_id)
     ).one_or_none()
     if msg is None or msg.status not in ("sent", "delivered", "failed"):
         return False
+    if msg.status == "delivered" and status == "failed":
+        # The phone has it: a "failed" receipt now is an interim report arriving late, or a replay.
+        log.info("SMS %s: 'failed' receipt after 'delivered' ignored", msg.idempotency_key)
+        return True
     msg.status = status
     if status == "delivered":
         msg.delivered_at = now or utcnow()

@@ -269,6 +269,14 @@ def test_delivery_receipts_need_a_valid_signature(
     assert r.status_code == 200 and r.json() == {"accepted": True}
     sms_status = client.get(f"/api/v1/violations/{vid}/notice", headers=auth("sup")).json()["sms"][0]
     assert sms_status["status"] == "delivered" and sms_status["delivered_at"] is not None
+    # A "failed" receipt after "delivered" (late, or replayed within the signature window) changes nothing.
+    failed = body.replace(b"delivered", b"failed")
+    assert client.post("/api/v1/sms/receipts", content=failed, headers=_signed(secret, failed)).json() == {
+        "accepted": True
+    }
+    assert client.get(f"/api/v1/violations/{vid}/notice", headers=auth("sup")).json()["sms"][0]["status"] == (
+        "delivered"
+    )
     unknown = json.dumps({"message_id": "gw-999", "status": "delivered"}).encode()
     assert client.post("/api/v1/sms/receipts", content=unknown, headers=_signed(secret, unknown)).json() == {
         "accepted": False
