@@ -238,12 +238,12 @@ class EdgePipeline:
         for stage, ms in timings.items():
             self.stage_ms[stage].append(ms)
             self.stage_total_ms[stage] += ms
-        self.events_per_rule.update(e.rule for e in events)
         return events
 
     def _take(self, events: list[ViolationEvent], now_ts: float) -> float:
-        """Start reading the plate and building the evidence of `events`; returns the ms spent reading
-        plates on this thread (0 with the plate thread)."""
+        """Count `events`, start reading their plates and building their evidence; returns the ms
+        spent reading plates on this thread (0 with the plate thread)."""
+        self.events_per_rule.update(e.rule for e in events)
         plate_ms = 0.0
         for event in events:
             self.established_at[event.event_id] = time.time()
@@ -260,14 +260,16 @@ class EdgePipeline:
             self._start_evidence(event, signal, result)
         return plate_ms
 
+    def _decide_held(self) -> None:
+        """Decide now the events the rules hold back for a moment (the video ended, or went silent)."""
+        if self._last_ts is not None and self.engine.held:
+            self._take(self.engine.finish(self._last_ts), self._last_ts)
+
     def flush_evidence(self) -> None:
         """Build every pending package now, with the frames it has (its camera stopped sending): the
         results join `built` for the caller to queue. Events held by the rules are decided and events
         waiting for their plate are read first."""
-        if self._last_ts is not None and self.engine.held:
-            final = self.engine.finish(self._last_ts)
-            self.events_per_rule.update(e.rule for e in final)
-            self._take(final, self._last_ts)
+        self._decide_held()
         self._start_read(wait=True)
         self.built += self.evidence.flush()
 
@@ -405,10 +407,7 @@ class EdgePipeline:
 
     def close(self) -> list[BuildResult]:
         """Finish held events, pending plates and evidence; close files."""
-        if self._last_ts is not None:
-            final = self.engine.finish(self._last_ts)
-            self.events_per_rule.update(e.rule for e in final)
-            self._take(final, self._last_ts)
+        self._decide_held()
         self._start_read(wait=True)
         if self._plate_pool is not None:
             self._plate_pool.shutdown(wait=True)

@@ -6,22 +6,24 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.conftest import REPO_ROOT
 
+if TYPE_CHECKING:
+    from phatnguoi.pipeline import EdgePipeline
 
-def _run(out: Path, clip: Path, async_plates: bool) -> tuple[list[dict[str, Any]], set[str], int]:
+
+def _pipeline(out: Path, async_plates: bool = False) -> EdgePipeline:
+    """The Giang Vo camera's EdgePipeline writing under `out` (a fresh device key)."""
     from phatnguoi.config import load_camera
     from phatnguoi.pipeline import EdgePipeline
-    from streams import open_source
     from violations.manifest import generate_keypair, load_private_key
     from violations.scene import load_scene
 
     generate_keypair(out / "k.pem", out / "k.pub")
-    camera = load_camera(REPO_ROOT / "examples" / "cameras" / "hanoi_giangvo_langha.yaml")
-    pipeline = EdgePipeline(
-        camera,
+    return EdgePipeline(
+        load_camera(REPO_ROOT / "examples" / "cameras" / "hanoi_giangvo_langha.yaml"),
         load_scene(REPO_ROOT / "examples" / "scenes" / "hanoi_giangvo_langha.yaml"),
         out / "run",
         "edge-t",
@@ -30,6 +32,12 @@ def _run(out: Path, clip: Path, async_plates: bool) -> tuple[list[dict[str, Any]
         ts_origin=1664097340.0,
         async_plates=async_plates,
     )
+
+
+def _run(out: Path, clip: Path, async_plates: bool) -> tuple[list[dict[str, Any]], set[str], int]:
+    from streams import open_source
+
+    pipeline = _pipeline(out, async_plates)
     threads: set[str] = set()
     scan = pipeline.scanner.scan_vehicle  # type: ignore[union-attr]
 
@@ -38,7 +46,7 @@ def _run(out: Path, clip: Path, async_plates: bool) -> tuple[list[dict[str, Any]
         return scan(*args, **kwargs)
 
     pipeline.scanner.scan_vehicle = spy  # type: ignore[union-attr,method-assign]
-    with open_source(str(clip), camera_id=camera.id) as source:
+    with open_source(str(clip), camera_id=pipeline.camera.id) as source:
         for frame in source:
             pipeline.step(frame)
             if frame.index >= 150:
@@ -95,21 +103,7 @@ def test_one_unusable_view_does_not_cost_the_plate_of_the_others(tmp_path: Path,
     import cv2
     import numpy as np
 
-    from phatnguoi.config import load_camera
-    from phatnguoi.pipeline import EdgePipeline
-    from violations.manifest import generate_keypair, load_private_key
-    from violations.scene import load_scene
-
-    generate_keypair(tmp_path / "k.pem", tmp_path / "k.pub")
-    pipeline = EdgePipeline(
-        load_camera(REPO_ROOT / "examples" / "cameras" / "hanoi_giangvo_langha.yaml"),
-        load_scene(REPO_ROOT / "examples" / "scenes" / "hanoi_giangvo_langha.yaml"),
-        tmp_path / "run",
-        "edge-t",
-        load_private_key(tmp_path / "k.pem"),
-        frame_rate=6.0,
-        async_plates=False,
-    )
+    pipeline = _pipeline(tmp_path)
     capture = cv2.VideoCapture(str(hanoi_clip))
     ok, image = capture.read()
     capture.release()
@@ -129,25 +123,10 @@ def test_a_camera_going_silent_builds_the_evidence_of_a_held_red_light_event(
     """A red-light event waits a moment for the light reader (see SignalLineRule.release); if the
     camera dies then, the worker's stall flush must build its evidence now, not keep it in memory
     for the length of the outage."""
-    from phatnguoi.config import load_camera
-    from phatnguoi.pipeline import EdgePipeline
     from streams import open_source
-    from violations.manifest import generate_keypair, load_private_key
-    from violations.scene import load_scene
 
-    generate_keypair(tmp_path / "k.pem", tmp_path / "k.pub")
-    camera = load_camera(REPO_ROOT / "examples" / "cameras" / "hanoi_giangvo_langha.yaml")
-    pipeline = EdgePipeline(
-        camera,
-        load_scene(REPO_ROOT / "examples" / "scenes" / "hanoi_giangvo_langha.yaml"),
-        tmp_path / "run",
-        "edge-t",
-        load_private_key(tmp_path / "k.pem"),
-        frame_rate=6.0,
-        ts_origin=1664097340.0,
-        async_plates=False,
-    )
-    with open_source(str(hanoi_clip), camera_id=camera.id) as source:
+    pipeline = _pipeline(tmp_path)
+    with open_source(str(hanoi_clip), camera_id=pipeline.camera.id) as source:
         for frame in source:
             pipeline.step(frame)
             if pipeline.engine.held:
