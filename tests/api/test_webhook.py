@@ -117,6 +117,22 @@ def hooked(make_client: Callable[..., TestClient], url: str, **overrides: Any) -
     )
 
 
+@dataclass
+class Hook:
+    """A server whose penalty webhook points at the test's receiver, and its settings."""
+
+    client: TestClient
+    settings: Settings
+
+
+@pytest.fixture
+def hook(
+    receiver: Receiver, make_client: Callable[..., TestClient], make_settings: Callable[..., Settings]
+) -> Hook:
+    settings = make_settings(penalty_webhook_url=receiver.url, penalty_webhook_secret=SECRET)
+    return Hook(hooked(make_client, receiver.url), settings)
+
+
 def confirm_one(client: TestClient, world: World, auth: Auth, **package: Any) -> int:
     dev = world.devices["dev-a"]
     pkg = build_package(dev.private_key, device_id=dev.id, camera_id="cam-a1", **package)
@@ -171,14 +187,12 @@ def expected_key(body: dict[str, Any]) -> str:
 
 def test_a_confirmation_is_delivered_signed_and_only_once(
     receiver: Receiver,
-    make_client: Callable[..., TestClient],
-    make_settings: Callable[..., Settings],
+    hook: Hook,
     world: World,
     auth: Auth,
     session: Session,
 ) -> None:
-    client = hooked(make_client, receiver.url)
-    settings = make_settings(penalty_webhook_url=receiver.url, penalty_webhook_secret=SECRET)
+    client, settings = hook.client, hook.settings
     vid = confirm_one(client, world, auth)
 
     report = deliver_pending(settings)
@@ -205,14 +219,12 @@ def test_a_confirmation_is_delivered_signed_and_only_once(
 
 def test_a_confirmation_reopened_before_it_was_sent_is_cancelled_and_nothing_is_withdrawn(
     receiver: Receiver,
-    make_client: Callable[..., TestClient],
-    make_settings: Callable[..., Settings],
+    hook: Hook,
     world: World,
     auth: Auth,
     session: Session,
 ) -> None:
-    client = hooked(make_client, receiver.url)
-    settings = make_settings(penalty_webhook_url=receiver.url, penalty_webhook_secret=SECRET)
+    client, settings = hook.client, hook.settings
     vid = confirm_one(client, world, auth)
     assert reopen(client, auth, vid)["penalty_delivery"] == "cancelled"
     assert reopen_audits(session, vid) == ["cancelled"]
@@ -240,14 +252,12 @@ def withdrawn_after_delivery(
 
 def test_a_delivered_confirmation_is_withdrawn_when_the_violation_is_reopened(
     receiver: Receiver,
-    make_client: Callable[..., TestClient],
-    make_settings: Callable[..., Settings],
+    hook: Hook,
     world: World,
     auth: Auth,
     session: Session,
 ) -> None:
-    client = hooked(make_client, receiver.url)
-    settings = make_settings(penalty_webhook_url=receiver.url, penalty_webhook_secret=SECRET)
+    client, settings = hook.client, hook.settings
     vid, confirmed = withdrawn_after_delivery(client, settings, receiver, world, auth)
     assert reopen_audits(session, vid) == ["withdrawal_queued"]
 
@@ -286,14 +296,12 @@ def test_a_delivered_confirmation_is_withdrawn_when_the_violation_is_reopened(
 
 def test_a_violation_confirmed_again_after_its_withdrawal_sends_the_corrected_plate(
     receiver: Receiver,
-    make_client: Callable[..., TestClient],
-    make_settings: Callable[..., Settings],
+    hook: Hook,
     world: World,
     auth: Auth,
     session: Session,
 ) -> None:
-    client = hooked(make_client, receiver.url)
-    settings = make_settings(penalty_webhook_url=receiver.url, penalty_webhook_secret=SECRET)
+    client, settings = hook.client, hook.settings
     vid, confirmed = withdrawn_after_delivery(client, settings, receiver, world, auth)
     assert deliver_pending(settings).delivered == 1  # the withdrawal
 
@@ -328,7 +336,7 @@ def test_a_violation_confirmed_again_after_its_withdrawal_sends_the_corrected_pl
 
 def test_a_withdrawal_goes_before_the_confirmation_made_anew(
     receiver: Receiver,
-    make_client: Callable[..., TestClient],
+    hook: Hook,
     make_settings: Callable[..., Settings],
     world: World,
     auth: Auth,
@@ -337,8 +345,7 @@ def test_a_withdrawal_goes_before_the_confirmation_made_anew(
     """With the penalty system down, the violation is reopened and confirmed again with a corrected
     plate: the confirmation made anew waits for the withdrawal, and the receiver, back up, gets them in
     that order."""
-    client = hooked(make_client, receiver.url)
-    settings = make_settings(penalty_webhook_url=receiver.url, penalty_webhook_secret=SECRET)
+    client, settings = hook.client, hook.settings
     down = make_settings(
         penalty_webhook_url=f"http://127.0.0.1:{_free_port()}/hook", penalty_webhook_secret=SECRET
     )
@@ -368,14 +375,12 @@ def test_a_withdrawal_goes_before_the_confirmation_made_anew(
 
 def test_a_violation_rejected_after_its_withdrawal_sends_nothing_more(
     receiver: Receiver,
-    make_client: Callable[..., TestClient],
-    make_settings: Callable[..., Settings],
+    hook: Hook,
     world: World,
     auth: Auth,
     session: Session,
 ) -> None:
-    client = hooked(make_client, receiver.url)
-    settings = make_settings(penalty_webhook_url=receiver.url, penalty_webhook_secret=SECRET)
+    client, settings = hook.client, hook.settings
     vid, _ = withdrawn_after_delivery(client, settings, receiver, world, auth)
     rejected = decide(client, auth, vid, decision="reject", reason="duplicate")
     assert rejected["status"] == "rejected" and rejected["penalty_delivery"] == "pending"
@@ -394,8 +399,7 @@ def test_a_violation_rejected_after_its_withdrawal_sends_nothing_more(
 
 def test_a_confirmation_whose_answer_was_lost_is_withdrawn_and_made_anew_under_its_own_key(
     receiver: Receiver,
-    make_client: Callable[..., TestClient],
-    make_settings: Callable[..., Settings],
+    hook: Hook,
     world: World,
     auth: Auth,
     session: Session,
@@ -404,8 +408,7 @@ def test_a_confirmation_whose_answer_was_lost_is_withdrawn_and_made_anew_under_i
     reopened and confirmed with a corrected plate. The server cannot know that the first body arrived,
     so it withdraws it; the new body goes under a key of its own (under the first one's, the receiver
     would drop it as a repeat and keep the wrong plate)."""
-    client = hooked(make_client, receiver.url)
-    settings = make_settings(penalty_webhook_url=receiver.url, penalty_webhook_secret=SECRET)
+    client, settings = hook.client, hook.settings
     vid = confirm_one(client, world, auth)
     receiver.lose_next = 1
     t = utcnow()
@@ -444,16 +447,14 @@ def test_a_confirmation_whose_answer_was_lost_is_withdrawn_and_made_anew_under_i
 
 def test_several_runners_send_each_message_once_and_in_order(
     receiver: Receiver,
-    make_client: Callable[..., TestClient],
-    make_settings: Callable[..., Settings],
+    hook: Hook,
     world: World,
     auth: Auth,
 ) -> None:
     """Withdrawals and confirmations made anew of several violations, delivered by runners working at
     the same time to a slow receiver: each message is sent once, and no confirmation made anew before
     the receiver has answered its violation's withdrawal."""
-    client = hooked(make_client, receiver.url)
-    settings = make_settings(penalty_webhook_url=receiver.url, penalty_webhook_secret=SECRET)
+    client, settings = hook.client, hook.settings
     vids = [confirm_one(client, world, auth, seed=seed) for seed in range(1, 5)]
     assert deliver_pending(settings).delivered == len(vids)
     for vid in vids:
