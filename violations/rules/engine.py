@@ -187,8 +187,10 @@ class RuleEngine:
         }
         self.rules: list[Rule] = []
         signal_rules: set[RuleId] = {r for r in self.enabled if r in ("red_light", "stop_line")}
-        if signal_rules:
-            self.rules.append(SignalLineRule(scene, self.line_frames, signal_rules))
+        # The one rule that holds events back and logs crossings, when enabled.
+        self._signal_rule = SignalLineRule(scene, self.line_frames, signal_rules) if signal_rules else None
+        if self._signal_rule is not None:
+            self.rules.append(self._signal_rule)
         if "wrong_way" in self.enabled:
             self.rules.append(WrongWayRule(scene))
         if "wrong_lane" in self.enabled:
@@ -248,9 +250,8 @@ class RuleEngine:
             self._geometry(batch)
             for rule in self.rules:
                 events.extend(rule.process(batch, self.signals, now_ts))
-        for rule in self.rules:
-            if isinstance(rule, SignalLineRule):  # events held for the light reader to settle
-                events.extend(rule.release(self.signals, now_ts))
+        if self._signal_rule is not None:  # events held for the light reader to settle
+            events.extend(self._signal_rule.release(self.signals, now_ts))
         if events:
             events = self._dedup(events, now_ts)
         self._gc(live, now_ts)
@@ -259,24 +260,21 @@ class RuleEngine:
     @property
     def held(self) -> int:
         """Events established but held back for a moment (see `SignalLineRule.release`)."""
-        return sum(rule.held for rule in self.rules if isinstance(rule, SignalLineRule))
+        return self._signal_rule.held if self._signal_rule is not None else 0
 
     def finish(self, now_ts: float) -> list[ViolationEvent]:
         """The video ended at `now_ts`: the events still held (red lights waiting for the light
         reader to settle), decided on the readings there are."""
-        events: list[ViolationEvent] = []
-        for rule in self.rules:
-            if isinstance(rule, SignalLineRule):
-                events.extend(rule.release(self.signals, now_ts, final=True))
+        if self._signal_rule is None:
+            return []
+        events = self._signal_rule.release(self.signals, now_ts, final=True)
         return self._dedup(events, now_ts) if events else events
 
     def pop_crossings(self) -> list[CrossingRecord]:
         """Stop-line crossings (any light state) since the last call, oldest first."""
-        out: list[CrossingRecord] = []
-        for rule in self.rules:
-            if isinstance(rule, SignalLineRule):
-                out += rule.crossings
-                rule.crossings = []
+        if self._signal_rule is None:
+            return []
+        out, self._signal_rule.crossings = self._signal_rule.crossings, []
         return sorted(out, key=lambda c: c.ts)
 
     @property
