@@ -20,8 +20,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from phatnguoi.config import CameraConfig, ConfigError, format_validation_error
 
@@ -62,7 +64,7 @@ outbox_app = typer.Typer(help="An edge box's durable outbox (what waits for uplo
 app.add_typer(outbox_app, name="outbox")
 
 err = Console(stderr=True)
-out = Console(width=None if sys.stdout.isatty() else 160)
+out = Console(width=None if sys.stdout.isatty() else 160, markup=False)  # paths may hold "[...]"
 out_console = out  # for commands with an --out option
 T = TypeVar("T")
 
@@ -104,8 +106,13 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one line to stderr and return the Exit to raise."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def _progress(message: str) -> None:
+    """A progress line on stderr (dimmed)."""
+    err.print(f"[dim]{escape(message)}[/]", highlight=False, soft_wrap=True)
 
 
 def guarded(fn: Callable[[], T]) -> T:
@@ -149,7 +156,7 @@ def _sigterm_as_stop(stop: threading.Event, on_stop: Callable[[], None] | None =
 def _frame_progress(label: str, quiet: bool) -> Progress:
     """A frames progress bar on stderr (hidden for JSON output and when stderr is not a terminal)."""
     return Progress(
-        TextColumn(f"[bold]{label}[/]"),
+        TextColumn(f"[bold]{escape(label)}[/]"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
@@ -293,7 +300,11 @@ def models_list(
         for r in rows:
             check = "ok" if r.checksum_ok else ("MISMATCH" if r.checksum_ok is False else "-")
             table.add_row(
-                r.name, r.task, str(r.path) if r.path else f"[red]{r.problem}[/]", r.origin or "-", check
+                r.name,
+                r.task,
+                str(r.path) if r.path else Text(r.problem or "", style="red"),
+                r.origin or "-",
+                check,
             )
         out.print(table)
     if any(r.checksum_ok is not True for r in rows):
@@ -319,7 +330,7 @@ def plates_read(
             image = load_image(path)
             findings = [scanner.read_crop(image)] if crop else scanner.scan(image)
         except _known_errors() as e:
-            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             failed += 1
             continue
         if as_json:
@@ -418,7 +429,7 @@ def bench_plates_cmd(
 
     if not (data / "vn_gold" / "labels.csv").is_file():
         raise fail(f"plate data not found in {data} (expected vn_gold/, vn_scenes/, openalpr/)")
-    result = guarded(lambda: bench_plates(data, threads, progress=lambda m: err.print(f"[dim]{m}[/]")))
+    result = guarded(lambda: bench_plates(data, threads, progress=_progress))
     out.print_json(json.dumps(result))
 
 
@@ -433,9 +444,7 @@ def bench_api_cmd(
     """Review list, plate search and map latency (p50/p95) and ingest rate at scale, as JSON."""
     from api.bench import bench_api
 
-    result = guarded(
-        lambda: bench_api(database_url, rows, samples=samples, progress=lambda m: err.print(f"[dim]{m}[/]"))
-    )
+    result = guarded(lambda: bench_api(database_url, rows, samples=samples, progress=_progress))
     out.print_json(json.dumps(result, default=str))
 
 
@@ -475,9 +484,7 @@ def bench_edge_cmd(
         counts = tuple(int(c) for c in cameras.split(","))
     except ValueError:
         raise fail(f"--cameras must be numbers like 1,2,4, got '{cameras}'") from None
-    result = guarded(
-        lambda: bench_edge(source, scene_file, config, counts, progress=lambda m: err.print(f"[dim]{m}[/]"))
-    )
+    result = guarded(lambda: bench_edge(source, scene_file, config, counts, progress=_progress))
     out.print_json(json.dumps(result))
 
 
@@ -542,7 +549,7 @@ def bench_pipeline_cmd(
             stop_line,
             frames=frames,
             rounds=rounds,
-            progress=lambda m: err.print(f"[dim]{m}[/]"),
+            progress=_progress,
         )
     )
     result["config_file"] = str(config) if config else None
@@ -696,7 +703,7 @@ def eval_detector(
                 confidence=confidence,
                 nms_iou=nms_iou,
                 merge_riders=merge_riders,
-                progress=lambda m: err.print(f"[dim]{m}[/]"),
+                progress=_progress,
             )
         )
     except ValueError as e:
@@ -718,10 +725,12 @@ def scene_check(
     from violations.draw import draw_scene
     from violations.scene import check_scene, load_scene
 
+    if out_png is not None and out_png.suffix.lower() != ".png":
+        raise fail(f"--out {out_png}: the drawing is a PNG, give a path ending in .png")
     scene = guarded(lambda: load_scene(scene_file))
     image = _first_frame(frame) if frame is not None else None
     for warning in check_scene(scene, image):
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     status = scene.rule_status()
     out.print(
         f"{scene_file}: ok (camera {scene.camera_id}, version {scene.scene_version[:12]})", highlight=False
@@ -734,8 +743,15 @@ def scene_check(
             import numpy as np
 
             image = np.full((h, w, 3), 40, np.uint8)
-        out_png.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(out_png), draw_scene(image, scene))
+        drawing = draw_scene(image, scene)
+        try:
+            out_png.parent.mkdir(parents=True, exist_ok=True)
+            ok, data = cv2.imencode(".png", drawing)
+            if not ok:
+                raise OSError("PNG encoding failed")
+            out_png.write_bytes(data.tobytes())
+        except OSError as e:
+            raise fail(f"cannot write the drawing to {out_png}: {e.strerror or e}", 1) from None
         out.print(f"drawing: {out_png}")
 
 
@@ -782,8 +798,8 @@ def run(
             out_dir.mkdir(parents=True, exist_ok=True)
             guarded(lambda: generate_keypair(key, out_dir / "device_key.pub"))
             err.print(
-                f"[yellow]note:[/] new device key {key}; "
-                f"register {out_dir / 'device_key.pub'} with `devices add`"
+                f"[yellow]note:[/] new device key {escape(str(key))}; "
+                f"register {escape(str(out_dir / 'device_key.pub'))} with `devices add`"
             )
     private_key = guarded(lambda: load_private_key(key))
     src = guarded(lambda: open_source(cam.source or "", camera_id=scene.camera_id))
@@ -939,7 +955,7 @@ def demo(
             scene_file=scene_file,
             camera_file=config,
             port=port,
-            progress=lambda m: err.print(f"[dim]{m}[/]"),
+            progress=_progress,
         )
     )
     out.print(

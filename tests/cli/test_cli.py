@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -292,3 +293,35 @@ def test_scene_check_names_every_bad_field(tmp_path: Path) -> None:
     proc = cli("scene", "check", str(bad))
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "bad.yaml" in proc.stderr and "frobnicate" in proc.stderr and "roi" in proc.stderr
+
+
+def test_scene_errors_are_printed_as_written_not_as_markup(tmp_path: Path) -> None:
+    # Messages holding "[...]" lost their text (rich markup), and "[/up]" crashed with a MarkupError.
+    scene = (REPO_ROOT / "examples" / "scenes" / "us_street.yaml").read_text()
+    assert "direction: " in scene
+    folder = tmp_path / "[" / "x]"  # the path holds "[/x]"
+    folder.mkdir(parents=True)
+    for name, direction in (("typo.yaml", "upp"), ("tag.yaml", "'[/up]'")):
+        path = folder / name
+        path.write_text(re.sub(r"direction: .*", f"direction: {direction}", scene, count=1))
+        proc = cli("scene", "check", str(path))
+        assert_one_line_error(proc, str(path), "must be [dx, dy] or one of up, down")
+    assert_one_line_error(cli("scene", "check", str(folder / "missing.yaml")), "[/x]/missing.yaml")
+
+
+@pytest.mark.parametrize(
+    ("out", "needles"),
+    [
+        ("{tmp}/drawing", ["--out", "ending in .png"]),
+        ("/proc/drawing.png", ["cannot write", "/proc/drawing.png"]),
+    ],
+)
+def test_scene_check_says_when_the_drawing_cannot_be_written(
+    tmp_path: Path, out: str, needles: list[str]
+) -> None:
+    proc = cli(
+        "scene", "check", "examples/scenes/us_street.yaml", "--out", out.replace("{tmp}", str(tmp_path))
+    )
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]  # after the scene's warnings
+    assert last.startswith("error: ") and all(n in last for n in needles), last
