@@ -345,6 +345,15 @@ class StopZone(_Strict):
     queue_release_s: float = Field(
         8.0, ge=0, le=300, description="After that light turns green, queued vehicles get this long to clear."
     )
+    max_queue_s: float = Field(
+        180.0,
+        ge=0,
+        le=3600,
+        description="Stopped traffic (a jam): while a vehicle stands in a column of stationary vehicles and "
+        "no traffic of its kind drives past it, that time does not count as dwell, for at most this long "
+        "per stop. A row of cars parked on an empty street looks like such a queue: it is fined after "
+        "max_dwell_s + max_queue_s at the latest. 0 turns this excuse off.",
+    )
 
 
 class SidewalkZone(_Strict):
