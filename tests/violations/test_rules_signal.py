@@ -6,6 +6,8 @@ moving up at 60 px/s from y = 420 crosses it at t = 2.0 s.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.violations import Drive, SignalFn, make_scene, moving, phases, rules_of, run
@@ -116,29 +118,35 @@ def test_signal_rules(
 
 
 @pytest.mark.parametrize(
-    ("cls", "citation"),
+    ("cls", "citation", "lead_px"),
     [
-        ("motorcycle", "Điểm c khoản 7 Điều 7 Nghị định 168/2024/NĐ-CP"),
-        ("car", "Điểm b khoản 9 Điều 6 Nghị định 168/2024/NĐ-CP"),
-        ("truck", "Điểm b khoản 9 Điều 6 Nghị định 168/2024/NĐ-CP"),
-        ("bicycle", "Điểm đ khoản 2 Điều 9 Nghị định 168/2024/NĐ-CP"),
+        ("motorcycle", "Điểm c khoản 7 Điều 7 Nghị định 168/2024/NĐ-CP", 0.0),
+        ("car", "Điểm b khoản 9 Điều 6 Nghị định 168/2024/NĐ-CP", 50.0),
+        ("truck", "Điểm b khoản 9 Điều 6 Nghị định 168/2024/NĐ-CP", 50.0),
+        ("bicycle", "Điểm đ khoản 2 Điều 9 Nghị định 168/2024/NĐ-CP", 0.0),
     ],
 )
-def test_red_light_event_contents(cls: str, citation: str) -> None:
+def test_red_light_event_contents(cls: str, citation: str, lead_px: float) -> None:
+    """The bottom-centre crosses at 2.0 s, red since 0.5 s. Driving away from the camera, a car's or
+    truck's front is judged to cross when its box top (50 px ahead of its bottom) did, 50/60 s
+    earlier; a two-wheeler's box height is its rider, so its front is its bottom-centre here."""
+    light = phases((0.0, "amber"), (0.5, "red"))
     engine = RuleEngine(make_scene())
-    (ev,) = run(engine, [Drive(7, THROUGH, cls)], phases((0.0, "amber"), (1.0, "red")))
+    (ev,) = run(engine, [Drive(7, THROUGH, cls)], light)
     assert ev.legal_reference == citation
     d = ev.details
     assert d["signal"] == "red"
-    assert d["red_for_s"] == pytest.approx(1.0, abs=0.11)  # crossing at 2.0 s, red since 1.0 s
     assert d["crossed_at_ts"] == pytest.approx(2.0, abs=0.01)
+    assert d["front_lead_px"] == pytest.approx(lead_px)
+    assert d["front_crossed_at_ts"] == pytest.approx(2.0 - lead_px / 60.0, abs=0.01)
+    assert d["red_for_s"] == pytest.approx(d["front_crossed_at_ts"] - 0.5, abs=0.01)
     assert d["past_line_px"] >= 60
     # Established where it proved it went on: 60 px past the line, one second after crossing.
     assert ev.ts == pytest.approx(3.0, abs=0.11)
     x1, _, x2, y2 = ev.box_xyxy
     assert y2 == pytest.approx(300 - d["past_line_px"], abs=0.5) and x2 - x1 == pytest.approx(30)
     # Deterministic: the same video again gives the same id.
-    (again,) = run(RuleEngine(make_scene()), [Drive(7, THROUGH, cls)], phases((0.0, "amber"), (1.0, "red")))
+    (again,) = run(RuleEngine(make_scene()), [Drive(7, THROUGH, cls)], light)
     assert again.event_id == ev.event_id
 
 
@@ -375,3 +383,105 @@ def test_a_green_the_light_reader_dates_back_clears_a_crossing() -> None:
     assert rules_of(run(RuleEngine(make_scene()), [drive], reader)) == []
     # the same crossing with the red confirmed: reported
     assert rules_of(run(RuleEngine(make_scene()), [drive], RED)) == ["red_light"]
+
+
+# --- the light is judged when the vehicle's front crossed ---------------------------------------------
+
+AMBER_THEN_RED = phases((0.0, "amber"), (1.0, "red"))
+
+
+def bus_away(t0: float, **kw: Any) -> Drive:
+    """A bus seen from behind driving up at 80 px/s: its box bottom (its rear) at y = 470 at `t0`,
+    crossing the line at t0 + 2.125 s; its box top (120 px ahead) crossed at t0 + 0.625 s."""
+    drive = Drive(3, [(t0, 320.0, 470.0), (t0 + 4.0, 320.0, 150.0)], "bus", **kw)
+    drive.size = (80.0, 120.0)
+    return drive
+
+
+def test_a_bus_whose_front_crossed_on_amber_is_no_red_light_runner() -> None:
+    """A 12 m bus at 8 m/s: its rear crosses 1.5 s after its front. Red begins at 1.0 s, between the
+    two: it entered on amber (its rear crossed 1.1 s into red: it used to be a red-light event)."""
+    engine = RuleEngine(make_scene())
+    assert run(engine, [bus_away(0.0)], AMBER_THEN_RED) == []
+    (crossing,) = engine.pop_crossings()
+    assert crossing.ts == pytest.approx(2.125, abs=0.01)
+    assert crossing.front_ts == pytest.approx(0.625, abs=0.01)
+    assert (crossing.signal, crossing.on_red) == ("amber", False)
+
+
+def test_a_bus_whose_front_crossed_well_after_red_is_a_red_light_runner() -> None:
+    (ev,) = run(RuleEngine(make_scene()), [bus_away(2.0)], AMBER_THEN_RED)
+    d = ev.details
+    assert (ev.rule, ev.vehicle_class) == ("red_light", "bus")
+    assert d["crossed_at_ts"] == pytest.approx(4.125, abs=0.01)
+    assert d["front_crossed_at_ts"] == pytest.approx(2.625, abs=0.01)
+    assert d["front_lead_px"] == pytest.approx(120.0)
+    assert d["red_for_s"] == pytest.approx(1.62, abs=0.01)
+
+
+def test_a_bus_with_a_jittering_box_is_judged_the_same() -> None:
+    """Box edges wobble ±3 px: the front's crossing is interpolated between clean observations."""
+    for seed in range(20):
+        amber = run(RuleEngine(make_scene()), [bus_away(0.0, jitter=3.0, seed=seed)], AMBER_THEN_RED)
+        red = run(RuleEngine(make_scene()), [bus_away(2.0, jitter=3.0, seed=seed)], AMBER_THEN_RED)
+        assert (rules_of(amber), rules_of(red)) == ([], ["red_light"]), seed
+
+
+def test_a_bus_first_seen_with_its_front_past_the_line_is_judged_by_its_speed() -> None:
+    """First seen with its box top 20 px past the line: its front crossed 20 px / 80 px/s before."""
+    bus = Drive(3, [(1.0, 320.0, 400.0), (4.0, 320.0, 160.0)], "bus")
+    bus.size = (80.0, 120.0)
+    light = phases((0.0, "amber"), (1.5, "red"))  # its rear crosses 0.75 s into red
+    engine = RuleEngine(make_scene())
+    assert run(engine, [bus], light) == []
+    (crossing,) = engine.pop_crossings()
+    assert crossing.ts == pytest.approx(2.25, abs=0.01)
+    assert crossing.front_ts == pytest.approx(0.75, abs=0.05)
+
+
+#: Ground calibration: 10 px per metre everywhere (a camera looking straight down).
+CALIBRATION = {
+    "image_points": [[40, 100], [600, 100], [600, 470], [40, 470]],
+    "ground_points_m": [[0, 37], [56, 37], [56, 0], [0, 0]],
+    "limits_kmh": {"car": 50},
+}
+
+
+@pytest.mark.parametrize(
+    ("cls", "size", "calibration", "lead_px"),
+    [
+        ("motorcycle", (30.0, 50.0), None, 0.0),  # a box mostly rider: no length from it
+        ("motorcycle", (30.0, 50.0), CALIBRATION, 23.0),  # 2.3 m at 10 px/m
+        ("bus", (80.0, 120.0), None, 120.0),  # the box height
+        ("bus", (80.0, 200.0), CALIBRATION, 130.0),  # 13 m at 10 px/m, shorter than its box
+        ("bus", (80.0, 120.0), CALIBRATION, 120.0),  # its box, shorter than 13 m
+    ],
+)
+def test_a_vehicle_driving_away_on_red_is_fined_with_its_front_estimated(
+    cls: str, size: tuple[float, float], calibration: dict[str, object] | None, lead_px: float
+) -> None:
+    """Driving up at 60 px/s from y = 470, its rear crossing at 2.83 s, red since 0.0 s: fined, its
+    front judged `lead_px` / 60 px/s earlier. A motorbike's correction is small: with a ground
+    calibration, its longest length; without, none (its box is mostly its rider)."""
+    scene = make_scene(speed=calibration) if calibration else make_scene()
+    drive = Drive(7, [(0.0, 320.0, 470.0), (4.5, 320.0, 200.0)], cls)
+    drive.size = size
+    (ev,) = run(RuleEngine(scene, rules=["red_light", "stop_line"]), [drive], RED)
+    assert ev.rule == "red_light"
+    assert ev.details["front_lead_px"] == pytest.approx(lead_px, abs=0.5)
+    assert ev.details["crossed_at_ts"] == pytest.approx(170.0 / 60.0, abs=0.01)
+    assert ev.details["front_crossed_at_ts"] == pytest.approx((170.0 - lead_px) / 60.0, abs=0.02)
+
+
+def test_a_car_driving_toward_the_camera_is_judged_at_its_box_bottom() -> None:
+    """Toward the camera (down the image) the box bottom is the car's front: judged as before, 1.0 s
+    into red. The same car driving away from the camera entered 50/60 s earlier, within the grace."""
+    toward = make_scene(
+        stop_lines=[{"id": "sl1", "points": [[40, 300], [600, 300]], "approach": "above", "light": "L1"}]
+    )
+    down = Drive(7, [(0.0, 320.0, 180.0), (4.0, 320.0, 420.0)], "car")
+    (ev,) = run(RuleEngine(toward), [down], AMBER_THEN_RED)
+    assert ev.details["crossed_at_ts"] == pytest.approx(2.0, abs=0.01)
+    assert ev.details["front_crossed_at_ts"] == ev.details["crossed_at_ts"]
+    assert (ev.details["front_lead_px"], ev.details["red_for_s"]) == (0.0, pytest.approx(1.0, abs=0.01))
+    assert run(RuleEngine(make_scene()), [Drive(7, THROUGH, "car")], AMBER_THEN_RED) == []

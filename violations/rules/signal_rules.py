@@ -3,10 +3,11 @@
 Both rules watch the same thing, the vehicle's bottom-centre crossing a governed stop line in the
 approach direction, and split on what happens next:
 
-- red light (vượt đèn đỏ): it crossed while the light was red, at least ``amber_grace_s`` after red
-  began, and went on at least ``red_light_min_travel_px`` past the line (through the junction) while
-  the light was still not green (one that waited on the line and drove off on green did not run it).
-  Crossing on amber or green, or in the first moments of red, is not a violation.
+- red light (vượt đèn đỏ): it crossed while the light was red (judged when its front crossed, see
+  below), at least ``amber_grace_s`` after red began, and went on at least ``red_light_min_travel_px``
+  past the line (through the junction) while the light was still not green (one that waited on the
+  line and drove off on green did not run it). Crossing on amber or green, or in the first moments of
+  red, is not a violation.
 - stop line (dừng quá vạch): it crossed on red (same grace) and then stopped with its bottom-centre
   at least ``min_travel_past_line_px`` but less than the red-light travel past the line, and stayed
   stopped there for ``stop_line_confirm_s`` while the light stayed red.
@@ -16,9 +17,25 @@ queue, a partly hidden bike's box ends where the bike in front begins, above its
 the red light, on a box that grew instead of moving (`Batch.rigid`).
 
 A vehicle already past the line when red began (it entered on green) is neither. The crossing time
-is interpolated between the two observations that straddle the line, and the light's state is read
-at that moment from the `SignalBook`. If a vehicle that was reported for the stop line later drives on
-through the red, the red-light event says so in ``details["supersedes"]``.
+is interpolated between the two observations that straddle the line. If a vehicle that was reported for
+the stop line later drives on through the red, the red-light event says so in ``details["supersedes"]``.
+
+The light is judged when the vehicle's FRONT crossed the line (it entered then), not its
+bottom-centre: for a vehicle driving away from the camera (up the image) the bottom-centre is its
+rear, which crosses a vehicle length later (1.5 s for a 12 m bus at 8 m/s), perhaps after the light
+turned red though it entered on amber. The front is estimated in the driver's favour (no later than
+it can have been): it is taken to cross when the point `lead` pixels ahead of the bottom-centre did
+(see `SignalLineRule.leads`), interpolated between observations, or, for a vehicle first seen with
+that point already past the line, extrapolated back with its speed (at most
+``FRONT_EXTRAPOLATION_S``). `lead` is the box's extent ahead of its bottom-centre along the travel
+direction (driving away: its box height, which is length plus height, an over-estimate) or, with a
+ground calibration (``scene.speed``), the class's longest length on the road if that is shorter. A
+two-wheeler's box is mostly its rider, so without a ground calibration it gets only the box's
+sideways extent (none when it drives straight up the image): its own length (about 2 m: 0.35 s at
+20 km/h, more for a slow rider) is left to the amber grace. A vehicle driving toward the camera has
+its front at the box bottom: lead 0, judged as before. Events give the estimate in
+``details["front_crossed_at_ts"]`` and ``details["front_lead_px"]``; ``red_for_s`` counts from it.
+The stop-line rule uses the same time.
 """
 
 from __future__ import annotations
@@ -27,10 +44,13 @@ import logging
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
+from violations import geometry
 from violations.geometry import StopLineFrame
 from violations.legal import reference
-from violations.rules.base import Batch, SignalBook, make_event, r2
-from violations.scene import Scene, StopLine
+from violations.rules.base import F64, Batch, SignalBook, make_event, r2
+from violations.scene import TWO_WHEELERS, Scene, StopLine
 from violations.types import RuleId, ViolationEvent
 
 logger = logging.getLogger(__name__)
@@ -47,15 +67,18 @@ class CrossingRecord:
     frame_index: int  # the first frame observed past the line
     x: float
     vehicle_class: str
-    signal: str  # red | amber | green | unknown at the crossing time
-    on_red: bool  # red, confident, after the amber grace
+    signal: str  # red | amber | green | unknown when the front crossed
+    on_red: bool  # red, confident, after the amber grace, when the front crossed
+    front_ts: float | None = None  # estimated time the front crossed (see the module docstring)
 
 
 @dataclass(slots=True)
 class _Crossing:
-    ts: float
+    ts: float  # the bottom-centre crossed
+    front_ts: float  # the front crossed (estimated): the light is judged then
+    lead_px: float  # the front's distance ahead of the bottom-centre at the crossing
     frame: int
-    on_red: bool  # red, confident, after the amber grace
+    on_red: bool  # red, confident, after the amber grace, when the front crossed
     red_for_s: float | None
     confidence: float
     stopped_since: float | None = None
@@ -72,6 +95,11 @@ CROSSING_STEP_PX = 12.0
 CROSSING_STEP_RATIO = 0.3
 #: Weight of the newest step in the smoothed speed the crossing step is predicted with.
 SPEED_SMOOTHING = 0.3
+#: A front first seen already past the line crossed it at most this long before (extrapolated).
+FRONT_EXTRAPOLATION_S = 3.0
+#: Longest vehicle of each class on Vietnamese roads (metres; rigid bus 12.2 m, tractor with
+#: semi-trailer 20 m), the most its front can be ahead of its rear, with a ground calibration.
+FRONT_LENGTH_M: dict[str, float] = {"motorcycle": 2.3, "bicycle": 2.0, "car": 6.0, "bus": 13.0, "truck": 20.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +122,17 @@ class _LineState:
     speed: float = 0.0  # px/s across the line between the last two clean observations
     smooth_speed: float = 0.0  # the same, smoothed (box noise counts once, not in every step)
     after_jump: bool = False  # a jump was seen since the last clean observation
+    # The front (the point `lead` ahead of the bottom-centre): its last clean observation behind or on
+    # the line and the first one past it since, as (ts, across + lead).
+    front_behind: tuple[float, float] | None = None
+    front_past: tuple[float, float] | None = None
+
+    def see_front(self, t: float, front: float) -> None:
+        """A clean observation of the front at `t`, `front` pixels past the line."""
+        if front <= 0:
+            self.front_behind, self.front_past = (t, front), None
+        elif self.front_past is None:
+            self.front_past = (t, front)
 
 
 class SignalLineRule:
@@ -117,6 +156,12 @@ class SignalLineRule:
         # Rows further than this from a line cannot change its state for anyone.
         self._band = self.tol.red_light_min_travel_px + 100.0
         self._held: list[_Held] = []
+        speed = scene.speed
+        # image → ground homography, its inverse and where it holds
+        self._ground: tuple[F64, F64, F64] | None = None
+        if speed is not None:
+            h = speed.homography
+            self._ground = (h, np.asarray(np.linalg.inv(h), np.float64), speed.measurement_zone())
 
     @property
     def held(self) -> int:
@@ -162,15 +207,57 @@ class SignalLineRule:
         out: list[ViolationEvent] = []
         for line in self.lines:
             across, along = batch.lines[line.id]
+            lead = self.leads(line, batch, across)
             length = self.frames[line.id].length
             margin = self.tol.line_end_margin_px
-            near = (across > -self._band) & (across < self._band)
+            near = (across + lead > -self._band) & (across < self._band)
             near &= (along > -margin - self._band) & (along < length + margin + self._band)
             for i in map(int, near.nonzero()[0]):
-                ev = self._row(line, batch, i, float(across[i]), float(along[i]), length, signals)
+                ev = self._row(
+                    line, batch, i, float(across[i]), float(along[i]), float(lead[i]), length, signals
+                )
                 if ev is not None:
                     out.append(ev)
         return out
+
+    def leads(self, line: StopLine, batch: Batch, across: F64) -> F64:
+        """(M,) how far (pixels, along the line's travel direction) each row's vehicle's front can be
+        ahead of its bottom-centre: at most this, so it crossed no earlier than that point did.
+
+        The box's extent ahead of its bottom-centre: half its width times the sideways part of the
+        travel, plus its height when the travel goes up the image (away from the camera: the box bottom
+        is the rear, its top the roof or the rider's head, further up than the front can be). A
+        two-wheeler gets only the sideways part (its box height is mostly its rider). Where the scene's
+        ground calibration covers the bottom-centre, the class's longest length (`FRONT_LENGTH_M`)
+        mapped into the image, if shorter (for two-wheelers too).
+        """
+        tx, ty = (float(v) for v in self.frames[line.id].travel)
+        b = batch.xyxy
+        side = 0.5 * (b[:, 2] - b[:, 0]) * abs(tx)
+        box = side + (b[:, 3] - b[:, 1]) * max(0.0, -ty)
+        two = np.fromiter((c in TWO_WHEELERS for c in batch.classes), bool, len(batch))
+        lead = np.where(two, side, box)
+        if self._ground is None:
+            return lead
+        h, h_inv, zone = self._ground
+        metres = np.fromiter((FRONT_LENGTH_M.get(c, math.nan) for c in batch.classes), float, len(batch))
+        rows = np.isfinite(metres) & (across + box > -self._band) & (across < self._band)
+        idx = rows.nonzero()[0]
+        if len(idx):
+            idx = idx[geometry.points_in_polygon(batch.points[idx], zone)]
+        if len(idx) == 0:
+            return lead
+        p = batch.points[idx]
+        travel = np.array([tx, ty])
+        g = geometry.apply_homography(h, p)
+        step = geometry.apply_homography(h, p + travel) - g  # one pixel along the travel, on the road
+        norm = np.hypot(step[:, 0], step[:, 1])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            front = geometry.apply_homography(h_inv, g + metres[idx, None] * step / norm[:, None])
+        mapped = (front - p) @ travel
+        ok = np.isfinite(mapped) & (mapped >= 0)
+        lead[idx[ok]] = np.minimum(box[idx[ok]], mapped[ok])
+        return lead
 
     def _lane_ok(self, line: StopLine, batch: Batch, i: int) -> bool:
         if not line.lanes:
@@ -184,6 +271,7 @@ class SignalLineRule:
         i: int,
         a: float,
         along: float,
+        lead: float,
         length: float,
         signals: SignalBook,
     ) -> ViolationEvent | None:
@@ -194,7 +282,8 @@ class SignalLineRule:
         st = self._state.get((key, line.id))
         if st is None:
             side = -1 if a <= -h else (1 if a >= 0 else 0)
-            self._state[(key, line.id)] = _LineState(side, a, t, self._lane_ok(line, batch, i))
+            st = self._state[(key, line.id)] = _LineState(side, a, t, self._lane_ok(line, batch, i))
+            st.see_front(t, a + lead)
             return None
         if batch.jump[i]:
             # The tracker swapped vehicles or the box flickered: this position is no evidence either
@@ -212,7 +301,10 @@ class SignalLineRule:
                 st.side = -1 if a <= -h else (1 if a >= 0 else 0)
                 st.crossing, st.speed = None, 0.0
                 st.last_across, st.last_ts = a, t
+                st.front_behind = st.front_past = None
+                st.see_front(t, a + lead)
                 return None
+        st.see_front(t, a + lead)
         if a <= -h:
             # Behind the line (again): a vehicle backing up behind it starts over.
             st.side, st.crossing = -1, None
@@ -232,11 +324,14 @@ class SignalLineRule:
                 st.side = 1 if a >= 0 else 0
                 st.crossing, st.speed, st.smooth_speed = None, 0.0, 0.0
                 st.last_across, st.last_ts = a, t
+                st.front_behind = st.front_past = None
+                st.see_front(t, a + lead)
                 return None
             if in_span and st.lane_ok and st.last_across < 0 and dt <= tol.max_gap_s:
                 frac = -st.last_across / (a - st.last_across)
                 tc = st.last_ts + frac * (t - st.last_ts)
-                st.crossing = self._crossing(line, tc, batch.frames[i], signals)
+                front_ts = self._front_ts(st, tc)
+                st.crossing = self._crossing(line, tc, front_ts, lead, batch.frames[i], signals)
             st.side = 1
         if t > st.last_ts:
             st.speed = (a - st.last_across) / (t - st.last_ts)
@@ -247,7 +342,7 @@ class SignalLineRule:
             # The crossing log holds vehicles that drove over the line and on, whatever the light
             # (a queued vehicle jittering on the line never gets this far past it).
             c.logged = True
-            reading = signals.at(line.light, c.ts)
+            reading = signals.at(line.light, c.front_ts)
             self.crossings.append(
                 CrossingRecord(
                     vehicle_key=key,
@@ -259,6 +354,7 @@ class SignalLineRule:
                     vehicle_class=batch.classes[i],
                     signal=reading.state if reading is not None else "unknown",
                     on_red=c.on_red,
+                    front_ts=c.front_ts,
                 )
             )
         if c is None or st.side != 1 or not c.on_red:
@@ -268,9 +364,11 @@ class SignalLineRule:
         if not c.confirmed:
             # Read the light at the crossing time again, now that the reader has had time to confirm
             # a change and date it back: a green that began just before the crossing clears it.
-            again = self._crossing(line, c.ts, c.frame, signals)
+            again = self._crossing(line, c.ts, c.front_ts, c.lead_px, c.frame, signals)
             if not again.on_red:
-                logger.info("line %s: the light reader re-dated red at %.2f s: not on red", line.id, c.ts)
+                logger.info(
+                    "line %s: the light reader re-dated red at %.2f s: not on red", line.id, c.front_ts
+                )
                 c.on_red = False
                 return None
             c.confirmed = True
@@ -309,16 +407,36 @@ class SignalLineRule:
             c.stopped_since = None
         return None
 
-    def _crossing(self, line: StopLine, tc: float, frame: int, signals: SignalBook) -> _Crossing:
-        reading = signals.at(line.light, tc)
+    def _front_ts(self, st: _LineState, tc: float) -> float:
+        """When the front crossed, the bottom-centre having crossed at `tc` (see `_LineState.see_front`)."""
+        past = st.front_past
+        if past is None:
+            return tc
+        behind = st.front_behind
+        if behind is None:
+            # First seen with its front already past the line: back along its speed, not too far.
+            speed = st.smooth_speed
+            back = past[1] / speed if speed > 0 else math.inf
+            return min(past[0] - min(back, FRONT_EXTRAPOLATION_S), tc)
+        (t0, f0), (t1, f1) = behind, past
+        if t1 - t0 > self.tol.max_gap_s:
+            return min(t0, tc)  # not seen in between: as early as it can have been
+        return min(t0 + (t1 - t0) * -f0 / (f1 - f0), tc)
+
+    def _crossing(
+        self, line: StopLine, tc: float, front_ts: float, lead_px: float, frame: int, signals: SignalBook
+    ) -> _Crossing:
+        reading = signals.at(line.light, front_ts)
         tol = self.tol
         if reading is None or reading.confidence < tol.min_signal_confidence or reading.state != "red":
-            return _Crossing(tc, frame, False, None, reading.confidence if reading else 0.0)
-        red_for = tc - reading.since_ts
+            return _Crossing(
+                tc, front_ts, lead_px, frame, False, None, reading.confidence if reading else 0.0
+            )
+        red_for = front_ts - reading.since_ts
         on_red = red_for >= tol.amber_grace_s
         if not on_red:
-            logger.debug("line %s crossed %.2f s into red: within the amber grace", line.id, red_for)
-        return _Crossing(tc, frame, on_red, red_for, reading.confidence)
+            logger.debug("line %s: front crossed %.2f s into red: within the amber grace", line.id, red_for)
+        return _Crossing(tc, front_ts, lead_px, frame, on_red, red_for, reading.confidence)
 
     def _event(
         self, rule: RuleId, line: StopLine, batch: Batch, i: int, c: _Crossing, a: float
@@ -334,6 +452,8 @@ class SignalLineRule:
             "signal_confidence": r2(c.confidence),
             "crossed_at_ts": round(c.ts, 3),
             "crossed_frame_index": c.frame,
+            "front_crossed_at_ts": round(c.front_ts, 3),
+            "front_lead_px": r2(c.lead_px),
             "past_line_px": r2(a),
         }
         if rule == "red_light" and c.stop_event_id is not None:
