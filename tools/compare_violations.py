@@ -13,6 +13,7 @@ Models are manifest names (their files are checked against the manifest's sha256
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -59,7 +60,13 @@ def measure(model: str, work: Path, n: int) -> dict[str, object]:
 
 
 def main() -> None:
-    models = sys.argv[1:] or ["yolov8n-coco", "yolov8n-vn-traffic"]
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "models", nargs="*", default=["yolov8n-coco", "yolov8n-vn-traffic"], help="Manifest model names."
+    )
+    models = parser.parse_args().models
     with tempfile.TemporaryDirectory() as tmp:
         print(json.dumps({m: measure(m, Path(tmp), n) for n, m in enumerate(models)}, indent=1))
 
