@@ -3,7 +3,8 @@
 The schema is created and changed only through Alembic migrations (`api/migrations`), generated from
 this metadata and reviewed. It holds what the review UI, statistics, exports, notices and retention
 need (migration 0002 added the reviewer's note, the time indexes of the review list and the webhook
-outbox's frozen body and idempotency key; 0004 let that outbox hold several messages per violation).
+outbox's frozen body and idempotency key; 0004 let that outbox hold several messages per violation;
+0005 added SMS receipts held for a send not yet recorded, and the plates each notice was given out with).
 
 Personal data of vehicle owners lives only in `owners` (joined to `vehicles` by id): violations carry the
 plate, never a person, so the review, statistics and export code never touch personal data unless it
@@ -342,6 +343,42 @@ class SmsMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+RECEIPT_STATUSES: Final[tuple[str, ...]] = ("delivered", "failed")
+
+
+class HeldReceipt(Base):
+    """A (signature-checked) SMS delivery receipt whose message id no sent message had yet: a gateway can
+    post the receipt before the outbox has recorded the send (`api.notices.sms`, migration 0005). It is
+    applied, then deleted, once the send is recorded; one never matched is deleted after
+    `api.notices.sms.RECEIPT_HOLD`."""
+
+    __tablename__ = "sms_held_receipts"
+    __table_args__ = (CheckConstraint(_in("status", RECEIPT_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    provider_message_id: Mapped[str] = mapped_column(String(128), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class NoticePlate(Base):
+    """A plate a notice's lookup code was given out with, and to whom (migration 0005): the plate of
+    each SMS alert's text and of the paper notice (`api.notices.workflow.remember_plate`).
+
+    The public lookup takes such a plate with the code after the violation's plate was corrected: the
+    owner it was given to, while the notice is still theirs, sees the violation (with its corrected
+    plate); anyone else is told that the notice was withdrawn (`api.web.lookup`)."""
+
+    __tablename__ = "notice_plates"
+    __table_args__ = (UniqueConstraint("notice_id", "plate_key", "owner_id", name="uq_notice_plates_key"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id"))  # first column of the unique key
+    plate_key: Mapped[str] = mapped_column(String(256))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id"))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 DELIVERY_STATUSES: Final[tuple[str, ...]] = ("pending", "delivered", "failed", "cancelled")

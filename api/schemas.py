@@ -83,6 +83,24 @@ class PlatePublic(BaseModel):
     key: str | None = Field(description="The plate searched and exported: corrected, else as read.")
 
 
+class PenaltyMessagePublic(BaseModel):
+    """One message to the penalty system about a violation (a row of the webhook's outbox)."""
+
+    kind: Literal["confirmed", "withdrawn"] = Field(
+        description="confirmed: the violation announced (a fine); withdrawn: that announcement taken back "
+        "when the violation was reopened."
+    )
+    status: Literal["pending", "delivered", "failed", "cancelled"] = Field(
+        description="pending (queued or being retried), delivered, failed (given up), cancelled (never sent)."
+    )
+    attempts: int = Field(description="Requests sent so far.")
+    created_at: datetime = Field(description="When the message was queued (the decision or the reopening).")
+    delivered_at: datetime | None
+    next_attempt_at: datetime | None = Field(description="When a pending message is sent (again).")
+    last_status_code: int | None = Field(description="HTTP status of the last answer, if any.")
+    last_error: str | None = Field(description="Why the last attempt failed (English, technical).")
+
+
 class ViolationPublic(BaseModel):
     """A violation with its evidence list, as an officer of its district sees it."""
 
@@ -116,6 +134,11 @@ class ViolationPublic(BaseModel):
         None,
         description="Webhook to the penalty system, its latest message (the confirmation, or its withdrawal "
         "when reopened): pending, delivered, failed, cancelled (or none).",
+    )
+    penalty_messages: list[PenaltyMessagePublic] = Field(
+        default_factory=list,
+        description="Every message to the penalty system about this violation, oldest first (its "
+        "confirmations and their withdrawals); `penalty_delivery` is the last one's status.",
     )
     manifest_sha256: str
     files: list[EvidenceFilePublic]

@@ -30,7 +30,12 @@ def shown_plate(violation: PlatedViolation) -> str:
     there is neither)."""
     if violation.plate_corrected is None and violation.plate_formatted:
         return violation.plate_formatted
-    key = violation.plate_key or ""
+    return formatted_plate(violation.plate_key or "")
+
+
+def formatted_plate(key: str) -> str:
+    """A compact plate (`30A12345`) the Vietnamese way (`30A-123.45`) when the grammar reads it without
+    repairs, else as it is."""
     if not key:
         return ""
     parsed = parse_vn(key)

@@ -76,10 +76,11 @@ def normalise_phone(text: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class RegistryRow:
-    """One validated CSV row."""
+    """One validated CSV row (`plate`: compact canonical; `plate_text`: as written, for the report)."""
 
     line: int
     plate: str
+    plate_text: str
     owner_name: str
     phone: str
     national_id: str | None = None
@@ -195,6 +196,7 @@ def _validate(row: dict[str, str], line: int) -> tuple[str, RegistryRow | None]:
     return "", RegistryRow(
         line=line,
         plate=plate,
+        plate_text=row["plate"],
         owner_name=row["owner_name"],
         phone=phone,
         national_id=national_id,
@@ -223,7 +225,7 @@ def import_rows(
             owner = session.scalars(select(Owner).where(Owner.national_id == r.national_id)).one_or_none()
             if owner is not None and _same_name(owner.full_name) != _same_name(r.owner_name):
                 report.rejected.append(
-                    RejectedRow(r.line, r.plate, "national id registered under another name")
+                    RejectedRow(r.line, r.plate_text, "national id registered under another name")
                 )
                 continue
         vehicle = session.scalars(select(Vehicle).where(Vehicle.plate_compact == r.plate)).one_or_none()

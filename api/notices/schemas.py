@@ -123,4 +123,7 @@ class PostedRequest(BaseModel):
 
 
 class ReceiptResult(BaseModel):
+    """A signed delivery receipt was kept: applied now, or `held` until its send is recorded."""
+
     accepted: bool
+    held: bool = False

@@ -36,6 +36,7 @@ from api.notices.workflow import (
     derived_lookup_code,
     lookup_code_key,
     lookup_code_of,
+    remember_plate,
     transition,
 )
 from api.settings import Settings
@@ -172,6 +173,7 @@ def _rearm(session: Session, alert: SmsMessage, notice: Notice, wiring: NoticeWi
         return False
     alert.body = text
     alert.status, alert.next_attempt_at, alert.last_error = "pending", None, None
+    remember_plate(session, notice, v.plate_key)
     return True
 
 

@@ -14,8 +14,14 @@ in the transaction that created the notice; `deliver_pending` sends due rows one
 (claim with a lease, send, record), so a crash or restart loses nothing and a row is re-offered only
 after its lease. Failures retry with capped exponential backoff until `max_attempts`; a gateway's 4xx
 is final. Quiet hours (22:00–06:00 Vietnam time by default) and a per-number limit defer a message
-without counting an attempt. Delivery receipts (`apply_receipt`) are accepted only with a valid
-HMAC-SHA256 signature (`api.webhook.sign_body` format, checked by the route).
+without counting an attempt.
+
+Delivery receipts (`receive_receipt`) are accepted only with a valid HMAC-SHA256 signature
+(`api.webhook.sign_body` format, checked by the route). A gateway may post the receipt before it has
+answered the send, so before the outbox knows the message id: such a receipt is held
+(`sms_held_receipts`) and applied once the send is recorded, under the same rules (a delivered message
+stays delivered); one whose message id never comes is dropped after `RECEIPT_HOLD` (24 h) by the
+outbox thread. The gateway gets 200 either way, and need not retry.
 """
 
 from __future__ import annotations
@@ -34,15 +40,15 @@ from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import utcnow
-from api.models import Notice, SmsMessage, Violation
+from api.models import HeldReceipt, Notice, SmsMessage, Violation
 from api.notices.catalogue import VIETNAM_TZ
 from api.notices.plate import shown_plate
 from api.notices.registry import OwnerRecord
-from api.notices.workflow import transition
+from api.notices.workflow import remember_plate, transition
 from api.periodic import PeriodicThread
 
 log = logging.getLogger(__name__)
@@ -345,6 +351,7 @@ def alert_enqueuer(session: Session, config: SmsConfig) -> Callable[[Notice, str
             log.exception("notice %s: SMS alert not queued", notice.id)
             return
         enqueue_alert(session, notice, owner.phone, text)
+        remember_plate(session, notice, v.plate_key)
 
     return on_created
 
@@ -486,6 +493,10 @@ def deliver_pending(
                     notice.sent_at = t
             session.commit()
             sent += 1
+        if message_id:
+            # The gateway may have posted this message's receipt before the send was recorded (held):
+            # looked for after the commit above, see `receive_receipt`.
+            apply_held_receipts(sessions, message_id)
     return OutboxReport(sent, retrying, failed, deferred)
 
 
@@ -516,16 +527,20 @@ def _claim(session: Session, row_id: int, seen_next: datetime | None, now: datet
 
 ReceiptStatus = Literal["delivered", "failed"]
 
+#: How long a receipt for a message id not (yet) recorded is kept (`purge_held_receipts`).
+RECEIPT_HOLD: Final = timedelta(hours=24)
+_RECORDED: Final = ("sent", "delivered", "failed")
+
 
 def apply_receipt(
     session: Session, provider_message_id: str, status: ReceiptStatus, *, now: datetime | None = None
 ) -> bool:
-    """Record a (signature-checked) delivery receipt; False when no sent message has that id. A
-    delivered message stays delivered."""
+    """Record a (signature-checked) delivery receipt received at `now`; False when no sent message has
+    that id. A delivered message stays delivered."""
     msg = session.scalars(
         select(SmsMessage).where(SmsMessage.provider_message_id == provider_message_id)
     ).one_or_none()
-    if msg is None or msg.status not in ("sent", "delivered", "failed"):
+    if msg is None or msg.status not in _RECORDED:
         return False
     if msg.status == "delivered" and status == "failed":
         # The phone has it: a "failed" receipt now is an interim report arriving late, or a replay.
@@ -533,14 +548,82 @@ def apply_receipt(
         return True
     msg.status = status
     if status == "delivered":
-        msg.delivered_at = now or utcnow()
+        at = now or utcnow()
+        # A receipt held from before the send was recorded: not shown as delivered before it was sent.
+        msg.delivered_at = max(at, msg.sent_at) if msg.sent_at is not None else at
     session.flush()
     return True
 
 
+def receive_receipt(
+    sessions: sessionmaker[Session],
+    provider_message_id: str,
+    status: ReceiptStatus,
+    *,
+    now: datetime | None = None,
+) -> Literal["applied", "held"]:
+    """Apply a (signature-checked) delivery receipt, or hold it when no sent message has its id yet.
+
+    A held receipt is applied when the outbox records the send. Both sides write, commit, then look
+    for the other's write: the outbox records the message id and then looks for held receipts
+    (`apply_held_receipts`); this function holds the receipt and then looks for the message again. Of
+    the two, the one that looks last sees the other's commit, so a receipt racing its send is applied
+    (perhaps twice, which changes nothing).
+    """
+    at = now or utcnow()
+    with sessions() as session:
+        if apply_receipt(session, provider_message_id, status, now=at):
+            session.commit()
+            return "applied"
+        session.add(HeldReceipt(provider_message_id=provider_message_id, status=status, received_at=at))
+        session.commit()
+    if apply_held_receipts(sessions, provider_message_id):
+        return "applied"
+    log.info("SMS receipt for message id %s held: no sent message has it yet", provider_message_id)
+    return "held"
+
+
+def apply_held_receipts(
+    sessions: sessionmaker[Session], provider_message_id: str | None = None, *, limit: int = 500
+) -> int:
+    """Apply the held receipts whose message is now recorded as sent (those of `provider_message_id`;
+    None: any), in the order they came, each with its own time, and delete them. Returns how many."""
+    recorded = select(SmsMessage.provider_message_id).where(SmsMessage.status.in_(_RECORDED))
+    if provider_message_id is not None:
+        recorded = recorded.where(SmsMessage.provider_message_id == provider_message_id)
+    with sessions() as session:
+        held = session.scalars(
+            select(HeldReceipt)
+            .where(HeldReceipt.provider_message_id.in_(recorded))
+            .order_by(HeldReceipt.id)
+            .limit(limit)
+        ).all()
+        for h in held:
+            status: ReceiptStatus = "delivered" if h.status == "delivered" else "failed"
+            apply_receipt(session, h.provider_message_id, status, now=h.received_at)
+        if held:
+            session.execute(delete(HeldReceipt).where(HeldReceipt.id.in_([h.id for h in held])))
+        session.commit()
+    return len(held)
+
+
+def purge_held_receipts(sessions: sessionmaker[Session], now: datetime | None = None) -> int:
+    """Delete receipts held longer than `RECEIPT_HOLD` (their message id never became a sent message's:
+    a gateway answer without a readable id, or a stray receipt). Returns how many."""
+    before = (now or utcnow()) - RECEIPT_HOLD
+    with sessions() as session:
+        result = session.execute(delete(HeldReceipt).where(HeldReceipt.received_at < before))
+        session.commit()
+    n = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if n:
+        log.warning("%d SMS receipts dropped: no sent message had their id after %s", n, RECEIPT_HOLD)
+    return n
+
+
 class OutboxThread(PeriodicThread):
     """Runs `deliver_pending` every `interval_s` in a daemon thread until `stop()` (`api.app` starts
-    one next to the penalty-webhook thread when SMS alerts are configured)."""
+    one next to the penalty-webhook thread when SMS alerts are configured), then applies the receipts
+    held for a send not recorded yet that now is, and drops those held too long."""
 
     name = "sms-outbox"
 
@@ -553,5 +636,7 @@ class OutboxThread(PeriodicThread):
         super().__init__(interval_s)
 
     def round(self) -> None:
-        """Send what is due."""
+        """Send what is due; settle held receipts."""
         deliver_pending(self.sessions, self.provider, self.config)
+        apply_held_receipts(self.sessions)
+        purge_held_receipts(self.sessions)

@@ -22,6 +22,10 @@ lists what supervisors must do, with the due time and whether it is overdue.
 
 Idempotent: a violation has at most one notice (unique `violation_id`); `create_notice` twice, even
 from two processes at once, returns the existing one the second time.
+
+Each plate the lookup code goes out with (an SMS alert's text, the paper notice) is remembered with the
+owner it went to (`remember_plate`, table `notice_plates`): a plate corrected later on review must not
+lock the owner out of the public lookup with the plate and code they were sent (`api.web.lookup`).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import audit
 from api.db import utcnow
 from api.errors import ServerError
-from api.models import Notice, Violation
+from api.models import Notice, NoticePlate, Violation
 from api.notices.catalogue import VIETNAM_TZ
 from api.notices.registry import OwnerRecord, RegistryAdapter, read_owner
 from api.web.lookup import lookup_code_hash
@@ -252,6 +256,8 @@ def transition(
         notice.sent_at = notice.sent_at or at
     elif to == "posted":
         notice.posted_at = at
+        v = session.get(Violation, notice.violation_id)
+        remember_plate(session, notice, None if v is None else v.plate_key, now=at)
     elif to == "responded":
         notice.responded_at = at
     elif to == "escalated_20d":
@@ -269,6 +275,36 @@ def transition(
         ip=ip,
     )
     return notice
+
+
+def remember_plate(
+    session: Session, notice: Notice, plate_key: str | None, *, now: datetime | None = None
+) -> None:
+    """Remember that the notice's lookup code was given out with `plate_key` (compact) to its current
+    owner (in the caller's transaction; once per notice, plate and owner). Nothing without an owner or
+    a plate."""
+    if notice.owner_id is None or not plate_key:
+        return
+    key = plate_key.upper()
+    known = session.scalar(
+        select(NoticePlate.id).where(
+            NoticePlate.notice_id == notice.id,
+            NoticePlate.plate_key == key,
+            NoticePlate.owner_id == notice.owner_id,
+        )
+    )
+    if known is not None:
+        return
+    try:
+        with session.begin_nested():  # a concurrent transaction may remember the same one first
+            session.add(
+                NoticePlate(
+                    notice_id=notice.id, plate_key=key, owner_id=notice.owner_id, issued_at=now or utcnow()
+                )
+            )
+            session.flush()
+    except IntegrityError:
+        pass
 
 
 def attach_owner(

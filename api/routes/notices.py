@@ -341,6 +341,8 @@ def notice_pdf(
         list(v.files),
     )
     _audit_read(session, user, "notice.pdf", violation_id, ip)
+    # The document names this plate with the code: its owner may look the violation up with it later.
+    workflow.remember_plate(session, notice, v.plate_key)
     session.commit()
     doc = pdf.document_for(
         session,
@@ -385,7 +387,11 @@ async def sms_receipt(
 ) -> s.ReceiptResult:
     """Delivery receipt from the SMS gateway: JSON `{"message_id", "status": "delivered"|"failed"}`,
     signed like the penalty webhook (`X-Phatnguoi-Timestamp`, `X-Phatnguoi-Signature: sha256=<hex
-    HMAC-SHA256 of "<timestamp>." + body>`). A bad or missing signature is refused with 403."""
+    HMAC-SHA256 of "<timestamp>." + body>`). A bad or missing signature is refused with 403.
+
+    A signed receipt is always kept (`{"accepted": true}`): applied, or, when no sent message has its
+    id yet (the gateway posted it before answering the send), held until the send is recorded
+    (`"held": true`; dropped after 24 h if that never happens). The gateway need not retry it."""
     secret = notice_settings(request).sms_receipt_secret
     body = await request.body()
     if secret is None or not verify_signature(
@@ -404,10 +410,5 @@ async def sms_receipt(
     if outcome not in ("delivered", "failed") or not 0 < len(message_id) <= 128:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "bad receipt body")
 
-    def apply() -> bool:
-        with state.sessions() as session:
-            ok = sms.apply_receipt(session, message_id, outcome)
-            session.commit()
-            return ok
-
-    return s.ReceiptResult(accepted=await run_in_threadpool(apply))
+    done = await run_in_threadpool(sms.receive_receipt, state.sessions, message_id, outcome)
+    return s.ReceiptResult(accepted=True, held=done == "held")

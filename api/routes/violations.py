@@ -169,7 +169,7 @@ def get_violation(
     v = violation_service.view_violation(session, user, violation_id, ip)
     if v is None:
         raise HTTPException(404, f"violation {violation_id} not found")
-    return violation_service.to_public(v, violation_service.delivery_status(session, v.id))
+    return violation_service.to_public(v, violation_service.penalty_messages(session, v.id))
 
 
 @router.get(
@@ -228,7 +228,7 @@ def decide(
         raise HTTPException(e.status, e.reason) from None
     if v is None:
         raise HTTPException(404, f"violation {violation_id} not found")
-    return violation_service.to_public(v, violation_service.delivery_status(session, v.id))
+    return violation_service.to_public(v, violation_service.penalty_messages(session, v.id))
 
 
 @router.post("/{violation_id}/reopen", response_model=ViolationPublic, responses=_REVIEW_REFUSALS)
@@ -242,4 +242,4 @@ def reopen(
         raise HTTPException(e.status, e.reason) from None
     if v is None:
         raise HTTPException(404, f"violation {violation_id} not found")
-    return violation_service.to_public(v, violation_service.delivery_status(session, v.id))
+    return violation_service.to_public(v, violation_service.penalty_messages(session, v.id))

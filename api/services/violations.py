@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import audit
 from api.models import EvidenceFile, PenaltyDelivery, User, Violation
-from api.schemas import EvidenceFilePublic, PlatePublic, ViolationPublic
+from api.schemas import EvidenceFilePublic, PenaltyMessagePublic, PlatePublic, ViolationPublic
 from api.storage import EvidenceStore
 
 log = logging.getLogger(__name__)
@@ -70,19 +71,29 @@ def read_evidence(
     return f, data
 
 
-def delivery_status(session: Session, violation_id: int) -> str | None:
-    """The status of the violation's latest message to the penalty system (its confirmation, or the
-    withdrawal of it when reopened), None when there is none."""
-    return session.scalar(
-        select(PenaltyDelivery.status)
+def penalty_messages(session: Session, violation_id: int) -> list[PenaltyMessagePublic]:
+    """The violation's messages to the penalty system (its confirmations, and the withdrawals of them
+    when reopened), oldest first; empty when there is none."""
+    rows = session.execute(
+        select(
+            PenaltyDelivery.kind,
+            PenaltyDelivery.status,
+            PenaltyDelivery.attempts,
+            PenaltyDelivery.created_at,
+            PenaltyDelivery.delivered_at,
+            PenaltyDelivery.next_attempt_at,
+            PenaltyDelivery.last_status_code,
+            PenaltyDelivery.last_error,
+        )
         .where(PenaltyDelivery.violation_id == violation_id)
-        .order_by(PenaltyDelivery.id.desc())
-        .limit(1)
-    )
+        .order_by(PenaltyDelivery.id)
+    ).all()
+    return [PenaltyMessagePublic.model_validate(row._asdict()) for row in rows]
 
 
-def to_public(v: Violation, delivery_status: str | None = None) -> ViolationPublic:
-    """The API view of a violation (`delivery_status`: its penalty webhook's, see `delivery_status`)."""
+def to_public(v: Violation, penalty: Sequence[PenaltyMessagePublic] = ()) -> ViolationPublic:
+    """The API view of a violation (`penalty`: its messages to the penalty system, see
+    `penalty_messages`)."""
     plate = None
     if v.plate_text is not None or v.plate_compact is not None or v.plate_corrected is not None:
         plate = PlatePublic(
@@ -121,7 +132,8 @@ def to_public(v: Violation, delivery_status: str | None = None) -> ViolationPubl
         decision_reason=v.decision_reason,
         decision_note=v.decision_note,
         evidence_purged_at=v.evidence_purged_at,
-        penalty_delivery=delivery_status,
+        penalty_delivery=penalty[-1].status if penalty else None,
+        penalty_messages=list(penalty),
         manifest_sha256=v.manifest_sha256,
         files=[file_public(f) for f in v.files],
     )

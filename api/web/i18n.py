@@ -268,6 +268,25 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
     "sms.delivered": ("Đã đến máy", "Delivered"),
     "sms.failed": ("Gửi thất bại", "Failed"),
     "sms.cancelled": ("Đã huỷ", "Cancelled"),
+    # --- messages to the penalty system (the signed webhook of api/webhook.py)
+    "penalty.title": ("Tin gửi hệ thống xử phạt", "Messages to the penalty system"),
+    "penalty.none": (
+        "Chưa có tin nào gửi hệ thống xử phạt (tin được gửi khi vi phạm được xác nhận).",
+        "No message to the penalty system (one is sent when the violation is confirmed).",
+    ),
+    "penalty.kind": ("Loại tin", "Message"),
+    "penalty.status": ("Trạng thái", "Status"),
+    "penalty.time": ("Thời điểm", "Time"),
+    "penalty.attempts": ("Số lần gửi", "Attempts"),
+    "penalty.delivered_at": ("Đã nhận lúc {t}", "Delivered at {t}"),
+    "penalty.retry_at": ("Gửi lại lúc {t}", "Next try at {t}"),
+    "penalty.error": ("Lỗi gần nhất: {e}", "Last error: {e}"),
+    "pkind.confirmed": ("Chuyển xử phạt", "Confirmation"),
+    "pkind.withdrawn": ("Thu hồi", "Withdrawal"),
+    "pstatus.pending": ("Đang chờ gửi", "Queued"),
+    "pstatus.delivered": ("Đã gửi", "Delivered"),
+    "pstatus.failed": ("Gửi thất bại, đã ngừng thử", "Failed, given up"),
+    "pstatus.cancelled": ("Đã huỷ, không gửi", "Cancelled, not sent"),
     "action.find_owner": ("Xác định chủ xe", "Find the owner"),
     "action.send_notice": ("Gửi thông báo", "Send the notice"),
     "action.escalate": ("Thông báo cơ quan đăng ký", "Warn the registration bodies"),
@@ -286,6 +305,30 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
     "due.at": ("Hạn", "Due"),
     "due.empty": ("Không có việc nào đến hạn.", "Nothing is due."),
     "due.count": ("{n} việc", "{n} actions"),
+    # --- vehicle registry import (admins; api/notices/registry.py)
+    "import.title": ("Nhập dữ liệu đăng ký xe", "Import the vehicle registry"),
+    "import.intro": (
+        "Tệp CSV (UTF-8) có dòng tiêu đề. Cột bắt buộc: plate, owner_name, phone; cột không bắt buộc: "
+        "national_id, address, vehicle_class, colour, make. Dòng có lỗi được bỏ qua và liệt kê bên dưới; "
+        "các dòng đúng vẫn được nhập.",
+        "A CSV file (UTF-8) with a header row. Required columns: plate, owner_name, phone; optional: "
+        "national_id, address, vehicle_class, colour, make. Rows with an error are skipped and listed "
+        "below; the good rows are imported.",
+    ),
+    "import.file": ("Tệp CSV", "CSV file"),
+    "import.submit": ("Nhập dữ liệu", "Import"),
+    "import.summary": (
+        "Thêm mới {created} xe, cập nhật {updated} xe, bỏ qua {rejected} dòng có lỗi.",
+        "{created} vehicles added, {updated} updated, {rejected} rows with an error skipped.",
+    ),
+    "import.notices": (
+        "Đã tìm được chủ xe cho {found} thông báo đang chờ; lập mới {made} thông báo.",
+        "Owners found for {found} waiting notices; {made} notices made.",
+    ),
+    "import.rejected": ("Các dòng bị bỏ qua", "Rows not imported"),
+    "import.line": ("Dòng", "Line"),
+    "import.plate": ("Biển số trong tệp", "Plate as written"),
+    "import.reason": ("Lý do", "Reason"),
     "lookup.notice": ("Thông báo vi phạm", "Notice"),
     # --- statistics
     "stats.title": ("Thống kê", "Statistics"),
@@ -320,6 +363,16 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
         "No violation with this plate and lookup code.",
     ),
     "lookup.rate_limited": ("Quá nhiều lượt tra cứu, vui lòng thử lại sau.", "Too many lookups; try later."),
+    "lookup.withdrawn": (
+        "Thông báo gửi cho biển số này đã được thu hồi: khi xem xét, cán bộ đã sửa biển số của vi phạm "
+        "sang xe khác. Xe của bạn không liên quan đến vi phạm này.",
+        "The notice for this plate was withdrawn: on review the violation's plate was corrected to another "
+        "vehicle. Your vehicle is not concerned.",
+    ),
+    "lookup.corrected": (
+        "Biển số trong thông báo ({from}) đã được cán bộ sửa thành {to} khi xem xét.",
+        "The plate in the notice ({from}) was corrected to {to} on review.",
+    ),
     "lookup.result": ("Kết quả tra cứu", "Result"),
     "lookup.time": ("Thời gian", "Time"),
     "lookup.place": ("Địa điểm", "Place"),
@@ -425,6 +478,31 @@ _ERRORS_VI: Final[tuple[tuple[str, str], ...]] = (
     ),
     (r"^notice PDF unavailable: (.+)$", "Chưa tạo được bản PDF của thông báo: {1}"),
     (r"^registry CSV: missing column\(s\) (.+)$", "Tệp CSV đăng ký xe thiếu cột: {1}"),
+    # why a row of a registry CSV was not imported (api/notices/registry.py; column names as in the file)
+    (r"^NUL character in a field$", "Có ký tự NUL trong một ô"),
+    (r"^(\w+) longer than (\d+) characters$", "Cột {1} dài quá {2} ký tự"),
+    (r"^missing plate$", "Thiếu biển số"),
+    (r"^unknown plate format$", "Biển số không đúng định dạng"),
+    (r"^missing owner name$", "Thiếu họ tên chủ xe"),
+    (r"^missing phone$", "Thiếu số điện thoại"),
+    (
+        r"^invalid phone \(not a Vietnamese mobile number\)$",
+        "Số điện thoại không hợp lệ (không phải số di động Việt Nam)",
+    ),
+    (r"^invalid national id \(9 or 12 digits\)$", "Số định danh không hợp lệ (cần 9 hoặc 12 chữ số)"),
+    (
+        r"^unknown vehicle class ['\"](.*)['\"]$",
+        "Loại xe {1} không hợp lệ (dùng car, bus, truck, motorcycle hoặc bicycle)",
+    ),
+    (r"^duplicate plate \(first on line (\d+)\)$", "Biển số trùng với dòng {1}"),
+    (
+        r"^national id given another name or phone on line (\d+)$",
+        "Số định danh đã có ở dòng {1} với họ tên hoặc số điện thoại khác",
+    ),
+    (
+        r"^national id registered under another name$",
+        "Số định danh đã được đăng ký cho người có họ tên khác",
+    ),
     (r"^registry CSV: (.+)$", "Tệp CSV đăng ký xe có lỗi: {1}"),
     (
         r"^evidence store unavailable(; retry later)?$",

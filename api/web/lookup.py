@@ -2,8 +2,15 @@
 
 A notice (`api.models.Notice`) stores only `lookup_code_hash`, the SHA-256 (hex) of the code printed in
 the SMS after `normalise_code` (upper case, no spaces or dashes). A lookup finds the notice by that hash
-and answers only when the plate also matches the violation's plate: a wrong code and a wrong plate give
-the same "not found", so the page tells nothing about other vehicles. Nothing about the owner is read.
+and answers only when the plate also matches: a wrong code and a wrong plate give the same "not found",
+so the page tells nothing about other vehicles. Nothing about the owner is read.
+
+The plate matches when it is the violation's plate, or a plate the notice's code was given out with
+(`api.models.NoticePlate`: the SMS or paper notice named it, and the plate was corrected on review
+since). Such a plate, given to the notice's current owner, shows the violation with its corrected plate
+and the plate it was corrected from (another vehicle of the same owner); given to someone else, the
+notice is no longer theirs: the answer is that it was withdrawn (`NoticeWithdrawnError`, 410), with
+nothing of the violation.
 
 Notices are made when a violation is confirmed (`api.notices.service.on_confirmed`); the answer
 carries the notice's state (never who the owner is).
@@ -16,14 +23,15 @@ import base64
 import hashlib
 import logging
 import re
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import audit
-from api.errors import StorageError
-from api.models import Camera, District, Notice, Violation
-from api.notices.plate import shown_plate
+from api.errors import RefusedError, StorageError
+from api.models import Camera, District, Notice, NoticePlate, Violation
+from api.notices.plate import formatted_plate, shown_plate
 from api.plate_query import normalise_plate
 from api.storage import EvidenceStore
 from api.web.schemas import LookupResult, LookupStill
@@ -46,34 +54,78 @@ def lookup_code_hash(code: str) -> str:
     return hashlib.sha256(normalise_code(code).encode("utf-8")).hexdigest()
 
 
-def find_violation(session: Session, plate: str, code: str) -> Violation | None:
-    """The violation of the notice with this code when its plate is `plate` (any case, separators
-    allowed); None otherwise."""
+WITHDRAWN = "the notice for this plate was withdrawn: the plate of the violation was corrected on review"
+
+
+class NoticeWithdrawnError(RefusedError):
+    """The plate and code are those of a notice given out for another vehicle, before its plate was
+    corrected on review: the violation is not this vehicle's owner's any more (410)."""
+
+    def __init__(self) -> None:
+        super().__init__(410, WITHDRAWN)
+
+
+@dataclass(frozen=True, slots=True)
+class LookupMatch:
+    """What a plate and code found: the violation and its notice; `corrected_from` is the typed plate
+    (formatted) when it is one the notice was given out with and the violation's plate was corrected
+    since; `withdrawn` when that notice went to someone other than its current owner."""
+
+    violation: Violation
+    notice: Notice
+    corrected_from: str | None = None
+    withdrawn: bool = False
+
+
+def find_violation(session: Session, plate: str, code: str) -> LookupMatch | None:
+    """The violation of the notice with this code when `plate` (any case, separators allowed) is its
+    plate or one the notice was given out with (see the module docstring); None otherwise."""
     notice = session.scalars(
         select(Notice).where(Notice.lookup_code_hash == lookup_code_hash(code))
     ).one_or_none()
     if notice is None:
         return None
     v = session.get(Violation, notice.violation_id)
-    if v is None or v.plate_key is None:
+    if v is None:
         return None
-    # Compare with the plate the notice was sent for (the reviewer's correction when there is one).
     wanted = normalise_plate(plate)
-    if wanted != v.plate_key.upper():
+    if v.plate_key is not None and wanted == v.plate_key.upper():
+        return LookupMatch(v, notice)
+    given_to = set(
+        session.scalars(
+            select(NoticePlate.owner_id).where(
+                NoticePlate.notice_id == notice.id, NoticePlate.plate_key == wanted
+            )
+        )
+    )
+    if not given_to:
         return None
-    return v
+    if notice.owner_id is not None and notice.owner_id in given_to:
+        return LookupMatch(v, notice, corrected_from=formatted_plate(wanted))
+    return LookupMatch(v, notice, withdrawn=True)
 
 
 def lookup(session: Session, store: EvidenceStore, plate: str, code: str, ip: str) -> LookupResult | None:
     """The public view of the violation matching `plate` and `code` (audited), or None.
 
     Stills that cannot be read from the store are left out (logged), rather than failing the page.
+
+    Raises:
+        NoticeWithdrawnError: the plate and code are those of a notice that is no longer for this plate
+            (audited as `lookup.withdrawn`).
     """
-    v = find_violation(session, plate, code)
-    if v is None:
+    match = find_violation(session, plate, code)
+    if match is None:
         session.commit()
         return None
-    notice_status = session.scalar(select(Notice.status).where(Notice.violation_id == v.id))
+    v = match.violation
+    if match.withdrawn:
+        audit.record(
+            session, actor="public", action="lookup.withdrawn", object_type="violation", object_id=v.id, ip=ip
+        )
+        session.commit()
+        raise NoticeWithdrawnError
+    notice_status = match.notice.status
     camera = session.get(Camera, v.camera_id)
     district = session.get(District, v.district_id) if v.district_id else None
     files = [f for f in v.files if f.kind in STILL_KINDS and f.deleted_at is None]
@@ -87,6 +139,7 @@ def lookup(session: Session, store: EvidenceStore, plate: str, code: str, ip: st
         legal_reference=v.legal_reference,
         status=v.status,
         notice_status=notice_status,
+        corrected_from=match.corrected_from,
         stills=[],
     )
     session.commit()  # no transaction (SQLite: the write lock) held while the store reads
@@ -104,7 +157,7 @@ def lookup(session: Session, store: EvidenceStore, plate: str, code: str, ip: st
         action="lookup.view",
         object_type="violation",
         object_id=v.id,
-        detail={"stills": len(result.stills)},
+        detail={"stills": len(result.stills), "corrected_from": match.corrected_from},
         ip=ip,
     )
     session.commit()

@@ -2,7 +2,7 @@
 
 | route | who | what |
 |---|---|---|
-| `GET /api/v1/lookup?plate=&code=` | anyone (rate limited per IP) | `LookupResult` or 404 |
+| `GET /api/v1/lookup?plate=&code=` | anyone (rate limited per IP) | `LookupResult`, 404, or 410 (withdrawn) |
 | `GET /web/api/violations/{id}/evidence` | officers (own district), supervisors, admins | `EvidenceExtras` |
 | `GET /web/api/plate-check?text=` | officers, supervisors, admins | `PlateCheck` (the decision's rule) |
 | `GET /web/api/districts` | officers (their own), supervisors, admins | `DistrictPublic` list |
@@ -41,7 +41,12 @@ def lookup_limiter(request: Request) -> LoginLimiter:
 @router.get(
     "/api/v1/lookup",
     response_model=LookupResult,
-    responses={404: {"model": Message}, 422: {"model": Message}, 429: {"model": Message}},
+    responses={
+        404: {"model": Message},
+        410: {"model": Message, "description": "The notice for this plate was withdrawn (plate corrected)."},
+        422: {"model": Message},
+        429: {"model": Message},
+    },
 )
 def lookup(
     request: Request,
@@ -52,7 +57,8 @@ def lookup(
     plate: Annotated[str, Query(min_length=4, max_length=32, pattern=lookup_service.PLATE_PATTERN)],
     code: Annotated[str, Query(min_length=4, max_length=64, pattern=lookup_service.CODE_PATTERN)],
 ) -> LookupResult:
-    """One violation by plate and notice code (no login; no owner data). 404 when they do not match."""
+    """One violation by plate and notice code (no login; no owner data). 404 when they do not match;
+    410 when they are those of a notice withdrawn from this plate (corrected to another owner's)."""
     limiter = lookup_limiter(request)
     # Every lookup counts, found or not: the limit is on guessing codes, and a guesser's hits count too.
     wait = limiter.acquire(_LIMITER_KEY, ip)
@@ -62,7 +68,10 @@ def lookup(
             f"too many lookups; try again in {math.ceil(wait)} s",
             headers={"Retry-After": str(math.ceil(wait))},
         )
-    result = lookup_service.lookup(session, store, plate, code, ip)
+    try:
+        result = lookup_service.lookup(session, store, plate, code, ip)
+    except lookup_service.NoticeWithdrawnError as e:
+        raise HTTPException(e.status, e.reason, headers={"Cache-Control": "private, no-store"}) from None
     if result is None:
         raise HTTPException(404, "no violation with this plate and lookup code")
     response.headers["Cache-Control"] = "private, no-store"

@@ -35,6 +35,11 @@ class LookupResult(BaseModel):
     notice_status: str | None = Field(
         None, description="State of the owner notice (awaiting_owner, created, sms_sent, posted, ...)."
     )
+    corrected_from: str | None = Field(
+        None,
+        description="The plate looked up, when the notice named it and the plate was corrected on review "
+        "since (`plate` is the corrected one); null otherwise.",
+    )
     stills: list[LookupStill] = Field(description="Empty when the evidence was deleted (retention).")
 
 

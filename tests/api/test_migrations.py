@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,10 @@ from starlette.testclient import TestClient
 
 from api import migrate
 from api.app import create_app
-from api.db import make_engine
+from api.db import make_engine, make_sessionmaker
 from api.errors import SchemaVersionError
 from api.models import Base
+from api.notices.registry import import_csv
 from api.settings import Settings
 from tests.api.conftest import JWT_SECRET, Db
 from tests.api.evidence import build_package, post_package
@@ -134,6 +136,49 @@ def test_0004_keeps_the_penalty_outbox_and_reverts_to_one_row_per_violation(
         ]
         with pytest.raises(IntegrityError):
             _add_delivery(engine, vids[0], "confirmed:a:5", "pending", None)
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    assert _diff(db) == []
+
+
+def test_0005_remembers_the_plate_each_existing_notice_was_given_out_with_and_reverts(
+    db: Db, client: TestClient, auth: Callable[[str], dict[str, str]]
+) -> None:
+    """Upgraded, a notice of a confirmed violation whose alert was queued (or whose paper notice was
+    posted) gets its plate and owner in `notice_plates`; one never given out gets none."""
+    dev = db.world.devices["dev-a"]
+    packages = [build_package(dev.private_key, device_id=dev.id, camera_id="cam-a1", seed=s) for s in (1, 2)]
+    vids = [int(post_package(client, pkg, dev.key).json()["id"]) for pkg in packages]
+    engine = make_engine(db.url)
+    try:
+        with make_sessionmaker(engine)() as s:
+            import_csv(s, "plate,owner_name,phone\n30A-123.45,Nguyễn Văn An,0912345678\n", actor="user:admin")
+            s.commit()
+        for vid in vids:
+            r = client.post(
+                f"/api/v1/violations/{vid}/decision", json={"decision": "confirm"}, headers=auth("sup")
+            )
+            assert r.status_code == 200, r.text
+        from alembic import command
+
+        command.downgrade(migrate.alembic_config(engine), "0004")
+        assert "notice_plates" not in inspect(engine).get_table_names()
+        with engine.begin() as conn:
+            notices = conn.execute(text("SELECT id, owner_id FROM notices ORDER BY violation_id")).all()
+            conn.execute(
+                text(
+                    "INSERT INTO sms_outbox (notice_id, idempotency_key, phone, body, status, attempts,"
+                    " created_at) VALUES (:n, 'k', '+84912345678', 'x', 'sent', 1, '2026-11-25 09:00:00')"
+                ),
+                {"n": notices[0].id},
+            )
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT notice_id, plate_key, owner_id FROM notice_plates")).all()
+        assert [tuple(r) for r in rows] == [(notices[0].id, "30A12345", notices[0].owner_id)]
+        command.downgrade(migrate.alembic_config(engine), "0004")
+        assert not {"notice_plates", "sms_held_receipts"} & set(inspect(engine).get_table_names())
         migrate.upgrade(engine)
     finally:
         engine.dispose()

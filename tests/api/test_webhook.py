@@ -438,6 +438,18 @@ def test_a_confirmation_whose_answer_was_lost_is_withdrawn_and_made_anew_under_i
     assert kept["violation"]["plate"] == "30A12346" and kept["violation"]["plate_corrected"] is True
     assert kept["violation"]["event_id"] == receiver.accepted[first_key]["violation"]["event_id"]
     assert kept["violation"]["confirmed_at"] > receiver.accepted[first_key]["violation"]["confirmed_at"]
+
+    # The violation's view lists the three messages, oldest first (the web app's viewer shows them).
+    shown = client.get(f"/api/v1/violations/{vid}", headers=auth("off-a")).json()
+    messages = shown["penalty_messages"]
+    assert [(m["kind"], m["status"], m["attempts"]) for m in messages] == [
+        ("confirmed", "cancelled", 1),
+        ("withdrawn", "delivered", 2),
+        ("confirmed", "delivered", 1),
+    ]
+    assert messages[0]["last_error"].startswith("HTTP 503") and messages[1]["last_error"] is None
+    assert messages[1]["delivered_at"] is not None and shown["penalty_delivery"] == "delivered"
+    assert not {"payload", "idempotency_key"} & messages[0].keys()
     assert [(d.status, d.attempts) for d in deliveries(session)] == [
         ("cancelled", 1),
         ("delivered", 2),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -58,12 +58,16 @@ class Gateway:
     received: list[dict[str, object]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Called with the message id of an accepted SMS before the gateway answers the send (a gateway that
+    # posts its delivery receipt before the sender has recorded the send).
+    before_answer: Callable[[str], None] | None = None
 
 
 @pytest.fixture
 def gateway() -> Iterator[Gateway]:
     """A real HTTP server on 127.0.0.1 speaking a generic SMS-gateway protocol: POST JSON, answer
-    `{"id": ...}`; modes "ok", "500", "400", "slow" (answers after 1.5 s: the client times out)."""
+    `{"id": ...}`; modes "ok", "500", "400", "slow" (answers after 1.5 s: the client times out);
+    `before_answer` runs before an accepted SMS is answered."""
     state = Gateway()
 
     class Handler(BaseHTTPRequestHandler):
@@ -83,6 +87,8 @@ def gateway() -> Iterator[Gateway]:
                 if mode == "ok":
                     state.received.append(data)
                 n = len(state.received)
+            if mode == "ok" and state.before_answer is not None:
+                state.before_answer(f"gw-{n}")
             answer = json.dumps({"id": f"gw-{n}"}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")

@@ -12,6 +12,7 @@ import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +22,7 @@ from api.webhook import sign_body
 from tests.api.conftest import PASSWORD, Db
 from tests.api.evidence import build_package, post_package
 from tests.notices.conftest import REGISTRY_CSV, Gateway
-from tests.web.conftest import run_server
+from tests.web.conftest import open_tab, run_server
 
 LOOKUP_URL = "https://tracuu.csgt.hanoi.gov.vn/tra-cuu"
 RECEIPT_SECRET = secrets.token_urlsafe(32)
@@ -124,7 +125,7 @@ def test_confirm_sends_one_sms_retried_through_500s_and_a_late_owner_gets_one_to
         for headers in ({}, signed(body, "not-the-receipt-secret-0123456789abcdef")):
             assert http.post("/api/v1/sms/receipts", content=body, headers=headers).status_code == 403
         r = http.post("/api/v1/sms/receipts", content=body, headers=signed(body))
-        assert r.status_code == 200 and r.json() == {"accepted": True}
+        assert r.status_code == 200 and r.json() == {"accepted": True, "held": False}
         sms = http.get(f"/api/v1/violations/{vid}/notice", headers=off).json()["sms"][0]
         assert sms["status"] == "delivered" and sms["delivered_at"] is not None
 
@@ -223,3 +224,177 @@ def test_bad_sms_settings_are_refused_naming_the_variable(
         monkeypatch.setenv(k, v)
     with pytest.raises(SettingsError, match=problem):
         load_notice_settings()
+
+
+def test_a_receipt_posted_before_the_send_is_recorded_is_kept_and_applied(
+    db: Db, settings: Settings, gateway: Gateway, tmp_path: Path
+) -> None:
+    """A fast gateway posts the delivery receipt before it answers the send, so before the outbox has
+    recorded the message id. The receipt is held, not lost: once the send is recorded the message is
+    "delivered" (or "failed"), as if the receipt had come after."""
+    answers: list[tuple[int, object]] = []
+    outcomes = ["delivered", "failed"]
+
+    with (
+        run_server(settings, tmp_path / "server.log", **sms_env(gateway)) as url,
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
+
+        def receipt_first(message_id: str) -> None:
+            body = json.dumps({"message_id": message_id, "status": outcomes[len(answers)]}).encode()
+            r = httpx.post(f"{url}/api/v1/sms/receipts", content=body, headers=signed(body), timeout=10)
+            answers.append((r.status_code, r.json()))
+
+        gateway.before_answer = receipt_first
+        admin, off = token(http, "admin"), token(http, "off-a")
+        assert http.post("/api/v1/registry/import", json={"csv": REGISTRY_CSV}, headers=admin).is_success
+        vids = [ingest(http, db, plate, seed=i + 1) for i, plate in enumerate(["30A12345", "29X123456"])]
+        for vid in vids:  # the outbox sends in this order: the first gets "delivered", the second "failed"
+            r = http.post(f"/api/v1/violations/{vid}/decision", json={"decision": "confirm"}, headers=off)
+            assert r.status_code == 200, r.text
+        wait_for(lambda: len(answers) == 2)
+
+        def sms_of(vid: int) -> dict[str, object]:
+            (message,) = http.get(f"/api/v1/violations/{vid}/notice", headers=off).json()["sms"]
+            return dict(message)
+
+        deadline = time.monotonic() + 10
+        while [sms_of(v)["status"] for v in vids] != ["delivered", "failed"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [sms_of(v)["status"] for v in vids] == ["delivered", "failed"], answers
+        assert answers == [(200, {"accepted": True, "held": True})] * 2
+        delivered = sms_of(vids[0])
+        assert delivered["delivered_at"] is not None and delivered["sent_at"] is not None
+        assert str(delivered["delivered_at"]) >= str(delivered["sent_at"])
+        # A late "failed" for the delivered one changes nothing; a second receipt is applied at once.
+        for message_id, status in (("gw-1", "failed"), ("gw-2", "delivered")):
+            body = json.dumps({"message_id": message_id, "status": status}).encode()
+            r = http.post("/api/v1/sms/receipts", content=body, headers=signed(body))
+            assert r.status_code == 200 and r.json() == {"accepted": True, "held": False}
+        assert [sms_of(v)["status"] for v in vids] == ["delivered", "delivered"]
+
+
+def test_the_plate_and_code_of_the_sms_still_find_the_violation_after_a_plate_correction(
+    db: Db,
+    settings: Settings,
+    gateway: Gateway,
+    tmp_path: Path,
+    browser: Any,
+) -> None:
+    """The owner got an SMS naming the misread plate; the plate was corrected after a reopening.
+
+    - to another vehicle of the same owner: no second SMS, and the plate and code of the one they got
+      open the violation page, which shows the corrected plate and the plate it was corrected from;
+    - to someone else's vehicle: the new owner gets an SMS naming their plate; the first owner's plate
+      and code answer that their notice was withdrawn (410), showing nothing of the violation.
+    Plate and code stay required together: another plate, or another code, is "not found"."""
+    registry = REGISTRY_CSV + "30A-123.46,Nguyễn Văn An,0912 345 678,001090000001,12 Láng Hạ,car,đen\n"
+    env = {**sms_env(gateway), "PHATNGUOI_LOOKUP_MAX_REQUESTS": "100"}
+    with (
+        run_server(settings, tmp_path / "server.log", **env) as url,
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
+        admin, sup, off = token(http, "admin"), token(http, "sup"), token(http, "off-a")
+        assert http.post("/api/v1/registry/import", json={"csv": registry}, headers=admin).is_success
+
+        def confirm(vid: int, plate: str | None = None) -> None:
+            body = {"decision": "confirm"} if plate is None else {"decision": "confirm", "plate": plate}
+            r = http.post(f"/api/v1/violations/{vid}/decision", json=body, headers=off)
+            assert r.status_code == 200, r.text
+
+        def lookup(plate: str, code: str) -> httpx.Response:
+            return http.get("/api/v1/lookup", params={"plate": plate, "code": code})
+
+        def code_in(text: object) -> str:
+            found = re.search(r"[2-9A-HJKMNP-Z]{5}-[2-9A-HJKMNP-Z]{5}", str(text))
+            assert found is not None, text
+            return found.group(0)
+
+        # 1. Misread as the owner's other vehicle, corrected to the right one.
+        same = ingest(http, db, "30A12346", seed=1)
+        confirm(same)
+        wait_for(lambda: len(gateway.received) == 1)
+        first = gateway.received[0]
+        assert "30A-123.46" in str(first["text"])
+        code = code_in(first["text"])
+        r = lookup("30A-123.46", code)
+        assert r.status_code == 200 and r.json().get("corrected_from") is None
+        assert http.post(
+            f"/api/v1/violations/{same}/reopen", json={"note": "sai biển"}, headers=sup
+        ).is_success
+        confirm(same, "30A-123.45")
+        time.sleep(1.0)  # ten outbox rounds: no second SMS to the same owner
+        assert len(gateway.received) == 1
+        r = lookup("30a-123.46", code.lower())
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert (page["plate"], page["corrected_from"], page["status"]) == (
+            "30A-123.45",
+            "30A-123.46",
+            "confirmed",
+        )
+        assert len(page["stills"]) == 3
+        r = lookup("30A-123.45", code)
+        assert r.status_code == 200 and r.json().get("corrected_from") is None
+
+        # 2. Misread as someone else's plate, corrected to the real owner's.
+        other = ingest(http, db, "30A12345", seed=2)
+        confirm(other)
+        wait_for(lambda: len(gateway.received) == 2)
+        to_first = gateway.received[1]
+        assert to_first["to"] == "+84912345678" and "30A-123.45" in str(to_first["text"])
+        code2 = code_in(to_first["text"])
+        assert http.post(
+            f"/api/v1/violations/{other}/reopen", json={"note": "sai biển"}, headers=sup
+        ).is_success
+        confirm(other, "29-X1 234.56")
+        wait_for(lambda: len(gateway.received) == 3)
+        to_right = gateway.received[2]
+        assert to_right["to"] == "+84987654321" and "29-X1 234.56" in str(to_right["text"])
+        assert code_in(to_right["text"]) == code2
+        r = lookup("30A-123.45", code2)
+        assert r.status_code == 410, r.text
+        assert "withdrawn" in r.json()["detail"] and "29" not in r.text and "stills" not in r.text
+        r = lookup("29-X1 234.56", code2)
+        assert r.status_code == 200 and r.json()["plate"] == "29-X1 234.56"
+
+        # Plate and code stay required together.
+        for plate, c in (
+            ("30A-123.47", code),
+            ("30A-123.46", code2),
+            ("29-X1 234.56", code),
+            ("30A-123.46", "ABCDE-FGHJK"),
+        ):
+            assert lookup(plate, c).status_code == 404, (plate, c)
+
+        # What the owners see on the lookup page.
+        context, tab = open_tab(browser, url)
+        try:
+            page = tab.page
+            tab.goto("/lookup")
+
+            def look_up(plate: str, code: str) -> None:
+                page.get_by_label("Biển số xe").fill(plate)
+                page.get_by_label("Mã tra cứu").fill(code)
+                page.get_by_role("button", name="Tra cứu").click()
+
+            look_up("30A-123.46", code)
+            page.locator("#lookup-result").wait_for(state="visible")
+            assert page.locator("#lr-plate").inner_text() == "30A-123.45"
+            assert page.locator("#lr-corrected").inner_text() == (
+                "Biển số trong thông báo (30A-123.46) đã được cán bộ sửa thành 30A-123.45 khi xem xét."
+            )
+            look_up("30A-123.45", code2)
+            page.get_by_role("alert").wait_for(state="visible")
+            assert (
+                page.get_by_role("alert")
+                .inner_text()
+                .startswith("Thông báo gửi cho biển số này đã được thu hồi")
+            )
+            assert page.locator("#lookup-result").is_hidden()
+            look_up("30A-123.45", code)
+            page.locator("#lookup-result").wait_for(state="visible")
+            assert page.locator("#lr-corrected").is_hidden()
+            assert tab.errors == []
+        finally:
+            context.close()

@@ -190,7 +190,7 @@ def test_a_national_id_registered_under_another_name_is_not_taken_over(
         )
         s.commit()
         assert [(b.line, b.plate, b.reason) for b in report.rejected] == [
-            (2, "51G12345", "national id registered under another name")
+            (2, "51G-123.45", "national id registered under another name")  # the plate as written
         ]
         assert (report.created, report.updated) == (1, 0)
         # The same person (name written loosely) with a new phone: an update.

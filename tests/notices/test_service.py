@@ -23,6 +23,7 @@ from api.notices.registry import import_csv
 from api.notices.settings import NoticeSettings
 from api.notices.workflow import derived_lookup_code, lookup_code_key
 from api.settings import Settings
+from api.web import lookup as lookup_service
 from tests.api.conftest import World
 from tests.api.evidence import build_package, post_package
 from tests.notices.conftest import REGISTRY_CSV
@@ -365,3 +366,62 @@ def test_waiting_notices_can_be_narrowed_to_the_imported_plates(
     assert [n["status"] for n in after] == ["awaiting_owner", "created"]  # 30A11111 not in the list
     assert service.attach_waiting_owners(sessions, wiring, limit=1, plates=[]) == 0
     assert service.catch_up(sessions, wiring).owners_found == 1
+
+
+def test_the_plate_of_a_posted_paper_notice_still_finds_the_violation_after_a_correction(
+    sms_client: Callable[..., TestClient], world: World, auth: Auth, sessions: sessionmaker[Session]
+) -> None:
+    """An owner without a phone gets the paper notice only: it names the misread plate (another of
+    their vehicles) with the code. After the plate is corrected, that plate and code still open the
+    violation, shown with the corrected plate; once corrected to someone else's vehicle, they answer
+    that the notice was withdrawn (410) and show nothing of the violation."""
+    client = sms_client()
+    with sessions() as s:
+        owner = Owner(full_name="Phạm Thị Dung", national_id=None, phone=None, address="Hà Nội")
+        other = Owner(full_name="Lê Văn Em", national_id=None, phone=None, address="Hà Nội")
+        s.add_all([owner, other])
+        s.flush()
+        for plate, whose in (("30A12345", owner), ("30A12346", owner), ("29X123456", other)):
+            s.add(Vehicle(plate_compact=plate, vehicle_class="car", owner_id=whose.id))
+        s.commit()
+    vid = ingest(client, world, "30A12346")  # misread
+    decide(client, vid, auth)
+    code = client.get(f"/api/v1/violations/{vid}/notice", headers=auth("sup")).json()["lookup_code"]
+    r = client.post(f"/api/v1/violations/{vid}/notice/posted", json={}, headers=auth("off-a"))
+    assert r.status_code == 200, r.text
+
+    def lookup(plate: str) -> Any:
+        return client.get("/api/v1/lookup", params={"plate": plate, "code": code})
+
+    reopen(client, vid, auth)
+    r = client.post(
+        f"/api/v1/violations/{vid}/decision",
+        json={"decision": "confirm", "plate": "30A-123.45"},
+        headers=auth("off-a"),
+    )
+    assert r.status_code == 200, r.text
+    r = lookup("30A-123.46")
+    assert r.status_code == 200, r.text
+    page = r.json()
+    assert (page["plate"], page["corrected_from"], page["notice_status"]) == (
+        "30A-123.45",
+        "30A-123.46",
+        "posted",
+    )
+    assert lookup("30A-123.45").json()["corrected_from"] is None
+    assert lookup("30A-123.47").status_code == 404
+
+    reopen(client, vid, auth)
+    r = client.post(
+        f"/api/v1/violations/{vid}/decision",
+        json={"decision": "confirm", "plate": "29-X1 234.56"},
+        headers=auth("off-a"),
+    )
+    assert r.status_code == 200, r.text
+    r = lookup("30A-123.46")
+    assert r.status_code == 410 and r.json() == {"detail": lookup_service.WITHDRAWN}, r.text
+    assert lookup("30A-123.45").status_code == 404  # the plate for a while, never given out
+    assert lookup("29-X1 234.56").json()["corrected_from"] is None
+    with sessions() as s:
+        audited = [e.action for e in s.scalars(select(AuditEntry).where(AuditEntry.action.like("lookup.%")))]
+    assert audited == ["lookup.view", "lookup.view", "lookup.withdrawn", "lookup.view"]

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import cast
 
 import pytest
 from sqlalchemy import select
@@ -15,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 
 from api.db import make_engine, make_sessionmaker
-from api.models import Notice, SmsMessage
+from api.models import HeldReceipt, Notice, SmsMessage
 from api.notices import sms
 from api.notices.registry import DbRegistry, import_csv
 from api.notices.settings import NoticeSettings
@@ -266,21 +269,112 @@ def test_delivery_receipts_need_a_valid_signature(
     status = client.get(f"/api/v1/violations/{vid}/notice", headers=auth("sup")).json()["sms"][0]["status"]
     assert status == "sent"
     r = client.post("/api/v1/sms/receipts", content=body, headers=_signed(secret, body))
-    assert r.status_code == 200 and r.json() == {"accepted": True}
+    assert r.status_code == 200 and r.json() == {"accepted": True, "held": False}
     sms_status = client.get(f"/api/v1/violations/{vid}/notice", headers=auth("sup")).json()["sms"][0]
     assert sms_status["status"] == "delivered" and sms_status["delivered_at"] is not None
     # A "failed" receipt after "delivered" (late, or replayed within the signature window) changes nothing.
     failed = body.replace(b"delivered", b"failed")
     assert client.post("/api/v1/sms/receipts", content=failed, headers=_signed(secret, failed)).json() == {
-        "accepted": True
+        "accepted": True,
+        "held": False,
     }
     assert client.get(f"/api/v1/violations/{vid}/notice", headers=auth("sup")).json()["sms"][0]["status"] == (
         "delivered"
     )
     unknown = json.dumps({"message_id": "gw-999", "status": "delivered"}).encode()
     assert client.post("/api/v1/sms/receipts", content=unknown, headers=_signed(secret, unknown)).json() == {
-        "accepted": False
+        "accepted": True,
+        "held": True,  # kept for when a send with that id is recorded (see the next test)
     }
+
+
+@pytest.mark.parametrize(
+    ("receipts", "final"),
+    [
+        (["delivered"], "delivered"),
+        (["failed"], "failed"),
+        (["failed", "delivered"], "delivered"),  # an interim failure, then delivered
+        (["delivered", "failed"], "delivered"),  # a delivered message stays delivered
+    ],
+)
+def test_receipts_posted_before_the_send_is_recorded_are_applied_when_it_is_and_strays_are_dropped(
+    db: Db,
+    sessions: sessionmaker[Session],
+    client: TestClient,
+    receipts: list[str],
+    final: str,
+) -> None:
+    """The gateway posts its receipts (through the real route, signed) while the outbox waits for the
+    send's answer: no sent message has that id yet. They are held, applied in order once the send is
+    recorded, and deleted; a receipt whose id never comes is dropped after a day."""
+    _notices(db, sessions, ["30A12345"])
+    secret = b"receipt-secret-for-tests-only-0123456789"
+    client.app.state.notice_settings = NoticeSettings(sms_receipt_secret=secret.decode())  # type: ignore[attr-defined]
+    answers: list[object] = []
+
+    def post(message_id: str, status: str) -> None:
+        body = json.dumps({"message_id": message_id, "status": status}).encode()
+        r = client.post("/api/v1/sms/receipts", content=body, headers=_signed(secret, body))
+        assert r.status_code == 200, r.text
+        answers.append(r.json())
+
+    class FastGateway:
+        def send(self, phone: str, text: str, key: str) -> str:
+            for status in receipts:
+                post("gw-fast", status)
+            return "gw-fast"
+
+    assert sms.deliver_pending(sessions, FastGateway(), CONFIG, T).sent == 1
+    assert answers == [{"accepted": True, "held": True}] * len(receipts)
+    with sessions() as s:
+        msg = s.scalars(select(SmsMessage)).one()
+        assert (msg.status, msg.provider_message_id) == (final, "gw-fast")
+        if final == "delivered":
+            assert (
+                msg.delivered_at is not None and msg.sent_at is not None and msg.delivered_at >= msg.sent_at
+            )
+        assert s.scalars(select(HeldReceipt)).all() == []
+
+    post("gw-never", "delivered")
+    assert sms.apply_held_receipts(sessions) == 0
+    now = datetime.now(UTC)
+    assert sms.purge_held_receipts(sessions, now + timedelta(hours=23)) == 0
+    assert sms.purge_held_receipts(sessions, now + timedelta(hours=25)) == 1
+    with sessions() as s:
+        assert s.scalars(select(HeldReceipt)).all() == []
+
+
+def test_a_receipt_racing_the_record_of_its_send_is_applied_by_whichever_side_looks_last(
+    db: Db, sessions: sessionmaker[Session]
+) -> None:
+    """The receipt finds no sent message and is held; the outbox records the send and looks for held
+    receipts before the hold is committed. The receipt's second look (after its commit) finds the
+    message; and the outbox thread's round applies any held receipt whose send is recorded."""
+    _notices(db, sessions, ["30A12345", "29X123456"])
+
+    def record_send(row: int, message_id: str) -> None:
+        with sessions() as s:
+            msg = s.scalars(select(SmsMessage).order_by(SmsMessage.id)).all()[row]
+            msg.status, msg.provider_message_id, msg.sent_at = "sent", message_id, T
+            s.commit()
+
+    opened: list[int] = []
+
+    def racing() -> Session:
+        opened.append(1)
+        if len(opened) == 2:  # between the hold's commit and the second look: the send is recorded
+            record_send(0, "gw-race")
+        return sessions()
+
+    racing_sessions = cast("sessionmaker[Session]", racing)
+    assert sms.receive_receipt(racing_sessions, "gw-race", "delivered") == "applied"
+    assert sms.receive_receipt(sessions, "gw-swept", "delivered") == "held"
+    record_send(1, "gw-swept")  # by a process that stopped before looking for held receipts
+    thread = sms.OutboxThread(sessions, sms.FileProvider(Path(os.devnull)), CONFIG, interval_s=60)
+    thread.round()
+    with sessions() as s:
+        assert [m.status for m in s.scalars(select(SmsMessage).order_by(SmsMessage.id))] == ["delivered"] * 2
+        assert s.scalars(select(HeldReceipt)).all() == []
 
 
 def test_file_provider_writes_json_lines(tmp_path: pytest.TempPathFactory) -> None:

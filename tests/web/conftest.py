@@ -46,15 +46,6 @@ from tests.api.conftest import (  # noqa: F401  (fixtures shared with the API te
 from tests.web.seed import Seeded, prepare_database, seed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Where the screenshots for the README go when asked (PHATNGUOI_WEB_SCREENSHOTS=docs); else tmp.
 SCREENSHOTS_ENV = "PHATNGUOI_WEB_SCREENSHOTS"
 
@@ -153,19 +144,6 @@ def live(live_db: tuple[Settings, World], tmp_path_factory: pytest.TempPathFacto
     log = tmp_path_factory.mktemp("web-logs") / "server.log"
     with run_server(live_settings, log) as url:
         yield Live(url, live_settings, the_world, seed(url, the_world, live_settings))
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @dataclass

@@ -8,7 +8,9 @@ Content-Security-Policy error happened.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import PASSWORD
+from api.settings import Settings
+from api.webhook import deliver_pending
+from tests.api.conftest import PASSWORD, World
+from tests.api.evidence import build_package, post_package
+from tests.api.test_webhook import SECRET, Receiver, receiver  # noqa: F401  (the penalty system)
 from tests.web.conftest import Browse, Live, open_tab, run_server, screenshot_dir
 from tests.web.seed import LOOKUP_CODE, OWNER_NAME, OWNER_PHONE, SPECS
 
@@ -207,6 +213,84 @@ def test_a_supervisor_reopens_a_decision(web: Browse, live: Live) -> None:
     page.wait_for_function("() => document.querySelector('#ev-status').textContent === 'Chờ duyệt'")
     assert page.get_by_role("button", name=re.compile("^Xác nhận vi phạm")).is_enabled()
     assert api_get(live, "sup", f"/api/v1/violations/{reopened}").json()["status"] == "new"
+
+
+def penalty_rows(page: Any) -> list[list[str]]:
+    """The rows of the viewer's table of messages to the penalty system, as the cells' text."""
+    rows: list[list[str]] = page.eval_on_selector_all(
+        "#penalty-body tr", "rs => rs.map(r => [...r.cells].map(c => c.innerText))"
+    )
+    return rows
+
+
+def test_the_viewer_shows_the_messages_to_the_penalty_system(
+    browser: Any,
+    receiver: Receiver,  # noqa: F811
+    make_settings: Callable[..., Settings],
+    world: World,
+    tmp_path: Path,
+) -> None:
+    """Confirmed, delivered, reopened: the viewer lists the confirmation and its withdrawal, each with
+    its state, attempts and last error (a server of its own whose webhook points at a receiver; the
+    deliveries are made by `deliver_pending`, as a cron job would, so the test decides when)."""
+    settings = make_settings(penalty_webhook_url=receiver.url, penalty_webhook_secret=SECRET)
+    with run_server(
+        settings,
+        tmp_path / "server.log",
+        PHATNGUOI_PENALTY_WEBHOOK_URL=receiver.url,
+        PHATNGUOI_PENALTY_WEBHOOK_SECRET=SECRET,
+        PHATNGUOI_PENALTY_WEBHOOK_INTERVAL_S="0",
+    ) as url:
+        dev = world.devices["dev-a"]
+        with httpx.Client(base_url=url, timeout=30) as c:
+            pkg = build_package(dev.private_key, device_id=dev.id, camera_id="cam-a1", seed=3)
+            vid = int(post_package(c, pkg, dev.key).json()["id"])
+        context, web = open_tab(browser, url)
+        try:
+            page = web.page
+            web.login("sup", f"/review?id={vid}&period=all&status=")
+            page.locator("#viewer-body").wait_for(state="visible")
+            assert page.locator("#penalty-none").is_visible() and page.locator("#penalty-table").is_hidden()
+
+            page.get_by_role("button", name=re.compile("^Xác nhận vi phạm")).click()
+            page.wait_for_function("() => document.querySelector('#ev-status').textContent === 'Đã xác nhận'")
+            assert [r[:2] for r in penalty_rows(page)] == [["Chuyển xử phạt", "Đang chờ gửi"]]
+            assert deliver_pending(settings).delivered == 1
+
+            web.goto(f"/review?id={vid}&period=all&status=")
+            page.locator("#penalty-body tr").first.wait_for()
+            [confirmed] = penalty_rows(page)
+            assert confirmed[:2] == ["Chuyển xử phạt", "Đã gửi"] and confirmed[3] == "1"
+            assert "Đã nhận lúc" in confirmed[2]
+
+            # Reopened: the penalty system has the confirmation, so a withdrawal of it is queued.
+            page.get_by_role("button", name="Mở lại").click()
+            dialog = page.get_by_role("dialog", name="Mở lại")
+            dialog.get_by_label("Lý do mở lại").fill("Nhầm biển số")
+            dialog.get_by_role("button", name="Mở lại").click()
+            page.wait_for_function("() => document.querySelectorAll('#penalty-body tr').length === 2")
+            assert [r[:2] for r in penalty_rows(page)] == [
+                ["Chuyển xử phạt", "Đã gửi"],
+                ["Thu hồi", "Đang chờ gửi"],
+            ]
+
+            # The penalty system answers 503: the withdrawal waits for its next try, with the error.
+            receiver.fail_next = 1
+            assert deliver_pending(settings).retrying == 1
+            web.goto(f"/review?id={vid}&period=all&status=")
+            page.wait_for_function("() => document.querySelectorAll('#penalty-body tr').length === 2")
+            withdrawal = penalty_rows(page)[1]
+            assert withdrawal[:2] == ["Thu hồi", "Đang chờ gửi"]
+            assert withdrawal[3].startswith("1") and "Gửi lại lúc" in withdrawal[3]
+            assert "Lỗi gần nhất: HTTP 503" in withdrawal[3]
+            page.locator("#penalty-box").screenshot(path=str(tmp_path / "penalty-box.png"))
+        finally:
+            context.close()
+    assert [json.loads(r["body"])["type"] for r in receiver.requests] == [
+        "violation.confirmed",
+        "violation.withdrawn",
+    ]
+    assert web.off_origin() == [] and web.errors == [], (web.off_origin(), web.errors)
 
 
 def test_reject_with_a_reason(web: Browse, live: Live) -> None:

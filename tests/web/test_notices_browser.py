@@ -12,6 +12,7 @@ from pathlib import Path
 from api.notices.workflow import due_after
 from tests.web.conftest import Browse, Live
 from tests.web.seed import OWNER_NAME, OWNER_PHONE
+from tests.web.test_browser import axe_problems
 
 CODE = re.compile(r"[2-9A-HJKMNP-Z]{5}-[2-9A-HJKMNP-Z]{5}")
 
@@ -89,3 +90,59 @@ def test_an_officer_sees_the_notice_of_their_district_but_not_the_due_list(web: 
     web.goto("/notices")  # supervisors' page: the API refuses an officer, the page says so
     page.locator("#flash.error").wait_for(state="visible")
     assert page.locator("#due-body tr").count() == 0
+
+
+def test_an_admin_imports_the_registry_and_sees_why_rows_were_refused_in_vietnamese(
+    web: Browse, live: Live, tmp_path: Path
+) -> None:
+    """The API gives the refused rows' reasons in English (for scripts); the page shows them in
+    Vietnamese (api/web/i18n.py `_ERRORS_VI` through `translateError`)."""
+    csv = (
+        "plate,owner_name,phone,national_id,vehicle_class\n"
+        "88A-111.22,Lê Văn Cường,0901234567,,car\n"  # line 2: imported
+        "ABC-XYZ,Phạm Thị Dung,0901234568,,car\n"  # line 3: not a plate
+        "88A-111.23,Hoàng Văn Em,,,car\n"  # line 4: no phone
+        "88A 11122,Vũ Thị Giang,0901234569,,car\n"  # line 5: the plate of line 2
+        "88A-111.24,Ngô Văn Long,0901234571,,tank\n"  # line 6: no such class
+        "88A-111.25,Trịnh Thị Mai,0901234572,001099012345,car\n"  # line 7: the seeded owner's id
+    )
+    page = web.page
+    web.login("admin", "/notices")
+    page.get_by_role("heading", name="Nhập dữ liệu đăng ký xe").wait_for()
+    page.get_by_label("Tệp CSV").set_input_files(
+        files=[{"name": "dang-ky.csv", "mimeType": "text/csv", "buffer": csv.encode("utf-8")}]
+    )
+    page.get_by_role("button", name="Nhập dữ liệu").click()
+    page.locator("#import-result").wait_for(state="visible")
+    assert page.locator("#import-summary").inner_text() == (
+        "Thêm mới 1 xe, cập nhật 0 xe, bỏ qua 5 dòng có lỗi."
+    )
+    rows = page.eval_on_selector_all(
+        "#import-body tr", "rs => rs.map(r => [...r.cells].map(c => c.innerText))"
+    )
+    assert rows == [
+        ["3", "ABC-XYZ", "Biển số không đúng định dạng"],
+        ["4", "88A-111.23", "Thiếu số điện thoại"],
+        ["5", "88A 11122", "Biển số trùng với dòng 2"],
+        ["6", "88A-111.24", "Loại xe tank không hợp lệ (dùng car, bus, truck, motorcycle hoặc bicycle)"],
+        ["7", "88A-111.25", "Số định danh đã được đăng ký cho người có họ tên khác"],
+    ]
+    assert axe_problems(page) == []
+    page.locator("#import-card").screenshot(path=str(tmp_path / "registry-import.png"))
+
+    # A file that is not a registry CSV: the API's refusal, in Vietnamese too.
+    page.get_by_label("Tệp CSV").set_input_files(
+        files=[{"name": "sai.csv", "mimeType": "text/csv", "buffer": b"bien_so,ten\n30A-123.45,An\n"}]
+    )
+    page.get_by_role("button", name="Nhập dữ liệu").click()
+    page.locator("#import-error").wait_for(state="visible")
+    assert page.locator("#import-error").inner_text() == (
+        "Tệp CSV đăng ký xe thiếu cột: plate, owner_name, phone"
+    )
+
+
+def test_the_registry_import_is_offered_to_admins_only(web: Browse, live: Live) -> None:
+    page = web.page
+    web.login("sup", "/notices")
+    page.wait_for_function("() => document.querySelector('#due-count').textContent !== ''")
+    assert page.locator("#import-card").is_hidden()

@@ -19,11 +19,15 @@ form.addEventListener("submit", async (event) => {
   } catch (e) {
     const status = e instanceof ApiError ? e.status : 0;
     error.textContent = status === 404 || status === 422 ? t("lookup.not_found")
+      : status === 410 ? t("lookup.withdrawn")
       : status === 429 ? t("lookup.rate_limited") : e.message;
     error.hidden = false;
     return;
   }
   setText("lr-plate", found.plate);
+  const corrected = document.getElementById("lr-corrected");
+  corrected.textContent = found.corrected_from ? t("lookup.corrected", { from: found.corrected_from, to: found.plate }) : "";
+  corrected.hidden = !found.corrected_from;
   setText("lr-time", fmtTime(found.occurred_at));
   setText("lr-place", found.district ? found.place + " (" + found.district + ")" : found.place);
   setText("lr-type", label("rule", found.rule) + " — " + found.legal_reference);

@@ -257,6 +257,26 @@ function render(v, extras) {
     ? el("button", { type: "button", class: "secondary", id: "ev-clip-download", onclick: () => downloadFile(v.id, clip.name, v.event_id + ".mp4") }, t("ev.clip_download"))
     : el("p", { class: "muted" }, t("ev.no_clip")));
   document.getElementById("ev-clip-note").hidden = !clip;
+  renderPenalty(v.penalty_messages || []);
+}
+
+/**
+ * The violation's messages to the penalty system, oldest first: each confirmation ("Chuyển xử phạt")
+ * and, when it was reopened, the withdrawal of it ("Thu hồi"), with their delivery state.
+ */
+function renderPenalty(messages) {
+  document.getElementById("penalty-none").hidden = messages.length > 0;
+  document.getElementById("penalty-table").hidden = messages.length === 0;
+  document.getElementById("penalty-body").replaceChildren(...messages.map((m) => el("tr", { dataset: { kind: m.kind, status: m.status } },
+    el("td", {}, label("pkind", m.kind)),
+    el("td", {}, el("span", { class: "badge p-" + m.status }, label("pstatus", m.status))),
+    el("td", {}, fmtTime(m.created_at),
+      m.delivered_at ? el("span", { class: "muted sms-line" }, t("penalty.delivered_at", { t: fmtTime(m.delivered_at) })) : null),
+    el("td", {}, String(m.attempts),
+      m.status === "pending" && m.last_error && m.next_attempt_at
+        ? el("span", { class: "muted sms-line" }, t("penalty.retry_at", { t: fmtTime(m.next_attempt_at) })) : null,
+      m.last_error ? el("span", { class: "muted sms-line" }, t("penalty.error", { e: m.last_error })) : null),
+  )));
 }
 
 // ---------------------------------------------------------------------------------------------
