@@ -11,9 +11,11 @@ Directions are image vectors ``[dx, dy]`` or the names ``up`` / ``down`` / ``lef
 side the vehicles it governs come (``approach: below`` — they come from the bottom of the image and
 cross it moving up).
 
-`load_scene` parses a file (errors list every bad field with the file name); `check_scene` returns
-warnings about a valid scene (unused lights, queue areas inside no-stopping zones, a frame of another
-size...). Drawing lives in `violations.draw`. No OpenCV here: the server may import this module.
+`load_scene` parses a file (errors list every bad field with the file name; a polygon whose edges
+cross, its corners clicked out of order, is one); `check_scene` returns warnings about a valid scene
+(unused lights, queue areas inside no-stopping zones, a wrong-way zone against the lane it covers, a
+frame of another size...). Drawing lives in `violations.draw`. No OpenCV here: the server may import
+this module.
 """
 
 from __future__ import annotations
@@ -129,9 +131,38 @@ def _check_roi(v: tuple[int, int, int, int], info: ValidationInfo) -> tuple[int,
 
 
 def _check_polygon(v: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+    crossing = _crossing_edges(v)
+    if crossing is not None:
+        # Typically a quadrilateral clicked in "Z" order (top-left, top-right, bottom-left, bottom-right).
+        a, b = crossing
+        n = len(v)
+        first, second = f"{a + 1}→{(a + 1) % n + 1}", f"{b + 1}→{(b + 1) % n + 1}"
+        raise ValueError(
+            f"polygon edges cross (corner {first} crosses corner {second}): "
+            "list the corners in order around the shape (clockwise or counter-clockwise)"
+        )
     if geometry.polygon_area(v) < 4.0:
-        raise ValueError("polygon has (almost) no area: its points are collinear or repeated")
+        raise ValueError("polygon has (almost) no area: its corners are on one line or repeated")
     return v
+
+
+def _crossing_edges(polygon: tuple[tuple[float, float], ...]) -> tuple[int, int] | None:
+    """The first two edges (indices; edge k joins corners k and k + 1) of a closed polygon that cross each
+    other, None when none do. Edges that only touch or overlap along a line are not crossing (the area
+    check catches a polygon whose corners are all on one line)."""
+
+    def side(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    n = len(polygon)
+    edges = [(polygon[k], polygon[(k + 1) % n]) for k in range(n)]
+    for a in range(n):
+        p1, p2 = edges[a]
+        for b in range(a + 2, n - 1 if a == 0 else n):  # not a's neighbours (they share a corner)
+            q1, q2 = edges[b]
+            if side(p1, p2, q1) * side(p1, p2, q2) < 0 and side(q1, q2, p1) * side(q1, q2, p2) < 0:
+                return a, b
+    return None
 
 
 def _parse_direction(v: Any) -> Any:
@@ -304,6 +335,14 @@ class Lane(_Strict):
         description="A vehicle moving within this angle of `direction` travels in the lane (one crossing it "
         "to turn does not).",
     )
+    edge_margin_px: float = Field(
+        8.0,
+        ge=0,
+        le=200,
+        description="Wrong lane: the wheels (box bottom-centre) must be this far inside the lane's edges to "
+        "count as in the lane: a box's bottom wobbles a few pixels, and a rider along the divider is in "
+        "the lane beside it.",
+    )
 
 
 class WrongWayZone(_Strict):
@@ -316,7 +355,11 @@ class WrongWayZone(_Strict):
         120.0, ge=90, le=180, description="Motion more than this many degrees off `direction` is against it."
     )
     min_duration_s: float = Field(
-        1.5, ge=0.2, le=30, description="Sustained motion against the direction needed for a violation."
+        1.5,
+        ge=0.2,
+        le=30,
+        description="Time seen moving against the direction needed for a violation (pauses under 1 s count; "
+        "a longer standstill starts over).",
     )
     min_travel_px: float = Field(
         25.0, ge=2, le=2000, description="Distance moved against the direction needed for a violation."
@@ -488,7 +531,11 @@ class Tolerances(_Strict):
         0.6, ge=0.05, le=5, description="...as a fraction of the box height (see jump_px)."
     )
     wrong_lane_min_s: float = Field(
-        2.0, ge=0.2, le=60, description="Time a forbidden class must travel in a lane for a violation."
+        2.0,
+        ge=0.2,
+        le=60,
+        description="Time a forbidden class must travel in a lane for a violation (leaving the lane, or "
+        "riding on its edge, starts over: see lanes[].edge_margin_px).",
     )
     max_gap_s: float = Field(
         1.0,
@@ -864,7 +911,34 @@ def check_scene(scene: Scene, frame: npt.NDArray[np.uint8] | None = None) -> lis
         for other in scene.lanes[i + 1 :]:
             if _overlap(lane.polygon, other.polygon) > 0.3:
                 out.append(f"lanes {lane.id} and {other.id} overlap by more than 30 %")
+    out.extend(_contrary_zones(scene))
     return out
+
+
+def _contrary_zones(scene: Scene) -> list[str]:
+    """Warn about wrong-way zones whose allowed direction is more than 90° from a lane they cover: every
+    vehicle following that lane would be fined for driving the wrong way (usually one of the two
+    directions was given the wrong way round)."""
+    out = []
+    for zone in scene.wrong_way_zones:
+        for lane in scene.lanes:
+            (zx, zy), (lx, ly) = zone.direction, lane.direction
+            angle = math.degrees(math.acos(max(-1.0, min(1.0, zx * lx + zy * ly))))
+            if angle > 90.0 and _overlap(zone.polygon, lane.polygon) > 0.2:
+                out.append(
+                    f"wrong-way zone {zone.id} allows {_direction_text(zone.direction)} but lane {lane.id} "
+                    f"under it runs {_direction_text(lane.direction)} ({angle:.0f}° apart): every vehicle "
+                    "following the lane would be fined for wrong way; check both directions"
+                )
+    return out
+
+
+def _direction_text(direction: tuple[float, float]) -> str:
+    """'up', 'down', 'left', 'right' or '[dx, dy]' of a unit direction."""
+    for name, (nx, ny) in _DIRECTION_NAMES.items():
+        if math.isclose(direction[0], nx, abs_tol=1e-6) and math.isclose(direction[1], ny, abs_tol=1e-6):
+            return name
+    return f"[{direction[0]:.2f}, {direction[1]:.2f}]"
 
 
 def _queue_overlaps(scene: Scene, line: StopLine) -> list[str]:

@@ -5,13 +5,18 @@ is the displacement over the engine's motion window (``Tolerances.motion_window_
 to the few pixels of box jitter a detector adds from frame to frame.
 
 - wrong way (đi ngược chiều): inside a one-way zone, moving more than ``max_angle_deg`` off the
-  allowed direction for ``min_duration_s`` and ``min_travel_px``. Sideways motion holds the timer,
-  motion with the direction resets it, so a U-turn made outside the zone is never flagged. Only
-  rigid motion counts (`Batch.rigid`): in a dense queue, a box whose bottom edge drops as the bike
-  in front moves away looks like a vehicle moving down the image, but its top edge stays put.
+  allowed direction for ``min_duration_s`` and ``min_travel_px``. The time counted is the time the
+  vehicle is seen actually moving against the direction (its wheels advancing, not the motion window
+  still remembering a movement that ended); a pause of up to `WrongWayRule.STANDSTILL_S` counts, a
+  longer standstill ends the episode, so two short reversals with a wait between never add up.
+  Sideways motion holds the timer, motion with the direction resets it, so a U-turn made outside the
+  zone is never flagged. Only rigid motion counts (`Batch.rigid`): in a dense queue, a box whose
+  bottom edge drops as the bike in front moves away looks like a vehicle moving down the image, but
+  its top edge stays put.
 - wrong lane (đi không đúng làn): the track's majority class is not allowed in a lane it travels along
-  (moving within the lane's ``max_angle_deg`` of its direction) for ``wrong_lane_min_s``; a vehicle
-  crossing the lane to turn does not count.
+  (moving within the lane's ``max_angle_deg`` of its direction) for ``wrong_lane_min_s`` of travel in
+  the lane, its wheels at least the lane's ``edge_margin_px`` inside the lane's edges; leaving the
+  lane (or riding on its edge) starts over, and a vehicle crossing the lane to turn does not count.
 - illegal stop (dừng/đỗ sai quy định): stationary inside a stop zone for ``max_dwell_s``; time spent
   queueing does not count. A queue at a light: while the zone's light is red, amber or unknown, and
   ``queue_release_s`` after it turns green. A queue in stopped traffic (a jam, with or without a
@@ -64,6 +69,12 @@ class _Episode:
     queued: float = 0.0  # seconds queueing in stopped traffic, not counted (stop; bounded by max_queue_s)
     column_ts: float = -math.inf  # last time it stood in a column of stationary vehicles (stop)
     moving_since: float | None = None
+    # Where and when the vehicle was last seen to move by a step (wrong way).
+    anchor_x: float = 0.0
+    anchor_y: float = 0.0
+    anchor_t: float = -math.inf
+    still_since: float | None = None  # stationary over the motion window since (wrong way)
+    step_against: bool = False  # its latest step went against the direction (wrong way)
     emitted: bool = False
     arrived: bool = False  # drove in: seen moving further than the dedup radius inside the zone
 
@@ -106,13 +117,27 @@ class _ZoneRule:
 
 
 class WrongWayRule(_ZoneRule):
-    """Sustained motion against a zone's allowed direction."""
+    """Sustained motion against a zone's allowed direction.
+
+    The direction comes from the motion window (`Batch.disp`), which is robust to box jitter but
+    remembers a movement for a window's length after it ended (and lags behind a reversal). The time
+    comes from steps: the bottom-centre moving ``min_motion_px`` (far more than a box's bottom wobbles)
+    from where the previous step ended. The time from one step against the direction to the next is
+    time driving against it, so ``against_for_s`` starts with the second such step and ends with the
+    latest. A vehicle that makes no step for `STANDSTILL_S`, or stands that long over the motion
+    window, is standing, and its episode ends there.
+    """
 
     rule_ids: tuple[RuleId, ...] = ("wrong_way",)
+
+    #: Standing this long ends an episode: a reversal, a wait, another reversal are two short reversals,
+    #: not one long one. A shorter pause (slowing behind traffic) is part of the ride.
+    STANDSTILL_S = 1.0
 
     def process(self, batch: Batch, signals: SignalBook, now_ts: float) -> list[ViolationEvent]:
         """Events established by the rows of `batch`."""
         out: list[ViolationEvent] = []
+        step_px = self.tol.min_motion_px
         for zone in self.scene.wrong_way_zones:
             ux, uy = zone.direction
             for i in map(int, batch.inside[f"wrong_way_zones:{zone.id}"].nonzero()[0]):
@@ -120,21 +145,50 @@ class WrongWayRule(_ZoneRule):
                 if cls not in zone.classes:
                     continue
                 t = float(batch.ts[i])
-                ep, _ = self._episode(batch.keys[i], zone.id, t)
-                ep.last_ts = t
-                if batch.jump[i]:
-                    ep.since = None  # the tracker swapped vehicles or the box flickered: start over
-                    continue
-                dx, dy = float(batch.disp[i, 0]), float(batch.disp[i, 1])
-                if math.hypot(dx, dy) < self.tol.min_motion_px or not batch.rigid[i]:
-                    continue  # too little motion to tell a direction, or a box resizing: hold
-                ang = _angle(dx, dy, ux, uy)
                 x, y = float(batch.points[i, 0]), float(batch.points[i, 1])
-                if ang <= 90.0:
-                    ep.since = None  # moving the allowed way
+                ep, started = self._episode(batch.keys[i], zone.id, t)
+                ep.last_ts = t
+                if started or batch.jump[i]:
+                    # New here, or the tracker swapped vehicles / the box flickered: start over from here.
+                    ep.since, ep.duration, ep.still_since, ep.step_against = None, 0.0, None, False
+                    ep.anchor_x, ep.anchor_y, ep.anchor_t = x, y, t
+                    if batch.jump[i]:
+                        continue
+                sx, sy = x - ep.anchor_x, y - ep.anchor_y
+                pause = t - ep.anchor_t
+                stepped = math.hypot(sx, sy) > step_px
+                if stepped:
+                    ep.anchor_x, ep.anchor_y, ep.anchor_t = x, y, t
+                if not batch.stationary[i]:
+                    ep.still_since = None
+                elif ep.still_since is None:
+                    ep.still_since = t
+                if (not stepped and pause > self.STANDSTILL_S) or (
+                    ep.still_since is not None and t - ep.still_since > self.STANDSTILL_S
+                ):
+                    # No step for a while, or standing as long: moving against the direction again
+                    # is a new episode.
+                    ep.since, ep.duration, ep.step_against = None, 0.0, False
                     continue
-                if ang <= zone.max_angle_deg:
-                    continue  # sideways (turning, crossing): hold
+                if not batch.rigid[i]:
+                    continue  # a box resizing: hold
+                if stepped:
+                    against = _angle(sx, sy, ux, uy) > zone.max_angle_deg
+                    if against and ep.step_against and pause <= self.STANDSTILL_S:
+                        # From one step against the direction to the next: driving against it. (The
+                        # first step's time may include driving the other way before reversing.)
+                        ep.duration += pause
+                    ep.step_against = against
+                dx, dy = float(batch.disp[i, 0]), float(batch.disp[i, 1])
+                ang = _angle(dx, dy, ux, uy)
+                clear = math.hypot(dx, dy) >= self.tol.min_motion_px  # enough motion to tell a direction
+                if clear and ang <= 90.0 and not ep.step_against:
+                    # Moving the allowed way. (Just after reversing, the window still shows the motion
+                    # before; the steps already go against the direction.)
+                    ep.since, ep.duration = None, 0.0
+                    continue
+                if not clear or ang <= zone.max_angle_deg:
+                    continue  # too little motion to tell a direction, or sideways (turning, crossing): hold
                 if ep.since is None:
                     # The motion window already covers the recent past: date the episode from its start.
                     ep.since = t - float(batch.span[i])
@@ -142,7 +196,7 @@ class WrongWayRule(_ZoneRule):
                 travel = -((x - ep.start_x) * ux + (y - ep.start_y) * uy)
                 # At least the vehicle's own size: a shuffle in a packed queue is not driving.
                 need = max(zone.min_travel_px, 0.75 * float(batch.xyxy[i, 3] - batch.xyxy[i, 1]))
-                if ep.emitted or t - ep.since < zone.min_duration_s or travel < need:
+                if ep.emitted or ep.duration < zone.min_duration_s or travel < need:
                     continue
                 ref = reference("wrong_way", cls)
                 if ref is None:
@@ -152,7 +206,7 @@ class WrongWayRule(_ZoneRule):
                     "zone_id": zone.id,
                     "allowed_direction": [r2(ux), r2(uy)],
                     "motion_angle_deg": r2(ang),
-                    "against_for_s": r2(t - ep.since),
+                    "against_for_s": r2(ep.duration),
                     "travel_px": r2(travel),
                 }
                 out.append(make_event(self.scene, "wrong_way", ref, batch, i, ep.since, details))
@@ -160,7 +214,13 @@ class WrongWayRule(_ZoneRule):
 
 
 class WrongLaneRule(_ZoneRule):
-    """A vehicle class travelling in a lane that does not allow it."""
+    """A vehicle class travelling in a lane that does not allow it.
+
+    Only travel in the lane counts, with the wheels (box bottom-centre) at least the lane's
+    ``edge_margin_px`` inside its edges: a row outside the lane, or on its edge, starts over, so dips
+    into the lane while weaving never add up, and a rider along the divider whose box wobbles across
+    it is in its own lane.
+    """
 
     rule_ids: tuple[RuleId, ...] = ("wrong_lane",)
 
@@ -169,12 +229,23 @@ class WrongLaneRule(_ZoneRule):
         out: list[ViolationEvent] = []
         for lane in self.scene.lanes:
             ux, uy = lane.direction
-            for i in map(int, batch.inside[f"lanes:{lane.id}"].nonzero()[0]):
+            inside = batch.inside[f"lanes:{lane.id}"].copy()
+            rows = inside.nonzero()[0]
+            if len(rows) and lane.edge_margin_px > 0:
+                depth = geometry.distance_to_edges(batch.points[rows], lane.polygon)
+                inside[rows[depth < lane.edge_margin_px]] = False
+            for i in range(len(batch.keys)):
+                ep = self._state.get((batch.keys[i], lane.id))
+                if ep is not None and not inside[i]:
+                    # Out of the lane (or on its edge): the next row inside starts a new stretch.
+                    ep.restart(-math.inf)
+            for i in map(int, inside.nonzero()[0]):
                 cls = batch.classes[i]
                 if cls in lane.classes or reference("wrong_lane", cls) is None:
                     continue
                 t = float(batch.ts[i])
-                ep, _ = self._episode(batch.keys[i], lane.id, t)
+                ep, started = self._episode(batch.keys[i], lane.id, t)
+                dt = 0.0 if started else t - ep.last_ts
                 ep.last_ts = t
                 dx, dy = float(batch.disp[i, 0]), float(batch.disp[i, 1])
                 if (
@@ -183,13 +254,14 @@ class WrongLaneRule(_ZoneRule):
                     or not batch.rigid[i]
                     or math.hypot(dx, dy) < self.tol.min_motion_px
                 ):
-                    continue  # waiting in the lane, or a box resizing: hold
+                    continue  # waiting in the lane, or a box resizing: hold, not counted
                 if _angle(dx, dy, ux, uy) > lane.max_angle_deg:
-                    ep.since = None  # crossing the lane, not travelling in it
+                    ep.since, ep.duration = None, 0.0  # crossing the lane, not travelling in it
                     continue
                 if ep.since is None:
-                    ep.since = t
-                if ep.emitted or t - ep.since < self.tol.wrong_lane_min_s:
+                    ep.since = t - dt
+                ep.duration += dt
+                if ep.emitted or ep.duration < self.tol.wrong_lane_min_s:
                     continue
                 ref = reference("wrong_lane", cls)
                 assert ref is not None
@@ -197,7 +269,7 @@ class WrongLaneRule(_ZoneRule):
                 details = {
                     "lane_id": lane.id,
                     "allowed_classes": list(lane.classes),
-                    "in_lane_for_s": r2(t - ep.since),
+                    "in_lane_for_s": r2(ep.duration),
                 }
                 out.append(make_event(self.scene, "wrong_lane", ref, batch, i, ep.since, details))
         return out
