@@ -213,12 +213,8 @@ def apply_homography(h: npt.ArrayLike, points: npt.ArrayLike) -> F64:
     return np.asarray(w / z[:, None])
 
 
-def homography_scale(h: npt.ArrayLike, points: npt.ArrayLike) -> F64:
-    """(N,) largest local scale (metres per pixel) of `h` at each point.
-
-    The larger singular value of the 2x2 Jacobian of the mapping: a position error of k pixels in any
-    direction moves the ground point by at most about k times this.
-    """
+def _homography_singular_values(h: npt.ArrayLike, points: npt.ArrayLike) -> tuple[F64, F64]:
+    """(smallest, largest), each (N,): singular values of the 2x2 Jacobian of `h` at (N, 2) `points`."""
     m = np.asarray(h, dtype=np.float64)
     p = as_points(points)
     x, y = p[:, 0], p[:, 1]
@@ -229,10 +225,33 @@ def homography_scale(h: npt.ArrayLike, points: npt.ArrayLike) -> F64:
     j12 = (m[0, 1] * z - u * m[2, 1]) / z**2
     j21 = (m[1, 0] * z - v * m[2, 0]) / z**2
     j22 = (m[1, 1] * z - v * m[2, 1]) / z**2
-    # Largest singular value of [[a, b], [c, d]] in closed form.
+    # Singular values of [[a, b], [c, d]] in closed form: their product is |det|.
     s1 = j11**2 + j12**2 + j21**2 + j22**2
-    det = j11 * j22 - j12 * j21
-    return np.asarray(np.sqrt((s1 + np.sqrt(np.maximum(s1**2 - 4 * det**2, 0.0))) / 2))
+    det = np.abs(j11 * j22 - j12 * j21)
+    largest = np.sqrt((s1 + np.sqrt(np.maximum(s1**2 - 4 * det**2, 0.0))) / 2)
+    smallest = det / np.maximum(largest, 1e-300)
+    return np.asarray(smallest), np.asarray(largest)
+
+
+def homography_scale(h: npt.ArrayLike, points: npt.ArrayLike) -> F64:
+    """(N,) largest local scale (metres per pixel) of `h` at each point.
+
+    The larger singular value of the 2x2 Jacobian of the mapping: a position error of k pixels in any
+    direction moves the ground point by at most about k times this.
+    """
+    return _homography_singular_values(h, points)[1]
+
+
+def homography_min_scale(h: npt.ArrayLike, points: npt.ArrayLike) -> F64:
+    """(N,) smallest local scale (metres per pixel) of `h` at each point.
+
+    The smaller singular value of the 2x2 Jacobian: the scale along the road direction that is not
+    foreshortened, parallel to the image plane (across the road for a camera looking along it). On an
+    oblique view it grows in proportion to the distance from the camera, as the pixel size of an
+    upright object shrinks in inverse proportion, so pixels times this scale measure an upright object
+    in metres wherever it stands; the largest scale grows with the square of the distance instead.
+    """
+    return _homography_singular_values(h, points)[0]
 
 
 def convex_hull(points: npt.ArrayLike) -> F64:

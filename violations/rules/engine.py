@@ -7,7 +7,8 @@ Per update it
 2. gives each vehicle a key that survives tracker-id flicker: a new id that starts within
    ``stitch_gap_s`` and ``stitch_radius_px`` of where a vanished track was heading continues it,
    rule state included,
-3. measures motion over ``motion_window_s`` (speed, displacement, stationary) per vehicle,
+3. measures motion over ``motion_window_s`` (speed, displacement, stationary) per vehicle, never
+   across a detection gap longer than ``max_gap_s``,
 4. evaluates the scene geometry for all new rows at once (stop-line coordinates, polygon membership,
    ground positions),
 5. runs the rules, drops duplicates (same rule, same line/zone, a nearby spot, a short time apart,
@@ -81,6 +82,11 @@ class _Vehicle:
         x1, y1, x2, y2 = box
         x, y = (x1 + x2) * 0.5, y2
         jump = False
+        if self.t and t - self.last_ts > tol.max_gap_s:
+            # Unseen for longer than a jump can be told from motion (the tracker may have re-found the
+            # id on another vehicle): motion is measured from here on, never across the gap.
+            for q in (self.t, self.x, self.y, self.top):
+                q.clear()
         if self.t and 0 < t - self.last_ts <= tol.max_gap_s:
             dt = t - self.last_ts
             vx, vy = (x - self.x[-1]) / dt, (y - self.y[-1]) / dt
