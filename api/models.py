@@ -4,7 +4,8 @@ The schema is created and changed only through Alembic migrations (`api/migratio
 this metadata and reviewed. It holds what the review UI, statistics, exports, notices and retention
 need (migration 0002 added the reviewer's note, the time indexes of the review list and the webhook
 outbox's frozen body and idempotency key; 0004 let that outbox hold several messages per violation;
-0005 added SMS receipts held for a send not yet recorded, and the plates each notice was given out with).
+0005 added SMS receipts held for a send not yet recorded, and the plates each notice was given out with;
+0006 the retention job's queue of blob deletions).
 
 Personal data of vehicle owners lives only in `owners` (joined to `vehicles` by id): violations carry the
 plate, never a person, so the review, statistics and export code never touch personal data unless it
@@ -241,6 +242,22 @@ class EvidenceFile(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     violation: Mapped[Violation] = relationship(back_populates="files")
+
+
+class BlobDeletion(Base):
+    """A blob the retention job deletes from the evidence store (migration 0006): queued in the transaction
+    that purged the last evidence row pointing at it, removed once the store deleted it (`api.retention`).
+    A store failure or a killed process leaves the row, and every later run tries again."""
+
+    __tablename__ = "blob_deletions"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_uri: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class Owner(Base):

@@ -38,7 +38,7 @@ from typing import Annotated, Any, Literal
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from violations.types import RuleId, SignalState
 
@@ -69,6 +69,12 @@ _SHA256_RE = r"^[0-9a-f]{64}$"
 _ISO_UTC_RE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
 # Plain file names only: no separators, no "..", no hidden files.
 _FILE_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+#: Bounds of the free-form ``details``: the rules write 3 levels (details → legal → fine range) and
+#: under 1 KiB (`violations.rules.base.make_event`). Deeper details broke reading the violation back
+#: (serialisers stop at a depth) and large ones only fill the database, so both are refused: by the
+#: evidence builder before signing and by the server's ingest (422).
+DETAILS_MAX_DEPTH = 8
+DETAILS_MAX_BYTES = 8192
 
 
 class EvidenceError(ValueError):
@@ -159,6 +165,21 @@ class Manifest(_Strict):
     files: list[FileEntry] = Field(min_length=len(REQUIRED_KINDS), max_length=16)
     created_at: IsoUtc
 
+    @field_validator("details")
+    @classmethod
+    def _bounded_details(cls, details: dict[str, Any]) -> dict[str, Any]:
+        """At most `DETAILS_MAX_DEPTH` levels of objects and arrays (``details`` itself is the first)
+        and `DETAILS_MAX_BYTES` of compact UTF-8 JSON."""
+        if _deeper_than(details, DETAILS_MAX_DEPTH):
+            raise ValueError(f"nested deeper than {DETAILS_MAX_DEPTH} levels")
+        try:
+            size = len(json.dumps(details, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        except (TypeError, ValueError):
+            return details  # not JSON at all: `canonical_bytes` says so
+        if size > DETAILS_MAX_BYTES:
+            raise ValueError(f"larger than {DETAILS_MAX_BYTES} bytes as JSON ({size} bytes)")
+        return details
+
     def model_post_init(self, context: Any, /) -> None:
         """Cross-field checks: box order, timestamps, one file per kind, media types."""
         x1, y1, x2, y2 = self.box_xyxy
@@ -183,6 +204,24 @@ class Manifest(_Strict):
         for f in self.files:
             if f.media_type != MEDIA_TYPES[f.kind]:
                 raise ValueError(f"files: {f.name} of kind {f.kind} must be {MEDIA_TYPES[f.kind]}")
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether objects and arrays nest more than `limit` levels in `value` (without recursion: a
+    thousand levels must not exhaust the stack)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _field_error(e: ValidationError) -> EvidenceError:
@@ -685,6 +724,8 @@ def iso_utc(epoch_s: float) -> str:
 
 
 __all__ = [
+    "DETAILS_MAX_BYTES",
+    "DETAILS_MAX_DEPTH",
     "FORMAT",
     "MANIFEST_NAME",
     "MEDIA_TYPES",

@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api/v1/exports", tags=["exports"])
     "/confirmed.csv",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/csv": {}}, "description": "CSV (UTF-8, CRLF), header row first."},
+        200: {"content": {"text/csv": {}}, "description": "CSV (UTF-8 with BOM, CRLF), header row first."},
         401: {"model": Message},
         403: {"model": Message},
         422: {"model": Message},

@@ -15,10 +15,11 @@ router = APIRouter(prefix="/api/v1", tags=["flows"])
 @router.post(
     "/flows",
     response_model=FlowBatchResult,
-    responses={401: {"model": Message}, 403: {"model": Message}, 413: {"model": Message}},
+    responses={code: {"model": Message} for code in (401, 403, 409, 413, 422)},
 )
 def post_flows(batch: FlowBatchIn, device: CurrentDevice, session: SessionDep) -> FlowBatchResult:
-    """Store flow counts; repeats are no-ops, differing repeats are reported as conflicts."""
+    """Store flow counts; repeats are no-ops, differing repeats are reported as conflicts. A batch with
+    an interval that overlaps a stored one (409) or another of the batch (422) is refused whole."""
     try:
         return ingest_flows(session, device, batch)
     except RefusedError as e:

@@ -6,6 +6,15 @@ audited (who, which period, how many rows) before the first byte is sent.
 
 Cells that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab or CR) are
 prefixed with `'` (OWASP's CSV-injection advice); numbers are written as numbers.
+
+Made for Excel as much as for programs:
+- UTF-8 with a byte order mark first: without it Excel opens the file as the Windows code page and the
+  Vietnamese legal references come out garbled. Programs decode it as `utf-8-sig` (Python), or skip
+  the three bytes EF BB BF.
+- `occurred_at` and `confirmed_at` are Vietnam time (`2026-11-23T12:16:24.123+07:00`): officers read the
+  clock time of the intersection, and each value is still ISO 8601 with its offset, so a program
+  reads the same instant as from UTC. No column was added or moved (consumers reading by position
+  keep working), and with one offset and milliseconds throughout, the text sorts as the time does.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import audit
 from api.db import is_postgresql
 from api.models import User, Violation
+from api.notices.catalogue import VIETNAM_TZ
 from api.pagination import Cursor
 from api.services.review import keyset_after
 
@@ -51,6 +61,13 @@ COLUMNS = (
 )
 BATCH_ROWS = 1000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: Written before the header: the UTF-8 byte order mark, which tells Excel the encoding.
+BOM = "\ufeff"
+
+
+def local_time(t: datetime | None) -> str | None:
+    """`t` in Vietnam time, ISO 8601 with milliseconds and offset: `2026-11-23T12:16:24.123+07:00`."""
+    return None if t is None else t.astimezone(VIETNAM_TZ).isoformat(timespec="milliseconds")
 
 
 def safe_cell(value: Any) -> Any:
@@ -118,7 +135,8 @@ def csv_chunks(
     district_id: str | None,
     batch_rows: int = BATCH_ROWS,
 ) -> Iterator[str]:
-    """The CSV text (header first), one chunk per batch of rows, read with its own session.
+    """The CSV text (byte order mark and header first), one chunk per batch of rows, read with its own
+    session.
 
     Each batch is one short query (`(occurred_at, id) > last` on the status/time index), so an export
     of a million rows holds no long transaction and no growing memory.
@@ -126,7 +144,7 @@ def csv_chunks(
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(COLUMNS)
-    yield buf.getvalue()
+    yield BOM + buf.getvalue()
     conds = _conditions(occurred_from, occurred_to, district_id)
     after: Cursor | None = None
     reviewer = User.__table__.alias("reviewer")
@@ -176,7 +194,7 @@ def csv_chunks(
                     for v in (
                         r.id,
                         r.event_id,
-                        r.occurred_at.isoformat(),
+                        local_time(r.occurred_at),
                         r.rule,
                         r.legal_reference,
                         r.camera_id,
@@ -190,7 +208,7 @@ def csv_chunks(
                         r.speed_kmh,
                         r.speed_limit_kmh,
                         r.signal_state,
-                        r.reviewed_at.isoformat() if r.reviewed_at else None,
+                        local_time(r.reviewed_at),
                         r.username,
                         r.manifest_sha256,
                     )

@@ -204,3 +204,27 @@ def test_health(client: TestClient, tmp_path: Path) -> None:
     )
     r = TestClient(create_app(gone)).get("/healthz")
     assert r.status_code == 503 and r.json() == {"status": "degraded", "database": "unreachable"}
+
+
+def test_0006_adds_the_queue_of_blob_deletions_and_reverts(db: Db) -> None:
+    """Downgraded, the queue is gone (its blobs wait for the sweep); upgraded again, it is empty."""
+    engine = make_engine(db.url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO blob_deletions (sha256, storage_uri, size, queued_at, attempts) "
+                    "VALUES (:sha, :uri, 10, '2026-11-27 09:00:00', 1)"
+                ),
+                {"sha": "ab" * 32, "uri": f"local:ab/ab/{'ab' * 32}"},
+            )
+        from alembic import command
+
+        command.downgrade(migrate.alembic_config(engine), "0005")
+        assert "blob_deletions" not in inspect(engine).get_table_names()
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM blob_deletions")).scalar() == 0
+    finally:
+        engine.dispose()
+    assert _diff(db) == []

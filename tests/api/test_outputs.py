@@ -227,7 +227,7 @@ def test_csv_export_streams_confirmed_violations_oldest_first(
         assert r.status_code == 200
         assert r.headers["content-type"] == "text/csv; charset=utf-8"
         assert r.headers["x-row-count"] == str(n + 1)
-        text = "".join(r.iter_text())
+        text = b"".join(r.iter_bytes()).decode("utf-8-sig")  # the byte order mark is for Excel
     table = list(csv.DictReader(io.StringIO(text)))
     assert len(table) == n + 1
     keys = [(row["occurred_at"], int(row["violation_id"])) for row in table]
@@ -251,7 +251,7 @@ def test_csv_export_has_the_reviewers_plate_and_name(client: TestClient, world: 
     assert (
         client.post(f"/api/v1/violations/{vid}/decision", json=body, headers=auth("off-a")).status_code == 200
     )
-    text = client.get("/api/v1/exports/confirmed.csv", headers=auth("admin")).text
+    text = client.get("/api/v1/exports/confirmed.csv", headers=auth("admin")).content.decode("utf-8-sig")
     [row] = list(csv.DictReader(io.StringIO(text)))
     assert (row["plate"], row["plate_formatted"], row["plate_corrected"], row["confirmed_by"]) == (
         "29B199999",
