@@ -7,6 +7,11 @@ unreferenced blob (never a row pointing at a missing or partial file). Blobs are
 
 URIs stored in the database: `local:aa/bb/<sha256>` (relative to the store root, so the root can move)
 and `s3://<bucket>/<prefix>aa/bb/<sha256>`.
+
+Every read is checked against the address: bytes changed or replaced in the store (another valid JPEG
+written over a blob, an object overwritten in the bucket) raise `ContentMismatchError` instead of being
+returned, so no reader can pass them off as the evidence that was signed. A blob already present is
+taken for stored only when its hash matches (not merely its size); otherwise it is rewritten.
 """
 
 from __future__ import annotations
@@ -44,6 +49,36 @@ def _verify(data: bytes, sha256: str) -> None:
         raise StorageError(f"content hash {actual} does not match the address {sha256}")
 
 
+class ContentMismatchError(StorageError):
+    """The bytes stored at an address no longer hash to it: the blob was changed or replaced in the store.
+
+    Attributes:
+        uri: where they were read.
+        actual: the SHA-256 (hex) of the bytes found there.
+    """
+
+    def __init__(self, uri: str, actual: str) -> None:
+        super().__init__(f"evidence blob {uri} holds other content (sha256 {actual})")
+        self.uri = uri
+        self.actual = actual
+
+
+def address_of(uri: str) -> str:
+    """The SHA-256 a store URI addresses (its last path segment).
+
+    Raises:
+        StorageError: the URI does not end in a lowercase hex SHA-256.
+    """
+    return _check_sha(uri.rsplit("/", 1)[-1].rsplit(":", 1)[-1])
+
+
+def _checked(uri: str, data: bytes) -> bytes:
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != address_of(uri):
+        raise ContentMismatchError(uri, actual)
+    return data
+
+
 class EvidenceStore(Protocol):
     """Where evidence bytes live. Every method raises `StorageError` on failure."""
 
@@ -52,7 +87,7 @@ class EvidenceStore(Protocol):
         ...
 
     def get(self, uri: str) -> bytes:
-        """The bytes at `uri`."""
+        """The bytes at `uri`, checked against the SHA-256 the URI addresses (`ContentMismatchError`)."""
         ...
 
     def exists(self, uri: str) -> bool:
@@ -88,7 +123,10 @@ class LocalStore:
         uri = self.scheme + _fanout(sha256)
         try:
             if path.is_file() and path.stat().st_size == len(data):
-                return uri  # already stored: same address, same size, written atomically before
+                if hashlib.sha256(path.read_bytes()).hexdigest() == sha256:
+                    return uri  # already stored (written atomically before)
+                # Same size, other bytes: changed in place since. The verified upload replaces them.
+                log.error("evidence blob %s held other content (altered in the store); rewritten", sha256)
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             try:
@@ -114,9 +152,10 @@ class LocalStore:
         """See `EvidenceStore.get`."""
         path = self._path_of(uri)
         try:
-            return path.read_bytes()
+            data = path.read_bytes()
         except OSError as e:
             raise StorageError(f"cannot read evidence blob {uri}: {e}") from e
+        return _checked(uri, data)
 
     def exists(self, uri: str) -> bool:
         """See `EvidenceStore.exists`."""
@@ -185,7 +224,7 @@ class S3Store:
             raise
         except Exception as e:
             raise StorageError(f"cannot read evidence blob {uri}: {e}") from e
-        return data
+        return _checked(uri, data)
 
     def exists(self, uri: str) -> bool:
         """See `EvidenceStore.exists`."""

@@ -1,5 +1,6 @@
-"""Violations: ingest from devices; the review list, one violation and its evidence, decisions and
-reopening for officers (district-scoped) and supervisors."""
+"""Violations: ingest from devices; the review list, one violation and its evidence (each file, or the
+whole signed package for independent verification), decisions and reopening for officers
+(district-scoped) and supervisors."""
 
 from __future__ import annotations
 
@@ -180,6 +181,7 @@ def get_violation(
         401: {"model": Message},
         403: {"model": Message},
         404: {"model": Message},
+        409: {"model": Message},
         410: {"model": Message},
         503: {"model": Message},
     },
@@ -192,11 +194,14 @@ def get_evidence_file(
     store: StoreDep,
     ip: ClientIP,
 ) -> Response:
-    """The bytes of one evidence file (audited). 404 outside the officer's district."""
+    """The bytes of one evidence file (audited). 404 outside the officer's district; 409 when the stored
+    file is not what the device signed (never served); `X-Content-SHA256` is the signed hash."""
     try:
         found = violation_service.read_evidence(session, store, user, violation_id, name, ip)
     except FileNotFoundError as e:
         raise HTTPException(410, str(e)) from None
+    except violation_service.EvidenceIntegrityError as e:
+        raise HTTPException(409, str(e)) from None
     except StorageError as e:
         log.error("violation %d: cannot read %s: %s", violation_id, name, e)
         raise HTTPException(503, "evidence store unavailable") from None
@@ -207,6 +212,51 @@ def get_evidence_file(
         content=data,
         media_type=f.media_type,
         headers={"Cache-Control": "private, no-store", "X-Content-SHA256": f.sha256},
+    )
+
+
+@router.get(
+    "/{violation_id}/package",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"application/zip": {}},
+            "description": "`<event_id>/` as the device wrote it (manifest.json, manifest.sig, the files) "
+            "and `device_public_key.pem`: check it with `phatnguoi evidence verify`.",
+        },
+        401: {"model": Message},
+        403: {"model": Message},
+        404: {"model": Message},
+        409: {"model": Message},
+        410: {"model": Message},
+        503: {"model": Message},
+    },
+)
+def get_evidence_package(
+    violation_id: ViolationId, user: CurrentOfficer, session: SessionDep, store: StoreDep, ip: ClientIP
+) -> Response:
+    """The signed evidence package, for verification without trusting this server (audited). 404
+    outside the officer's district; 409 when a stored file is not what the device signed; 410 when the
+    retention job deleted the evidence."""
+    try:
+        package = violation_service.evidence_package(session, store, user, violation_id, ip)
+    except FileNotFoundError as e:
+        raise HTTPException(410, str(e)) from None
+    except violation_service.EvidenceIntegrityError as e:
+        raise HTTPException(409, str(e)) from None
+    except StorageError as e:
+        log.error("violation %d: cannot read its evidence package: %s", violation_id, e)
+        raise HTTPException(503, "evidence store unavailable") from None
+    if package is None:
+        raise HTTPException(404, f"violation {violation_id} not found")
+    return Response(
+        content=package.data,
+        media_type="application/zip",
+        headers={
+            "Cache-Control": "private, no-store",
+            "Content-Disposition": f'attachment; filename="{package.filename}"',
+            "X-Manifest-SHA256": package.manifest_sha256,
+        },
     )
 
 

@@ -208,10 +208,18 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
     "ev.points": ("Trừ điểm GPLX", "Licence points"),
     "ev.integrity": ("Toàn vẹn bằng chứng", "Evidence integrity"),
     "ev.sig_ok": (
-        "Chữ ký số hợp lệ (Ed25519, thiết bị {d}); các tệp khớp mã băm.",
-        "Signature valid (Ed25519, device {d}); files match their hashes.",
+        "Chữ ký số hợp lệ (Ed25519, thiết bị {d}); các tệp và thông tin vi phạm khớp với bản đã ký.",
+        "Signature valid (Ed25519, device {d}); the files and the violation's details match what was signed.",
     ),
     "ev.sig_bad": ("KHÔNG hợp lệ: {why}", "NOT valid: {why}"),
+    "ev.package": ("Gói bằng chứng đã ký", "Signed evidence package"),
+    "ev.package_download": ("Tải gói bằng chứng đã ký (ZIP)", "Download the signed evidence package (ZIP)"),
+    "ev.package_hint": (
+        "Kiểm tra độc lập với máy chủ: giải nén, rồi chạy "
+        "phatnguoi evidence verify THƯ_MỤC --public-key device_public_key.pem",
+        "Check it without trusting the server: unzip, then run "
+        "phatnguoi evidence verify FOLDER --public-key device_public_key.pem",
+    ),
     "ev.decision": ("Quyết định", "Decision"),
     "ev.confirm": ("Xác nhận vi phạm", "Confirm violation"),
     "ev.reject": ("Loại bỏ", "Reject"),

@@ -15,6 +15,10 @@ nothing of the violation.
 Notices are made when a violation is confirmed (`api.notices.service.on_confirmed`); the answer
 carries the notice's state (never who the owner is).
 Each answered lookup is written to the audit log (actor `public`, with the client IP).
+
+The stills are read through `api.services.violations.verified_bytes`: a still that is not the one the
+device signed (replaced in the store, its record edited) is left out, logged and audited
+(`evidence.mismatch`), never shown to the owner as evidence.
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ from sqlalchemy.orm import Session
 
 from api import audit
 from api.errors import RefusedError, StorageError
-from api.models import Camera, District, Notice, NoticePlate, Violation
+from api.models import Camera, Device, District, Notice, NoticePlate, Violation
 from api.notices.plate import formatted_plate, shown_plate
 from api.plate_query import normalise_plate
+from api.services.violations import EvidenceIntegrityError, record_mismatch, verified_bytes
 from api.storage import EvidenceStore
 from api.web.schemas import LookupResult, LookupStill
 
@@ -108,7 +113,8 @@ def find_violation(session: Session, plate: str, code: str) -> LookupMatch | Non
 def lookup(session: Session, store: EvidenceStore, plate: str, code: str, ip: str) -> LookupResult | None:
     """The public view of the violation matching `plate` and `code` (audited), or None.
 
-    Stills that cannot be read from the store are left out (logged), rather than failing the page.
+    Stills that cannot be read from the store are left out (logged), rather than failing the page;
+    so are stills that are not what the device signed (logged and audited as `evidence.mismatch`).
 
     Raises:
         NoticeWithdrawnError: the plate and code are those of a notice that is no longer for this plate
@@ -128,6 +134,7 @@ def lookup(session: Session, store: EvidenceStore, plate: str, code: str, ip: st
     notice_status = match.notice.status
     camera = session.get(Camera, v.camera_id)
     district = session.get(District, v.district_id) if v.district_id else None
+    device = session.get(Device, v.device_id)
     files = [f for f in v.files if f.kind in STILL_KINDS and f.deleted_at is None]
     files.sort(key=lambda f: STILL_KINDS.index(f.kind))
     result = LookupResult(
@@ -145,7 +152,10 @@ def lookup(session: Session, store: EvidenceStore, plate: str, code: str, ip: st
     session.commit()  # no transaction (SQLite: the write lock) held while the store reads
     for f in files:
         try:
-            data = store.get(f.storage_uri)
+            data = verified_bytes(store, v, device, f)
+        except EvidenceIntegrityError as e:
+            record_mismatch(session, e, actor="public", ip=ip)
+            continue
         except StorageError as e:
             log.error("lookup of violation %d: cannot read %s: %s", v.id, f.name, e)
             continue

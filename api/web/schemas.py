@@ -44,16 +44,19 @@ class LookupResult(BaseModel):
 
 
 class FileCheck(BaseModel):
-    """One evidence file checked against the signed manifest."""
+    """One evidence file checked against the signed manifest (every file it lists, and any other row)."""
 
     name: str
     kind: str
-    ok: bool | None = Field(description="Bytes match the signed hash; null when deleted by retention.")
+    ok: bool | None = Field(
+        description="Its record and bytes are the signed ones; null when deleted by retention (recorded)."
+    )
     problem: str | None = None
 
 
 class EvidenceCheck(BaseModel):
-    """The signature and hash check of a stored evidence package, done again now."""
+    """The signature and hash check of a stored evidence package, and of the violation's recorded
+    details against it, done again now."""
 
     device_id: str
     manifest_ok: bool = Field(description="The stored manifest still hashes to the hash stored at ingest.")
@@ -61,6 +64,11 @@ class EvidenceCheck(BaseModel):
     files: list[FileCheck]
     ok: bool = Field(description="Everything checked verified (deleted files are not counted against it).")
     problem: str | None = Field(None, description="The first failure, one line.")
+    problems: list[str] = Field(
+        default_factory=list,
+        description="Every failure, one line each, starting with what failed: the manifest, a file name or "
+        "a column recorded otherwise than signed (plate_key, occurred_at, rule, ...).",
+    )
 
 
 class EvidenceExtras(BaseModel):

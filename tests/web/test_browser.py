@@ -176,7 +176,7 @@ def test_wildcard_search_then_confirm_with_the_keyboard(web: Browse, live: Live,
     assert page.locator("#ev-fine").inner_text() == "18.000.000 ₫ – 20.000.000 ₫"
     assert page.locator("#ev-points").inner_text() == "4"
     assert page.locator("#ev-integrity").inner_text() == (
-        "Chữ ký số hợp lệ (Ed25519, thiết bị dev-a); các tệp khớp mã băm."
+        "Chữ ký số hợp lệ (Ed25519, thiết bị dev-a); các tệp và thông tin vi phạm khớp với bản đã ký."
     )
     assert viewer.get_by_role("img", name="Lúc vi phạm").is_visible()
     assert page.get_by_text("Không có đoạn phim").is_visible()

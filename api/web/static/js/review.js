@@ -57,6 +57,7 @@ async function main() {
   document.getElementById("reopen-form").addEventListener("submit", submitReopen);
   document.getElementById("notice-post").addEventListener("click", markPosted);
   document.getElementById("notice-pdf").addEventListener("click", noticePdf);
+  document.getElementById("ev-package").addEventListener("click", evidencePackage);
   document.querySelectorAll(".still-open").forEach((b) => b.addEventListener("click", () => enlarge(b.querySelector("img"))));
   plateEdit.addEventListener("input", debounce(checkPlate, 250));
   plateEdit.addEventListener("keydown", (event) => {
@@ -237,12 +238,16 @@ function render(v, extras) {
     : null);
   setText("ev-speed", v.speed_kmh !== null ? fmtNumber(v.speed_kmh, 1) + " km/h" + (v.speed_limit_kmh !== null ? " / " + fmtNumber(v.speed_limit_kmh) + " km/h" : "") : null);
   const legalNode = document.getElementById("ev-legal");
-  legalNode.replaceChildren(el("span", {}, v.legal_reference), legal && legal.summary ? el("br") : null, legal && legal.summary ? el("span", { class: "muted" }, legal.summary) : null);
+  // (replaceChildren writes a null as the text "null": leave the summary out when there is none)
+  legalNode.replaceChildren(el("span", {}, v.legal_reference), ...(legal && legal.summary ? [el("br"), el("span", { class: "muted" }, legal.summary)] : []));
   setText("ev-fine", legal && Array.isArray(legal.fine_vnd) ? fmtVnd(legal.fine_vnd[0]) + " – " + fmtVnd(legal.fine_vnd[1]) : null);
   setText("ev-points", legal && legal.licence_points ? String(legal.licence_points) : null);
   const integrity = document.getElementById("ev-integrity");
-  integrity.textContent = extras.check.ok ? t("ev.sig_ok", { d: extras.check.device_id }) : t("ev.sig_bad", { why: extras.check.problem || "?" });
+  // Every failure, by name (a file, a column recorded otherwise than the device signed it, ...).
+  const problems = extras.check.problems && extras.check.problems.length ? extras.check.problems : [extras.check.problem || "?"];
+  integrity.textContent = extras.check.ok ? t("ev.sig_ok", { d: extras.check.device_id }) : t("ev.sig_bad", { why: problems.join("; ") });
   integrity.className = extras.check.ok ? "ok-text" : "error";
+  document.getElementById("ev-package").disabled = !!v.evidence_purged_at; // deleted: nothing to verify
 
   const decided = v.status !== "new";
   document.getElementById("ev-confirm").disabled = decided || !!v.evidence_purged_at;
@@ -338,6 +343,17 @@ async function noticePdf() {
   if (!v) return;
   try {
     saveBlob(await api("/api/v1/violations/" + v.id + "/notice.pdf", { as: "blob" }), "thong-bao-" + v.id + ".pdf");
+  } catch (e) {
+    flash(e.message, "error");
+  }
+}
+
+/** The signed evidence package (zip) for checking without trusting the server (`phatnguoi evidence verify`). */
+async function evidencePackage() {
+  const v = state.current;
+  if (!v) return;
+  try {
+    saveBlob(await api("/api/v1/violations/" + v.id + "/package", { as: "blob" }), v.event_id + ".zip");
   } catch (e) {
     flash(e.message, "error");
   }
