@@ -20,10 +20,11 @@ from typing import Any, Final
 from sqlalchemy.orm import Session
 
 from api.errors import ServerError, StorageError
-from api.models import Camera, District, Violation
+from api.models import Camera, Device, District, Violation
 from api.notices.catalogue import VIETNAM_TZ, Catalogue
 from api.notices.plate import shown_plate
 from api.notices.sms import VIOLATION_LABELS
+from api.services.violations import EvidenceIntegrityError, verified_bytes
 from api.storage import EvidenceStore
 
 log = logging.getLogger(__name__)
@@ -91,11 +92,15 @@ def document_for(
     )
     stills: list[tuple[str, bytes]] = []
     crop: bytes | None = None
+    device = session.get(Device, violation.device_id)
     for f in violation.files:
         if f.deleted_at is not None or f.kind == "clip":
             continue
         try:
-            data = store.get(f.storage_uri)
+            data = verified_bytes(store, violation, device, f)  # only what the device signed is printed
+        except EvidenceIntegrityError as e:
+            log.error("%s: left out of the notice", e)
+            continue
         except StorageError:
             log.warning(
                 "violation %s: evidence file %s unreadable, left out of the notice", violation.id, f.name

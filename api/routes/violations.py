@@ -36,6 +36,7 @@ from api.schemas import (
 from api.services import review
 from api.services import violations as violation_service
 from api.services.ingest import UploadedFile, ingest_violation
+from api.web.evidence import confirm_problems
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/violations", tags=["violations"])
@@ -267,11 +268,21 @@ def decide(
     user: CurrentOfficer,
     session: SessionDep,
     settings: SettingsDep,
+    store: StoreDep,
     ip: ClientIP,
     request: Request,
 ) -> ViolationPublic:
-    """Confirm or reject a new violation (audited). 409 when already decided. A confirmation creates
-    the owner notice and queues its SMS alert in the same transaction."""
+    """Confirm or reject a new violation (audited). 409 when already decided, and for a confirmation
+    when its evidence is not what the device signed (the viewer's integrity check; it can be rejected).
+    A confirmation creates the owner notice and queues its SMS alert in the same transaction."""
+    if body.decision == "confirm":
+        problems = confirm_problems(session, store, user, violation_id)
+        if problems:
+            raise HTTPException(
+                409,
+                f"violation {violation_id}: its evidence is not what the device signed ({problems[0]}); "
+                "it can only be rejected",
+            )
     try:
         v = review.decide(session, settings, user, violation_id, body, ip, wiring=notice_wiring(request))
     except RefusedError as e:

@@ -252,6 +252,22 @@ def _alternatives(raw: Any) -> list[tuple[str, float]]:
     return out
 
 
+def confirm_problems(session: Session, store: EvidenceStore, user: User, violation_id: int) -> list[str]:
+    """What the integrity check finds wrong with a violation about to be confirmed (empty: its evidence
+    is as the device signed it, or there is nothing to check here: not visible, decided, purged; the
+    decision itself answers those). A fine must not rest on evidence that is not what was signed."""
+    v = visible_violation(session, user, violation_id)
+    if v is None or v.status != "new" or v.evidence_purged_at is not None:
+        return []
+    device = session.get(Device, v.device_id)
+    record = audited_record(session, v.id)
+    session.commit()  # not holding a transaction (SQLite: the write lock) while the store reads
+    problems = check_violation(v, device, store, record).problems
+    if problems:
+        log.error("violation %d: not confirmed, evidence check failed: %s", v.id, "; ".join(problems))
+    return problems
+
+
 def evidence_extras(
     session: Session, store: EvidenceStore, user: User, violation_id: int, ip: str
 ) -> EvidenceExtras | None:

@@ -431,6 +431,10 @@ _ERRORS_VI: Final[tuple[tuple[str, str], ...]] = (
         r"^violation (\d+): its evidence was deleted \(retention\); it can only be rejected$",
         "Vi phạm #{1}: bằng chứng đã bị xoá (hết thời hạn lưu trữ), chỉ có thể loại bỏ",
     ),
+    (
+        r"^violation (\d+): its evidence is not what the device signed \((.+)\); it can only be rejected$",
+        "Vi phạm #{1}: bằng chứng không khớp với bản thiết bị đã ký ({2}); chỉ có thể loại bỏ",
+    ),
     (r"^violation (\d+) not found$", "Không tìm thấy vi phạm #{1}"),
     (r"^violation not found$", "Không tìm thấy vi phạm"),
     (r"^violation (\d+) has no file (.+)$", "Vi phạm #{1} không có tệp {2}"),

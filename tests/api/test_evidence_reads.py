@@ -132,3 +132,32 @@ def test_the_store_checks_what_it_reads_and_what_it_takes_for_stored(tmp_path: P
     # The same evidence uploaded again: the blob of the right size is not taken for a stored copy.
     assert store.put(data, sha) == uri
     assert path.read_bytes() == data and store.get(uri) == data
+
+
+def test_a_violation_whose_evidence_is_not_as_signed_cannot_be_confirmed(
+    client: TestClient, world: World, auth: Auth, settings: Settings, session: Session
+) -> None:
+    """A fine must not rest on a photo that is not the one signed (or on a forged column): confirming
+    is refused with the first problem the integrity check finds; rejecting stays possible."""
+    vid = ingest(client, world, seed=4)
+    forged = ingest(client, world, seed=5)
+    LocalStore(settings.evidence_dir).path_for(_files(client, auth, vid)["still_at.jpg"]).write_bytes(
+        jpeg(98)
+    )
+    session.execute(update(Violation).where(Violation.id == forged).values(rule="speeding"))
+    session.commit()
+    for target, needle in ((vid, "still_at.jpg"), (forged, "rule")):
+        r = client.post(
+            f"/api/v1/violations/{target}/decision", json={"decision": "confirm"}, headers=auth("off-a")
+        )
+        assert r.status_code == 409, r.text
+        detail = r.json()["detail"]
+        assert detail.startswith(f"violation {target}: its evidence is not what the device signed (")
+        assert needle in detail and detail.endswith("; it can only be rejected")
+        assert client.get(f"/api/v1/violations/{target}", headers=auth("off-a")).json()["status"] == "new"
+    r = client.post(
+        f"/api/v1/violations/{vid}/decision",
+        json={"decision": "reject", "reason": "other", "note": "ảnh không khớp chữ ký"},
+        headers=auth("off-a"),
+    )
+    assert r.status_code == 200 and r.json()["status"] == "rejected", r.text

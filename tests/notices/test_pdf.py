@@ -195,3 +195,63 @@ def test_notice_pdf_prints_the_corrected_plate_not_the_misreading(
     ).stdout
     assert "30A-999.99" in text
     assert "30A-123.45" not in text  # the device's misreading is not what the owner is told
+
+
+def test_notice_pdf_prints_only_photos_that_are_as_signed(
+    client: TestClient,
+    world: World,
+    db: Db,
+    auth: Callable[[str], dict[str, str]],
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    """A photo replaced in the store after the confirmation, or a file record pointed at another
+    violation's photo, is left out of the printed notice, not printed as evidence."""
+    from sqlalchemy import select, update
+
+    from api.db import make_engine, make_sessionmaker
+    from api.models import EvidenceFile
+    from api.storage import LocalStore
+    from tests.api.evidence import jpeg
+
+    vid = ingest(client, world, seed=7)
+    other = ingest(client, world, seed=8)
+    r = client.post(f"/api/v1/violations/{vid}/decision", json={"decision": "confirm"}, headers=auth("off-a"))
+    assert r.status_code == 200, r.text
+
+    def images() -> int:
+        r = client.get(f"/api/v1/violations/{vid}/notice.pdf", headers=auth("sup"))
+        assert r.status_code == 200, r.text
+        path = tmp_path / "notice.pdf"
+        path.write_bytes(r.content)
+        listing = subprocess.run(
+            ["pdfimages", "-list", str(path)], check=True, capture_output=True, text=True, timeout=60
+        ).stdout
+        return len(listing.strip().splitlines()) - 2  # a two-line header
+
+    printed = images()
+    assert printed >= 3
+    files = client.get(f"/api/v1/violations/{vid}", headers=auth("sup")).json()["files"]
+    still_at = next(f["sha256"] for f in files if f["name"] == "still_at.jpg")
+    LocalStore(settings.evidence_dir).path_for(still_at).write_bytes(jpeg(97))
+    assert images() == printed - 1
+    # The database edited instead: still_before's record names the other violation's photo (its hash
+    # and address consistent, so the store reads it without complaint).
+    theirs = next(
+        f["sha256"]
+        for f in client.get(f"/api/v1/violations/{other}", headers=auth("sup")).json()["files"]
+        if f["name"] == "still_before.jpg"
+    )
+    engine = make_engine(db.url)
+    try:
+        with make_sessionmaker(engine)() as s:
+            uri = s.scalars(select(EvidenceFile.storage_uri).where(EvidenceFile.sha256 == theirs)).one()
+            s.execute(
+                update(EvidenceFile)
+                .where(EvidenceFile.violation_id == vid, EvidenceFile.name == "still_before.jpg")
+                .values(sha256=theirs, storage_uri=uri)
+            )
+            s.commit()
+    finally:
+        engine.dispose()
+    assert images() == printed - 2
