@@ -14,8 +14,8 @@ cross it moving up).
 `load_scene` parses a file (errors list every bad field with the file name; a polygon whose edges
 cross, its corners clicked out of order, is one); `check_scene` returns warnings about a valid scene
 (unused lights, queue areas inside no-stopping zones, a wrong-way zone against the lane it covers, a
-frame of another size...). Drawing lives in `violations.draw`. No OpenCV here: the server may import
-this module.
+speed zone reaching beyond the calibration points, a frame of another size...). Drawing lives in
+`violations.draw`. No OpenCV here: the server may import this module.
 """
 
 from __future__ import annotations
@@ -431,7 +431,9 @@ class SpeedCalibration(_Strict):
         min_length=1, description="Speed limit per vehicle class, km/h; classes not listed are not checked."
     )
     zone: Polygon | None = Field(
-        None, description="Where speed is measured; default: the convex hull of image_points."
+        None,
+        description="Where speed is measured; default: the convex hull of image_points. Speed is measured "
+        "only inside that hull (where the calibration holds) even where the zone reaches further.",
     )
     position_noise_px: float = Field(
         3.0, ge=0, le=50, description="Assumed jitter of a vehicle's bottom-centre, pixels (1 sigma)."
@@ -468,9 +470,20 @@ class SpeedCalibration(_Strict):
         return self._h
 
     def measurement_zone(self) -> npt.NDArray[np.float64]:
-        """(M, 2) polygon where speeds are measured."""
+        """(M, 2) polygon where speeds are measured (the speeding rule also keeps to
+        `calibrated_area`)."""
         if self.zone is not None:
             return geometry.as_points(self.zone)
+        return self.calibrated_area()
+
+    def calibrated_area(self) -> npt.NDArray[np.float64]:
+        """(M, 2) convex hull of `image_points`: where the homography interpolates between its points.
+
+        Beyond it, it extrapolates: the points' click errors tilt the fitted plane, and the error of a
+        distance grows with how far from the points it is measured (a 6 m patch clicked with 2 px
+        errors measures 30-45 m away with a 34 % scale error in 1 install of 20), which no
+        `scale_error` covers.
+        """
         return geometry.convex_hull(self.image_points)
 
     def reprojection_error_m(self) -> float:
@@ -907,11 +920,59 @@ def check_scene(scene: Scene, frame: npt.NDArray[np.uint8] | None = None) -> lis
         missing = [c for c in VEHICLE_CLASSES if c not in scene.speed.limits_kmh and c != "bicycle"]
         if missing:
             out.append(f"speed: no limit for {', '.join(missing)}; those classes are not checked")
+        out.extend(_speed_coverage(scene.speed))
     for i, lane in enumerate(scene.lanes):
         for other in scene.lanes[i + 1 :]:
             if _overlap(lane.polygon, other.polygon) > 0.3:
                 out.append(f"lanes {lane.id} and {other.id} overlap by more than 30 %")
     out.extend(_contrary_zones(scene))
+    return out
+
+
+#: A speed zone corner this close outside the calibration points' hull (pixels) is on it (clicked on the
+#: same marks), not beyond it.
+ZONE_BEYOND_TOLERANCE_PX = 2.0
+#: The calibrated stretch must let a vehicle this far over the highest limit be measured (the decree's
+#: top band starts 35 km/h over; plus the 5 km/h margin of the lower bound).
+MEASURABLE_OVER_LIMIT_KMH = 40.0
+#: Seconds between two evaluations of one vehicle's speed by the speeding rule.
+SPEED_EVAL_EVERY_S = 0.2
+
+
+def _speed_coverage(speed: SpeedCalibration) -> list[str]:
+    """Warn about a speed zone that reaches beyond the calibration points (nothing is measured there),
+    and about calibration points too close together for a vehicle well over the limit to stay among
+    them long enough to be measured."""
+    out = []
+    hull = speed.calibrated_area()
+    if speed.zone is not None:
+        zone = geometry.as_points(speed.zone)
+        beyond = ~geometry.points_in_polygon(zone, hull)
+        far = geometry.distance_to_edges(zone[beyond], hull)
+        if (far > ZONE_BEYOND_TOLERANCE_PX).any():
+            x0, y0 = zone.min(axis=0)
+            x1, y1 = zone.max(axis=0)
+            gx, gy = np.meshgrid(np.linspace(x0, x1, 60), np.linspace(y0, y1, 60))
+            grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
+            grid = grid[geometry.points_in_polygon(grid, zone)]
+            share = 1.0 - float(geometry.points_in_polygon(grid, hull).mean()) if len(grid) else 1.0
+            out.append(
+                f"speed zone reaches up to {float(far.max()):.0f} px beyond the calibration points (about "
+                f"{share:.0%} of it): speed is not measured there, where the calibration would be "
+                "extrapolated; place ground points over the whole stretch where speed is to be measured"
+            )
+    ground = np.asarray(speed.ground_points_m, dtype=np.float64)
+    diff = ground[:, None, :] - ground[None, :, :]
+    span_m = float(np.hypot(diff[..., 0], diff[..., 1]).max())  # the longest straight path among them
+    # A fit needs half a window, and the rule looks at a vehicle's window only every SPEED_EVAL_EVERY_S.
+    need_s = 0.5 * speed.window_s + SPEED_EVAL_EVERY_S
+    reach_kmh = 3.6 * span_m / need_s
+    if reach_kmh < max(speed.limits_kmh.values()) + MEASURABLE_OVER_LIMIT_KMH:
+        out.append(
+            f"speed calibration points span at most {span_m:.1f} m: a vehicle faster than {reach_kmh:.0f} "
+            f"km/h is among them for less than the {need_s:.1f} s a measurement needs and is not measured; "
+            "place ground points over a longer stretch of the road"
+        )
     return out
 
 

@@ -17,6 +17,13 @@ without a rigid, unoccluded box (the engine's checks) clears it; a box height in
 to another vehicle a few metres away, which on a camera looking along the road is too few pixels for
 the engine's jump check), skips it.
 
+Only positions inside the calibration points' convex hull (`SpeedCalibration.calibrated_area`) are
+measured, whatever the zone drawn: there the homography interpolates between points whose click
+errors `scale_error` is meant to cover; beyond them it extrapolates, and the error of a distance grows
+with how far from them it is (a 6 m patch clicked with 2 px errors read 30-45 m away gave lower bounds
+up to 14 km/h above a car's true speed). The hull has no tolerance: a margin in pixels would be a few
+centimetres of road near the camera and metres far from it.
+
 A violation needs the lower bound, ``(v - z·se)·(1 - scale_error)``, to exceed the class's limit by
 ``min_excess_kmh`` (the decree starts at 5 km/h over); the fine band follows from that lower bound.
 """
@@ -33,15 +40,15 @@ import numpy.typing as npt
 from violations import geometry
 from violations.legal import speeding_reference
 from violations.rules.base import Batch, SignalBook, make_event, r2
-from violations.scene import Scene, SpeedCalibration
+from violations.scene import SPEED_EVAL_EVERY_S, Scene, SpeedCalibration
 from violations.types import RuleId, ViolationEvent
 
 F64 = npt.NDArray[np.float64]
 
 #: Observations closer in time than this are counted as one independent sample of position noise.
 DECORRELATION_S = 0.2
-#: Seconds between two evaluations of one vehicle's speed.
-EVAL_EVERY_S = 0.2
+#: Seconds between two evaluations of one vehicle's speed (`scene check` counts on it too).
+EVAL_EVERY_S = SPEED_EVAL_EVERY_S
 #: A window with a position step larger than this many standard errors (`step_z`) is not measured.
 MAX_STEP_Z = 4.0
 #: Observations on each side of a step that `step_z` looks for.
@@ -196,6 +203,8 @@ class SpeedingRule:
             raise ValueError("the speeding rule needs a speed calibration in the scene")
         self.scene = scene
         self.cal: SpeedCalibration = scene.speed
+        # Where the calibration holds, when the zone may reach further (the default zone is this hull).
+        self._calibrated = None if scene.speed.zone is None else scene.speed.calibrated_area()
         self._state: dict[int, _Track] = {}
 
     def forget(self, keys: set[int]) -> None:
@@ -210,6 +219,9 @@ class SpeedingRule:
         out: list[ViolationEvent] = []
         cal = self.cal
         rows = batch.inside["speed:zone"].nonzero()[0]
+        if self._calibrated is not None and len(rows):
+            # Beyond the calibration points a position is extrapolated: no evidence of speed.
+            rows = rows[geometry.points_in_polygon(batch.points[rows], self._calibrated)]
         size = np.zeros(len(batch))
         if len(rows):
             size[rows] = upright_size_m(cal.homography, batch.xyxy[rows])
