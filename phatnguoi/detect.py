@@ -27,6 +27,12 @@ from streams.frame import Frame
 
 logger = logging.getLogger(__name__)
 
+#: Frame time going back by more than this is a step of the clock (or a source that restarted its
+#: own): tracking restarts (`DetectJob.restart`). Container times of a file may wobble by a few
+#: milliseconds; the live frame clock steps only by more than a second. The rules use the same bound
+#: (`violations.rules.RuleEngine.TIME_BACK_S`).
+TIME_BACK_S = 0.5
+
 
 class FrameSink(Protocol):
     """Receives each processed frame (a video writer, a preview, nothing)."""
@@ -88,6 +94,7 @@ class DetectJob:
         self.keep_finished = keep_finished
         self._finished: list[TrackHistory] = []
         self._pending: list[TrackHistory] = []
+        self._last_ts: float | None = None  # time of the last frame stepped
 
     def wants_detection(self) -> bool:
         """Whether the next frame is one the detector runs on (every k-th)."""
@@ -101,6 +108,16 @@ class DetectJob:
             detections: the frame's detections when the caller ran the detector itself (a batch
                 over several cameras); used only on frames where `wants_detection()` was true.
         """
+        if self._last_ts is not None and frame.ts < self._last_ts - TIME_BACK_S:
+            logger.warning(
+                "camera %s: frame time went back %.3f s (from %.3f to %.3f): tracking starts afresh",
+                self.camera.id,
+                self._last_ts - frame.ts,
+                self._last_ts,
+                frame.ts,
+            )
+            self.restart()
+        self._last_ts = frame.ts
         run_detector = self.wants_detection()
         self._count += 1
         if run_detector:
@@ -116,6 +133,21 @@ class DetectJob:
         if self.keep_finished:
             self._finished.extend(ended)
         return tracked, run_detector
+
+    def restart(self) -> None:
+        """Track afresh from the next frame: the frame clock stepped, so times before and after
+        cannot be compared (a tracker fed an earlier time skips every frame until its clock catches
+        up). Every live track ends here and is handed on by `pop_finished` like any ended track;
+        tracker ids start over."""
+        ended = [*self.store.pop_finished(), *self.store]
+        self._pending.extend(ended)
+        if self.keep_finished:
+            self._finished.extend(ended)
+        old = self.store
+        self.store = TrackStore(history_s=old.history_s, lost_s=old.lost_s)
+        self.store.total_tracks = old.total_tracks
+        self.tracker.reset()
+        self._last_ts = None
 
     def pop_finished(self) -> list[TrackHistory]:
         """Tracks that ended since the last call (for flow counts)."""

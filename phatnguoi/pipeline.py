@@ -7,6 +7,17 @@ event's evidence package starts when its plate is read (the ring still holds its
 packages are written by the builder's worker thread.
 Every stage is timed so `phatnguoi run` can show that rules and evidence stay a small fraction of the
 detector's cost.
+
+A step of the frame clock (the box's clock set by NTP or by hand, which `streams.clock` follows at
+once) is handled like a camera that went silent and came back, at the first frame after it: the
+red-light events held for the light reader are decided on what was seen before the step, every
+event waiting for its plate is read and every pending evidence package is built with the frames it
+has (so no package mixes frames from both sides, whose times do not fit together), and the tracker,
+the track histories, the light readers and the rules start afresh. One warning names the step. A
+step back is frame time going back by more than `RuleEngine.TIME_BACK_S`; a step forward is frame
+time running ahead of the time that passed (the monotonic clock between two frames) by more than
+`streams.clock.STEP_S`, so a camera that was silent for a while, whose frames really are that far
+apart, is not one.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ import logging
 import statistics
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -28,8 +40,10 @@ from detector import Detections
 from detector.tracking import TrackHistory
 from phatnguoi.config import CameraConfig
 from phatnguoi.detect import DetectJob
+from streams.clock import STEP_S
 from streams.frame import Frame
 from violations.evidence import BuildResult, EvidenceBuilder, EvidenceConfig
+from violations.rules.engine import RuleEngine
 from violations.rules.signal_rules import CrossingRecord
 from violations.scene import Scene, SceneError
 from violations.types import SignalReading, ViolationEvent
@@ -141,8 +155,10 @@ class EdgePipeline:
         evidence: EvidenceConfig | None = None,
         job: DetectJob | None = None,
         async_plates: bool = True,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        from violations.rules import RuleEngine
+        """`monotonic`: the clock that tells a step of the frame clock from frames that really are
+        far apart (see the module docstring)."""
         from violations.signal import LightReader, SignalReader
 
         self.camera = camera
@@ -208,9 +224,19 @@ class EdgePipeline:
         # never drain them (`phatnguoi run`)
         self.new_crossings: deque[CrossingRecord] = deque(maxlen=ESTABLISHED_WINDOW)
         self._last_ts: float | None = None  # time of the last frame stepped
+        self._monotonic = monotonic
+        self._last_mono: float | None = None  # monotonic time when the last frame was stepped
+        self.clock_steps = 0
 
     def step(self, frame: Frame, detections: Detections | None = None) -> list[ViolationEvent]:
         """Run every stage on one frame (`detections`: from a detector batch over several cameras)."""
+        mono = self._monotonic()
+        stepped: list[ViolationEvent] = []
+        if self._last_ts is not None and self._last_mono is not None:
+            advance = frame.ts - self._last_ts
+            if advance < -RuleEngine.TIME_BACK_S or advance - (mono - self._last_mono) > STEP_S:
+                stepped = self._clock_stepped(frame.ts)
+        self._last_mono = mono
         t0 = time.perf_counter()
         tracked, _detected = self.job.step(frame, detections)
         t1 = time.perf_counter()
@@ -238,6 +264,34 @@ class EdgePipeline:
         for stage, ms in timings.items():
             self.stage_ms[stage].append(ms)
             self.stage_total_ms[stage] += ms
+        return stepped + events
+
+    def _clock_stepped(self, ts: float) -> list[ViolationEvent]:
+        """The frame clock stepped from `_last_ts` to `ts` (see the module docstring): finish what
+        belongs to the time before, start the time-keeping stages afresh. Returns the held events,
+        decided as of the last frame before the step."""
+        assert self._last_ts is not None
+        last = self._last_ts
+        self.clock_steps += 1
+        logger.warning(
+            "camera %s: frame time stepped %+.3f s (from %.3f to %.3f; the clock was set): violations "
+            "held and evidence pending are finished with what was seen before; tracking and rules start "
+            "afresh",
+            self.camera.id,
+            ts - last,
+            last,
+            ts,
+        )
+        events = self.engine.restart()
+        self._take(events, last)  # plate views from the tracks and frames before the step
+        self._start_read(wait=True)
+        self.built += self.evidence.flush()
+        self.evidence.ring.clear()
+        self.job.restart()
+        for reader in self.lights.values():
+            if reader.camera is not None:
+                reader.camera.reset()
+        self._last_ts = None
         return events
 
     def _take(self, events: list[ViolationEvent], now_ts: float) -> float:

@@ -14,17 +14,25 @@ Per update it
 5. runs the rules, drops duplicates (same rule, same line/zone, a nearby spot, a short time apart,
    from a vehicle whose track has ended) and forgets vehicles that left.
 
+Time that steps (the system clock set by NTP or by hand; `streams.clock` follows such a step at once)
+cannot be measured across: `restart` decides the held events on what was known before the step and
+forgets every vehicle, so durations, dwells and motion are measured afresh from the first frame after
+it. A vehicle reported before the step that is found where it was heading right after it is the same
+vehicle: it is not reported again for the same thing. The engine restarts by itself when time goes
+back by more than `RuleEngine.TIME_BACK_S`; a step forward looks like a gap in the frames, so the
+caller, who can tell the two apart (`phatnguoi.pipeline`), calls `restart`.
+
 Cost per update is a few vectorised numpy calls per scene element plus light Python per new row.
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -135,6 +143,27 @@ class _Vehicle:
         return _Motion(dx, dy, span, speed, rigid, jump)
 
 
+class _Cursor(NamedTuple):
+    """The last row of a track the engine read, and the latest time read from it."""
+
+    frame: int
+    ts: float
+    read_until: float  # rows not later than this are not read (-inf right after a restart)
+
+
+@dataclass(frozen=True, slots=True)
+class _Carried:
+    """A vehicle reported before the clock stepped: where it was heading, and for what."""
+
+    reported: frozenset[tuple[RuleId, str]]
+    x: float
+    y: float
+    vx: float
+    vy: float
+    step_s: float  # its last interval between observations (the frame gap across the step is unknown)
+    group: str
+
+
 @dataclass(slots=True)
 class _Emitted:
     ts: float
@@ -159,6 +188,10 @@ class RuleEngine:
 
     #: Two tracks seen together for this long are two vehicles, not one re-found under a new id.
     COEXIST_S = 0.5
+    #: Update times that go back by more than this: the clock was set (or a source restarted with its
+    #: own clock), and the engine restarts (see `restart`). Container times of a file may wobble by a
+    #: few milliseconds; the live frame clock steps only by more than a second.
+    TIME_BACK_S = 0.5
 
     def __init__(
         self,
@@ -211,9 +244,15 @@ class RuleEngine:
         self._signal_lines = [line.id for line in scene.signal_lines()] if signal_rules else []
         self._vehicles: dict[int, _Vehicle] = {}
         self._key_of: dict[int, int] = {}  # tracker id → vehicle key
-        self._cursor: dict[int, float] = {}  # tracker id → last row time read
+        self._cursor: dict[int, _Cursor] = {}  # tracker id → the last row read
         self._next_key = 1
         self._emitted: deque[_Emitted] = deque()
+        self._now: float | None = None  # time of the last update
+        self._reported: dict[int, set[tuple[RuleId, str]]] = {}  # vehicle key → (rule, line/zone) kept
+        # Vehicles reported before the last restart, for the vehicles first seen just after it.
+        self._carried: list[_Carried] = []
+        self._carry_from: float | None = None  # time of the first update after the restart
+        self._inherited: dict[int, frozenset[tuple[RuleId, str]]] = {}  # vehicle key → reported before
         logger.info("camera %s: rules %s", scene.camera_id, ", ".join(self.enabled) or "none")
 
     def _needed_polygons(self) -> list[_Polygon]:
@@ -242,13 +281,30 @@ class RuleEngine:
     def update(
         self, tracks: Iterable[TrackHistory], signals: Mapping[str, SignalReading], now_ts: float
     ) -> list[ViolationEvent]:
-        """Feed the live tracks after a frame; returns the violations established by it.
+        """Feed the live tracks after a frame; returns the violations established by it (and, when
+        `now_ts` went back by more than `TIME_BACK_S`, first the held ones `restart` decided).
 
         Args:
             tracks: every live track (e.g. a `TrackStore`); a track missing from here has ended.
             signals: the latest reading of each light, by light id (pass them on every update).
             now_ts: the frame's timestamp.
         """
+        decided: list[ViolationEvent] = []
+        if self._now is not None and now_ts < self._now - self.TIME_BACK_S:
+            logger.warning(
+                "camera %s: time went back %.3f s (from %.3f to %.3f): rules start afresh",
+                self.scene.camera_id,
+                self._now - now_ts,
+                self._now,
+                now_ts,
+            )
+            decided = self.restart()
+        self._now = now_ts
+        if self._carried:
+            if self._carry_from is None:
+                self._carry_from = now_ts
+            elif now_ts - self._carry_from > self.tol.stitch_gap_s:
+                self._carried = []  # whoever appears now is not one of them
         self.signals.observe(signals, now_ts)
         batch, live = self._collect(tracks, now_ts)
         events: list[ViolationEvent] = []
@@ -261,7 +317,7 @@ class RuleEngine:
         if events:
             events = self._dedup(events, now_ts)
         self._gc(live, now_ts)
-        return events
+        return decided + events
 
     @property
     def held(self) -> int:
@@ -290,13 +346,51 @@ class RuleEngine:
 
     def reset(self) -> None:
         """Forget every vehicle, signal and emitted event (new video)."""
+        self._forget_all()
+        self._cursor.clear()
+
+    def restart(self) -> list[ViolationEvent]:
+        """The clock stepped (set by NTP or by hand): times before and after cannot be compared.
+
+        Decides the held events on the readings there are at the last update (as `finish` does, so
+        nothing decided on readings from after the step), then forgets every vehicle, signal and
+        emitted event: durations, dwells and motion are measured afresh from the next update. The rows
+        of the live tracks read so far stay read. A vehicle first seen within ``stitch_gap_s`` of
+        the next update where a vehicle reported before was heading continues it: it is not reported
+        again for the same rule and line or zone.
+
+        Returns:
+            The held events, decided.
+        """
+        events = self.finish(self._now) if self._now is not None else []
+        carried: list[_Carried] = []
+        for key, veh in self._vehicles.items():
+            reported = self._reported.get(key, set()) | self._inherited.get(key, frozenset())
+            if not reported or not veh.x:
+                continue
+            step = veh.t[-1] - veh.t[-2] if len(veh.t) > 1 else 0.0
+            carried.append(
+                _Carried(frozenset(reported), veh.x[-1], veh.y[-1], veh.vx, veh.vy, step, veh.group)
+            )
+        self._forget_all()
+        self._cursor = {
+            tid: _Cursor(c.frame, c.ts, -math.inf) for tid, c in self._cursor.items()
+        }  # rows after these are new, whatever their time says
+        self._carried = carried
+        return events
+
+    def _forget_all(self) -> None:
         gone = set(self._vehicles)
         for rule in self.rules:
             rule.forget(gone)
         self._vehicles.clear()
         self._key_of.clear()
-        self._cursor.clear()
         self._emitted.clear()
+        self._reported.clear()
+        self._inherited.clear()
+        self._carried = []
+        self._carry_from = None
+        self._now = None
         self.signals.reset()
 
     # --- internals ---------------------------------------------------------------------------------
@@ -323,23 +417,19 @@ class RuleEngine:
         gap: list[float] = []
         live: set[int] = set()
         tol = self.tol
-        fresh: list[tuple[TrackHistory, int]] = []
+        fresh: list[tuple[TrackHistory, list[int]]] = []
         for track in tracks:
             tid = track.tracker_id
             live.add(tid)
-            if not track.ts:
-                continue
-            cursor = self._cursor.get(tid, -math.inf)
-            if track.ts[-1] <= cursor:
-                continue
-            fresh.append((track, bisect.bisect_right(track.ts, cursor)))
-            self._cursor[tid] = track.ts[-1]
+            rows = self._new_rows(track)
+            if rows:
+                fresh.append((track, rows))
         updated = {track.tracker_id for track, _ in fresh}
-        for track, start in fresh:
+        for track, rows in fresh:
             tid = track.tracker_id
             cls = self._class_name(track.class_id)
-            veh = self._vehicle_for(track, start, cls, updated)
-            for j in range(start, len(track.ts)):
+            veh = self._vehicle_for(track, rows[0], cls, updated)
+            for j in rows:
                 if not track.detected[j]:
                     continue
                 t = track.ts[j]
@@ -382,6 +472,29 @@ class RuleEngine:
         )
         return batch, live
 
+    def _new_rows(self, track: TrackHistory) -> list[int]:
+        """Indices of the rows `track` gained since the last update, in order (usually one).
+
+        The rows after the last one read, by position (a track only grows at its end, and loses old
+        rows at its start), that are later than every row read before: a row dated back a moment (a
+        file's container time wobbling) is skipped, and after a `restart` every row after the last
+        one read is new, whatever its time.
+        """
+        ts, frames = track.ts, track.frame_index
+        n = len(ts)
+        if not n:
+            return []
+        cursor = self._cursor.get(track.tracker_id)
+        start, until = n, -math.inf
+        if cursor is None:
+            start = 0
+        else:
+            until = cursor.read_until
+            while start > 0 and not (frames[start - 1] == cursor.frame and ts[start - 1] == cursor.ts):
+                start -= 1  # not found: the track lost its old rows (or is another): all rows are new
+        self._cursor[track.tracker_id] = _Cursor(frames[-1], ts[-1], max(until, ts[-1]))
+        return [j for j in range(start, n) if ts[j] > until]
+
     def _vehicle_for(self, track: TrackHistory, start: int, cls: str, updated: set[int]) -> _Vehicle:
         """The vehicle state of a track: its own, a flickered predecessor's, or a new one."""
         tid = track.tracker_id
@@ -400,7 +513,34 @@ class RuleEngine:
         self._next_key += 1
         self._vehicles[veh.key] = veh
         self._key_of[tid] = veh.key
+        if self._carried:
+            self._inherit(veh, track, start)
         return veh
+
+    def _inherit(self, veh: _Vehicle, track: TrackHistory, start: int) -> None:
+        """A new vehicle first seen just after a restart, where a vehicle reported before the clock
+        stepped was heading: the same vehicle, already reported (see `restart`)."""
+        assert self._carry_from is not None
+        dt = max(0.0, track.ts[start] - self._carry_from)
+        x1, _, x2, y2 = track.xyxy[start]
+        fx, fy = (x1 + x2) * 0.5, y2
+        best: _Carried | None = None
+        best_d = self.tol.stitch_radius_px
+        for c in self._carried:
+            if c.group != veh.group:
+                continue
+            ahead = dt + c.step_s
+            d = math.hypot(fx - (c.x + c.vx * ahead), fy - (c.y + c.vy * ahead))
+            if d <= best_d:
+                best, best_d = c, d
+        if best is not None:
+            self._carried.remove(best)
+            self._inherited[veh.key] = best.reported
+            logger.info(
+                "track %d continues a vehicle reported before the clock stepped (%.0f px)",
+                track.tracker_id,
+                best_d,
+            )
 
     def _stitch(self, track: TrackHistory, cls: str, updated: set[int]) -> _Vehicle | None:
         """A vanished vehicle this new track continues, if one fits in time and space.
@@ -463,6 +603,13 @@ class RuleEngine:
             x = (ev.box_xyxy[0] + ev.box_xyxy[2]) * 0.5
             y = ev.box_xyxy[3]
             key = self._key_of.get(ev.track_id, -1)
+            if (ev.rule, ref) in self._inherited.get(key, ()):
+                logger.info(
+                    "dropped %s event for track %d: the vehicle was reported before the clock stepped",
+                    ev.rule,
+                    ev.track_id,
+                )
+                continue
             cur = self._vehicles.get(key)
             first = cur.first_ts if cur is not None else ev.ts
             window = tol.dedup_window_s
@@ -491,6 +638,8 @@ class RuleEngine:
                 logger.info("dropped duplicate %s event for track %d", ev.rule, ev.track_id)
                 continue
             self._emitted.append(_Emitted(ev.ts, ev.rule, ref, x, y, key, window, first, now_ts))
+            if key in self._vehicles:
+                self._reported.setdefault(key, set()).add((ev.rule, ref))
             kept.append(ev)
         return kept
 
@@ -510,6 +659,8 @@ class RuleEngine:
                     em.first_seen, em.last_seen = veh.first_ts, veh.last_ts
             for key in gone:
                 del self._vehicles[key]
+                self._reported.pop(key, None)
+                self._inherited.pop(key, None)
         for tid in [tid for tid in self._key_of if tid not in live]:
             del self._key_of[tid]
             self._cursor.pop(tid, None)
