@@ -124,6 +124,7 @@ class ViolationPublic(BaseModel):
     details: dict[str, Any]
     status: str
     reviewed_by: int | None
+    reviewed_by_name: str | None = Field(None, description="The reviewer's username (None: not decided).")
     reviewed_at: datetime | None
     decision_reason: str | None
     decision_note: str | None = None

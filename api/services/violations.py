@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from api import audit
 from api.errors import StorageError
@@ -353,9 +353,18 @@ def penalty_messages(session: Session, violation_id: int) -> list[PenaltyMessage
     return [PenaltyMessagePublic.model_validate(row._asdict()) for row in rows]
 
 
+def reviewer_name(v: Violation) -> str | None:
+    """The username of whoever decided `v` (None: not decided, or `v` belongs to no session)."""
+    session = object_session(v)
+    if v.reviewed_by is None or session is None:
+        return None
+    reviewer = session.get(User, v.reviewed_by)
+    return reviewer.username if reviewer is not None else None
+
+
 def to_public(v: Violation, penalty: Sequence[PenaltyMessagePublic] = ()) -> ViolationPublic:
     """The API view of a violation (`penalty`: its messages to the penalty system, see
-    `penalty_messages`)."""
+    `penalty_messages`; the reviewer's username is read through `v`'s session)."""
     plate = None
     if v.plate_text is not None or v.plate_compact is not None or v.plate_corrected is not None:
         plate = PlatePublic(
@@ -390,6 +399,7 @@ def to_public(v: Violation, penalty: Sequence[PenaltyMessagePublic] = ()) -> Vio
         details=v.details,
         status=v.status,
         reviewed_by=v.reviewed_by,
+        reviewed_by_name=reviewer_name(v),
         reviewed_at=v.reviewed_at,
         decision_reason=v.decision_reason,
         decision_note=v.decision_note,

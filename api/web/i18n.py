@@ -55,6 +55,10 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
     "login.password": ("Mật khẩu", "Password"),
     "login.submit": ("Đăng nhập", "Log in"),
     "login.failed": ("Sai tên đăng nhập hoặc mật khẩu", "Wrong username or password"),
+    "login.expired": (
+        "Phiên đăng nhập đã hết hạn, vui lòng đăng nhập lại",
+        "Your session has expired; please log in again",
+    ),
     "login.too_many": ("Đăng nhập sai quá nhiều lần, thử lại sau", "Too many failed logins; try later"),
     "login.intro": (
         "Dành cho cán bộ cảnh sát giao thông. Người dân tra cứu vi phạm tại trang Tra cứu.",
@@ -132,6 +136,9 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
         "No base map (no tile server configured): cameras and violations only.",
     ),
     "map.open_violation": ("Xem bằng chứng", "View evidence"),
+    "map.zoom_in": ("Phóng to", "Zoom in"),
+    "map.zoom_out": ("Thu nhỏ", "Zoom out"),
+    "map.layers": ("Lớp bản đồ", "Layers"),
     # --- review
     "review.title": ("Duyệt vi phạm", "Review violations"),
     "review.list": ("Danh sách vi phạm", "Violations"),
@@ -225,11 +232,24 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
     "ev.reject": ("Loại bỏ", "Reject"),
     "ev.reopen": ("Mở lại", "Reopen"),
     "ev.reopen_note": ("Lý do mở lại", "Why reopen"),
-    "ev.decided": ("{status} bởi #{by} lúc {at}", "{status} by #{by} at {at}"),
+    "ev.decided": ("{status} bởi {by} lúc {at}", "{status} by {by} at {at}"),
+    "ev.pending_confirm": (
+        "Quyết định xác nhận chưa được lưu vì phiên đăng nhập đã hết hạn. "
+        "Các thông tin đã nhập được giữ lại: kiểm tra rồi gửi lại.",
+        "The confirmation was not saved: the session had expired. What you entered is kept: check it "
+        "and send it again.",
+    ),
+    "ev.pending_reject": (
+        "Quyết định loại bỏ chưa được lưu vì phiên đăng nhập đã hết hạn. "
+        "Các thông tin đã nhập được giữ lại: kiểm tra rồi gửi lại.",
+        "The rejection was not saved: the session had expired. What you entered is kept: check it "
+        "and send it again.",
+    ),
     "ev.confirmed_ok": ("Đã xác nhận vi phạm #{id}", "Violation #{id} confirmed"),
     "ev.rejected_ok": ("Đã loại bỏ vi phạm #{id}", "Violation #{id} rejected"),
     "ev.reopened_ok": ("Đã mở lại vi phạm #{id}", "Violation #{id} reopened"),
     "ev.reason": ("Lý do loại bỏ", "Reason for rejecting"),
+    "ev.reject_for": ("Vi phạm #{id}", "Violation #{id}"),
     "ev.note": ("Ghi chú", "Note"),
     "ev.note_required": ("Cần ghi chú khi chọn “Lý do khác”", "A note is needed with “Other”"),
     "ev.reject_submit": ("Loại bỏ vi phạm", "Reject violation"),
@@ -449,6 +469,27 @@ _ERRORS_VI: Final[tuple[tuple[str, str], ...]] = (
         "{1} chưa đúng dạng biển số; có phải là {2}?",
     ),
     (r"^fuzzy needs a plate$", "Tìm gần đúng cần nhập biển số"),
+    # the plate search (api/plate_query.py)
+    (r"^plate query is empty$", "Biển số cần tìm chưa có ký tự nào"),
+    (r"^plate query longer than (\d+) characters$", "Biển số cần tìm dài quá {1} ký tự"),
+    (
+        r"^plate query may hold only letters, digits, '\*' and '\?'$",
+        "Biển số cần tìm chỉ gồm chữ cái, chữ số, * và ?",
+    ),
+    (r"^a fuzzy plate query cannot contain '\*' or '\?'$", "Tìm gần đúng không dùng được ký tự * hoặc ?"),
+    (
+        r"^a wildcard query needs at least (\d+) plate characters$",
+        "Tìm với * hoặc ? cần ít nhất {1} ký tự của biển số",
+    ),
+    # a filter's dates (422 of api/app.py: "<where>: <what>", " (and N more)" when several)
+    (r"^query\.from: (.+?)(?: \(and \d+ more\))?$", "Từ ngày: {1}"),
+    (r"^query\.to: (.+?)(?: \(and \d+ more\))?$", "Đến ngày: {1}"),
+    (r"^year must be within 1900\.\.9000$", "năm phải trong khoảng 1900–9000"),
+    # the live check of a typed plate (api/web/routes.py `plate_check`)
+    (
+        r"^not a valid Vietnamese plate as typed; did you mean (.+)\?$",
+        "Chưa đúng dạng biển số; có phải là {1}?",
+    ),
     # why a plate is invalid (plates.grammar.vn)
     (r"^empty reading$", "chưa có ký tự nào"),
     (r"^expected 1 or 2 text lines, got (\d+)$", "biển số có 1 hoặc 2 dòng, ở đây có {1}"),

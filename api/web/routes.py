@@ -6,6 +6,7 @@
 | `GET /web/api/violations/{id}/evidence` | officers (own district), supervisors, admins | `EvidenceExtras` |
 | `GET /web/api/plate-check?text=` | officers, supervisors, admins | `PlateCheck` (the decision's rule) |
 | `GET /web/api/districts` | officers (their own), supervisors, admins | `DistrictPublic` list |
+| `GET /web/api/cameras` | officers (their district's), supervisors, admins | `CameraOption` list |
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, st
 from sqlalchemy import select
 
 from api.deps import ClientIP, CurrentOfficer, ReadSessionDep, SessionDep, StoreDep
-from api.models import District
+from api.models import Camera, District
 from api.schemas import Message
 from api.security import LoginLimiter
 from api.web import evidence as evidence_service
 from api.web import lookup as lookup_service
-from api.web.schemas import DistrictPublic, EvidenceExtras, LookupResult, PlateCheck
+from api.web.schemas import CameraOption, DistrictPublic, EvidenceExtras, LookupResult, PlateCheck
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["web"])
@@ -122,3 +123,15 @@ def districts(user: CurrentOfficer, session: ReadSessionDep) -> list[DistrictPub
     rows = session.execute(stmt).all()
     session.commit()
     return [DistrictPublic(id=r.id, name=r.name) for r in rows]
+
+
+@router.get("/web/api/cameras", response_model=list[CameraOption], responses={401: {"model": Message}})
+def cameras(user: CurrentOfficer, session: ReadSessionDep) -> list[CameraOption]:
+    """Cameras for the filter lists, by id, with or without a position (the map's layer has only
+    those with one); an officer gets their district's."""
+    stmt = select(Camera.id, Camera.name, Camera.district_id).order_by(Camera.id)
+    if user.role == "officer":
+        stmt = stmt.where(Camera.district_id == user.district_id)
+    rows = session.execute(stmt).all()
+    session.commit()
+    return [CameraOption(id=r.id, name=r.name, district_id=r.district_id) for r in rows]

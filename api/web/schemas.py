@@ -14,6 +14,14 @@ class DistrictPublic(BaseModel):
     name: str
 
 
+class CameraOption(BaseModel):
+    """A camera as the filter lists show it (with a position on the map or not)."""
+
+    id: str
+    name: str
+    district_id: str | None
+
+
 class LookupStill(BaseModel):
     """One still of the looked-up violation, inline (one request, no second credential-bearing URL)."""
 

@@ -132,9 +132,10 @@ export function clearSession() {
   sessionStorage.removeItem(USER_KEY);
 }
 
-export function goLogin() {
+/** To the login page, then back to this page (its URL). `expired`: the session ended; the page says so. */
+export function goLogin(expired) {
   const next = location.pathname + location.search;
-  location.assign("/login?next=" + encodeURIComponent(next));
+  location.assign("/login?" + (expired ? "expired=1&" : "") + "next=" + encodeURIComponent(next));
 }
 
 export class ApiError extends Error {
@@ -169,7 +170,7 @@ function detailOf(body) {
 /**
  * Call the API with the officer's token. `opts.query` (object; empty values left out), `opts.json`
  * (body), `opts.form` (URLSearchParams body), `opts.as` = "json" (default) | "blob" | "response".
- * A 401 ends the session and goes to the login page.
+ * A 401 ends the session and goes to the login page, which says the session expired.
  */
 export async function api(path, opts) {
   opts = opts || {};
@@ -191,7 +192,7 @@ export async function api(path, opts) {
   }
   if (response.status === 401 && !opts.anonymous) {
     clearSession();
-    goLogin();
+    goLogin(true);
     throw new ApiError(401, t("common.session_expired"));
   }
   if (!response.ok) {
@@ -336,13 +337,16 @@ export function onFiltersReset(form, defaults, user, then) {
   });
 }
 
-/** Fill the district select (officers: only their own, fixed) and the camera select if present. */
+/**
+ * Fill the district select (officers: only their own, fixed) and the camera select if present (every
+ * camera the user may see, with a position on the map or not).
+ */
 export async function fillPlaceSelects(form, user) {
   const district = form.elements.namedItem("district");
   const camera = form.elements.namedItem("camera");
   const [districts, cameras] = await Promise.all([
     api("/web/api/districts"),
-    camera ? api("/api/v1/map/cameras.geojson") : Promise.resolve(null),
+    camera ? api("/web/api/cameras") : Promise.resolve(null),
   ]);
   if (district) {
     const current = district.value;
@@ -355,16 +359,21 @@ export async function fillPlaceSelects(form, user) {
   if (camera && cameras) {
     const current = camera.value;
     camera.replaceChildren(el("option", { value: "" }, t("common.all")));
-    for (const f of cameras.features) camera.append(el("option", { value: f.properties.id }, f.properties.name));
+    for (const c of cameras) camera.append(el("option", { value: c.id }, c.name));
     if (current && ![...camera.options].some((o) => o.value === current)) camera.append(el("option", { value: current }, current));
     camera.value = current;
   }
   return { districts, cameras };
 }
 
-/** Whether a key event should be left to the control it happened in (typing, dialogs, modifiers). */
+/**
+ * Whether a key event should be left to the control it happened in (typing, dialogs, modifiers). While
+ * a dialog is open no key is a page shortcut, whatever has the focus: a note typed while a reason's
+ * radio button is focused must not confirm ("c") or move on ("n") behind the dialog.
+ */
 export function isTyping(event) {
   if (event.ctrlKey || event.metaKey || event.altKey) return true;
+  if (document.querySelector("dialog[open]") !== null) return true;
   const target = event.target;
   if (!(target instanceof HTMLElement)) return false;
   if (target.isContentEditable) return true;
@@ -374,5 +383,5 @@ export function isTyping(event) {
     const type = (target.getAttribute("type") || "text").toLowerCase();
     return !["button", "submit", "checkbox", "radio", "reset"].includes(type);
   }
-  return document.querySelector("dialog[open]") !== null;
+  return false;
 }

@@ -1,10 +1,12 @@
 // Login: the OAuth2 password flow of /api/v1/auth/token, then /api/v1/me; the token goes to
-// sessionStorage and the officer back to the page they came from.
+// sessionStorage and the officer back to the page they came from. `?expired=1`: sent here because the
+// session expired (common.js `api`); the page says so.
 import { api, ApiError, initPage, saveSession, clearSession, t } from "./common.js";
 
 initPage();
 const form = document.getElementById("login-form");
 const error = document.getElementById("login-error");
+document.getElementById("login-expired").hidden = new URLSearchParams(location.search).get("expired") !== "1";
 
 function safeNext() {
   const next = new URLSearchParams(location.search).get("next") || "/map";

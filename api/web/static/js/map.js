@@ -14,11 +14,16 @@ async function main() {
   const form = document.getElementById("filters");
   readFiltersFromUrl(form, { period: "today" });
   const map = L.map("map", {
-    zoomControl: true, attributionControl: true, minZoom: 3, maxZoom: 19,
+    zoomControl: false, attributionControl: true, minZoom: 3, maxZoom: 19,
     // No animations: markers stay put (old police PCs, and tests that click them).
     zoomAnimation: false, markerZoomAnimation: false, fadeAnimation: false,
   })
     .setView(config.map.center, config.map.zoom);
+  // Leaflet's controls speak English: their names in the page's language.
+  L.control.zoom({ zoomInTitle: t("map.zoom_in"), zoomOutTitle: t("map.zoom_out") }).addTo(map);
+  map.on("popupopen", (event) => {
+    event.popup.getElement()?.querySelector(".leaflet-popup-close-button")?.setAttribute("aria-label", t("common.close"));
+  });
   if (config.map.tileUrl) {
     L.tileLayer(config.map.tileUrl, { maxZoom: 19, attribution: config.map.attribution || "" }).addTo(map);
   }
@@ -35,7 +40,9 @@ async function main() {
       iconSize: L.point(36, 36),
     }),
   }).addTo(map);
-  L.control.layers(null, { [t("map.cameras")]: cameraLayer, [t("map.violations")]: violationLayer }, { collapsed: false }).addTo(map);
+  const layers = L.control.layers(null, { [t("map.cameras")]: cameraLayer, [t("map.violations")]: violationLayer }, { collapsed: false }).addTo(map);
+  const layersToggle = layers.getContainer().querySelector(".leaflet-control-layers-toggle");
+  if (layersToggle) layersToggle.title = t("map.layers");
 
   try {
     await fillPlaceSelects(form, user);

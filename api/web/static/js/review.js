@@ -2,14 +2,19 @@
 //
 // The list pages through the API's keyset cursor ("load more" asks for the rows after the last one
 // shown, never an OFFSET). Keys: c confirm, r reject, j/n next, k/p previous, / search plate.
+// The open violation is kept in the URL (?id=); a decision cut off by an expired session is kept in
+// sessionStorage until the officer is back from the login page, and put back on the screen to send again.
 import {
-  api, ApiError, el, fillPlaceSelects, onFiltersReset, flash, fmtNumber, fmtPercent, fmtTime, fmtVnd, initPage, isTyping,
-  label, readFilters, readFiltersFromUrl, saveBlob, setText, syncCustomRange, t, writeFiltersToUrl,
+  api, ApiError, el, fillPlaceSelects, onFiltersReset, flash, fmtNumber, fmtPercent, fmtTime, fmtVnd, getToken, initPage, isTyping,
+  label, readFilters, readFiltersFromUrl, saveBlob, setText, syncCustomRange, t, translateError, writeFiltersToUrl,
 } from "./common.js";
 
 const user = initPage();
 // Rows per page: 50, or `?limit=` (1..200, the API's range).
 const PAGE_SIZE = Math.min(200, Math.max(1, Number(new URLSearchParams(location.search).get("limit")) || 50));
+// A decision being sent ({id, user, at, payload}); left there when the session expired meanwhile.
+const PENDING_KEY = "pn.pending_decision";
+const PENDING_MAX_AGE_MS = 8 * 3600 * 1000; // a shift
 
 const form = document.getElementById("filters");
 const body = document.getElementById("queue-body");
@@ -25,6 +30,7 @@ const state = {
   query: null,      // the filters of the list shown
   selected: -1,     // index in items of the open violation (-1: none or not in the list)
   current: null,    // ViolationPublic of the open violation
+  dialogFor: null,  // ViolationPublic the reject or reopen dialog was opened for
   extras: null,     // EvidenceExtras of the open violation
   notice: null,     // NoticePublic of the open violation (null: none yet)
   urls: [],         // object URLs to revoke when another violation opens
@@ -67,10 +73,13 @@ async function main() {
   const wanted = Number(params.get("id"));
   if (wanted > 0) {
     const index = state.items.findIndex((i) => i.id === wanted);
-    if (index >= 0) select(index); else openViolation(wanted, -1);
+    await (index >= 0 ? select(index) : openViolation(wanted, -1));
   } else if (state.items.length) {
-    select(0, { focusRow: false });
+    await select(0, { focusRow: false });
   }
+  // (no token: a 401 meanwhile, on the way to the login page again; the decision waits there)
+  const pending = getToken() ? takePending() : null;
+  if (pending) restorePending(pending);
 }
 
 function reload() { return loadPage(true); }
@@ -83,7 +92,7 @@ async function loadPage(reset) {
   const seq = ++state.loadSeq;
   if (reset) {
     const { values, range } = readFilters(form);
-    writeFiltersToUrl(form, PAGE_SIZE !== 50 ? { limit: PAGE_SIZE } : null);
+    writeFiltersToUrl(form, { limit: PAGE_SIZE !== 50 ? PAGE_SIZE : null, id: state.current ? state.current.id : null });
     state.query = {
       status: values.status, rule: values.rule, camera: values.camera, district: values.district,
       from: range.from, to: range.to, plate: values.plate, fuzzy: values.plate ? values.fuzzy : null,
@@ -148,7 +157,7 @@ function select(index, opts) {
     tr.scrollIntoView({ block: "nearest" });
     if (!opts || opts.focusRow !== false) tr.querySelector("a.row-open")?.focus({ preventScroll: true });
   }
-  openViolation(state.items[index].id, index);
+  return openViolation(state.items[index].id, index);
 }
 
 async function move(delta) {
@@ -184,6 +193,7 @@ async function openViolation(id, index) {
   if (seq !== state.viewSeq) return;
   state.current = v;
   state.extras = extras;
+  keepIdInUrl(v.id);
   if (index < 0) {
     state.selected = state.items.findIndex((i) => i.id === v.id);
     markSelected();
@@ -197,6 +207,13 @@ async function openViolation(id, index) {
   loadNotice(v.id, seq);
 }
 
+/** The open violation in the page's URL: a reload, or the way back from the login page, reopens it. */
+function keepIdInUrl(id) {
+  const params = new URLSearchParams(location.search);
+  params.set("id", String(id));
+  history.replaceState(null, "", location.pathname + "?" + params.toString());
+}
+
 function render(v, extras) {
   const legal = (v.details && v.details.legal) || null;
   setText("ev-rule", label("rule", v.rule));
@@ -205,10 +222,11 @@ function render(v, extras) {
   status.className = "badge s-" + v.status;
   setText("ev-id", "#" + v.id);
   document.getElementById("ev-decided").textContent = v.reviewed_at
-    ? t("ev.decided", { status: label("status", v.status), by: v.reviewed_by, at: fmtTime(v.reviewed_at) })
+    ? t("ev.decided", { status: label("status", v.status), by: v.reviewed_by_name || "#" + v.reviewed_by, at: fmtTime(v.reviewed_at) })
       + (v.decision_reason ? " — " + label("reason", v.decision_reason) : "") + (v.decision_note ? ": " + v.decision_note : "")
     : "";
   document.getElementById("ev-purged").hidden = !v.evidence_purged_at;
+  document.getElementById("ev-pending").hidden = true;
 
   const plate = v.plate;
   const reading = plate ? (plate.formatted || plate.text || plate.compact) : null;
@@ -402,10 +420,11 @@ async function checkPlate() {
   try {
     const r = await api("/web/api/plate-check", { query: { text } });
     if (plateEdit.value.trim() !== text) return;
-    out.textContent = r.valid ? t("ev.plate_ok") + " " + r.formatted : r.problem;
+    out.textContent = r.valid ? t("ev.plate_ok") + " " + r.formatted : translateError(r.problem);
     out.className = r.valid ? "hint ok-text" : "hint error";
   } catch (e) {
     out.textContent = e.message;
+    out.className = "hint error";
   }
 }
 
@@ -413,27 +432,54 @@ async function checkPlate() {
 // Decisions
 // ---------------------------------------------------------------------------------------------
 
-async function decide(payload) {
-  const v = state.current;
+/**
+ * Send a decision on violation `v` (the one the officer decided on, whatever the viewer shows by the
+ * time the answer comes). Until the server answers, the decision is kept in sessionStorage: when the
+ * session expired (401, and common.js goes to the login page) the page puts it back after the login
+ * (`restorePending`). A 409 (decided by someone else meanwhile) shows the violation as it is now.
+ */
+async function decide(v, payload) {
   if (!v || state.busy) return null;
   state.busy = true;
   evError.hidden = true;
+  sessionStorage.setItem(PENDING_KEY, JSON.stringify({ id: v.id, user: user.username, at: Date.now(), payload }));
   try {
     const updated = await api("/api/v1/violations/" + v.id + "/decision", { json: payload });
+    sessionStorage.removeItem(PENDING_KEY);
     afterChange(updated);
     return updated;
   } catch (e) {
+    const status = e instanceof ApiError ? e.status : 0;
+    if (status !== 401) sessionStorage.removeItem(PENDING_KEY);
     evError.textContent = e.message;
     evError.hidden = false;
-    if (payload.plate) plateEdit.focus();
+    if (status === 409) {
+      document.getElementById("reject-dialog").close();
+      await refresh(v.id);
+      document.getElementById("viewer").focus({ preventScroll: true });
+    } else if (payload.plate) {
+      plateEdit.focus();
+    }
     return null;
   } finally {
     state.busy = false;
   }
 }
 
+/** Fetch violation `id` again and show it as it is now, when it was decided meanwhile (a 409). */
+async function refresh(id) {
+  let fresh;
+  try {
+    fresh = await api("/api/v1/violations/" + id);
+  } catch (e) {
+    return; // the 409's message is shown already
+  }
+  // Still to decide (refused for another reason): keep what the officer typed.
+  if (fresh.status !== "new") afterChange(fresh);
+}
+
+/** Show a changed violation: its row in the list, and the viewer when it still shows it. */
 function afterChange(updated) {
-  state.current = updated;
   const index = state.items.findIndex((i) => i.id === updated.id);
   if (index >= 0) {
     const item = state.items[index];
@@ -443,9 +489,13 @@ function afterChange(updated) {
     body.children[index].replaceWith(tr);
     markSelected();
   }
+  if (!state.current || state.current.id !== updated.id) return;
+  state.current = updated;
   render(updated, state.extras);
   loadNotice(updated.id, state.viewSeq);
 }
+
+function showing(v) { return !!state.current && state.current.id === v.id; }
 
 async function confirmCurrent() {
   const v = state.current;
@@ -453,17 +503,20 @@ async function confirmCurrent() {
   const edited = plateEdit.value.trim();
   const payload = { decision: "confirm" };
   if (edited && edited !== plateEdit.dataset.initial) payload.plate = edited;
-  const updated = await decide(payload);
+  const updated = await decide(v, payload);
   if (updated) {
     flash(t("ev.confirmed_ok", { id: updated.id }));
-    advance();
+    if (showing(updated)) advance();
   }
 }
 
 function openReject() {
   const v = state.current;
   if (!v || v.status !== "new") return;
+  state.dialogFor = v; // the rejection goes to this one, whatever the viewer shows meanwhile
+  document.getElementById("reject-for").textContent = t("ev.reject_for", { id: v.id });
   document.getElementById("reject-error").hidden = true;
+  document.getElementById("reject-pending").hidden = true;
   document.getElementById("reject-note").value = "";
   const dialog = document.getElementById("reject-dialog");
   dialog.showModal();
@@ -483,18 +536,19 @@ async function submitReject(event) {
     document.getElementById("reject-note").focus();
     return;
   }
-  const updated = await decide({ decision: "reject", reason, note: note || null });
+  const updated = await decide(state.dialogFor, { decision: "reject", reason, note: note || null });
   if (updated) {
     dialog.close();
     flash(t("ev.rejected_ok", { id: updated.id }));
-    advance();
-  } else {
+    if (showing(updated)) advance();
+  } else if (dialog.open) {
     error.textContent = evError.textContent;
     error.hidden = false;
   }
 }
 
 function openReopen() {
+  state.dialogFor = state.current;
   document.getElementById("reopen-note").value = "";
   document.getElementById("reopen-dialog").showModal();
 }
@@ -504,7 +558,7 @@ async function submitReopen(event) {
   event.preventDefault();
   const note = document.getElementById("reopen-note").value.trim();
   if (!note) { document.getElementById("reopen-note").reportValidity(); return; }
-  const v = state.current;
+  const v = state.dialogFor;
   try {
     const updated = await api("/api/v1/violations/" + v.id + "/reopen", { json: { note } });
     document.getElementById("reopen-dialog").close();
@@ -516,12 +570,54 @@ async function submitReopen(event) {
   }
 }
 
-/** After a decision, open the next violation of the list that is still to review. */
+/**
+ * After a decision, open the next violation of the list that is still to review. When none follows,
+ * the focus goes to the viewer (the button pressed is disabled now: the focus would drop to the page).
+ */
 function advance() {
   for (let i = state.selected + 1; i < state.items.length; i++) {
     if (state.items[i].status === "new") { select(i); return; }
   }
-  if (state.selected >= 0 && state.selected + 1 < state.items.length) select(state.selected + 1);
+  if (state.selected >= 0 && state.selected + 1 < state.items.length) { select(state.selected + 1); return; }
+  document.getElementById("viewer").focus({ preventScroll: true });
+}
+
+/** The decision left unsent when the session expired, if it is this officer's and recent; then forgotten. */
+function takePending() {
+  let pending = null;
+  try {
+    pending = JSON.parse(sessionStorage.getItem(PENDING_KEY) || "null");
+  } catch (e) {
+    pending = null;
+  }
+  sessionStorage.removeItem(PENDING_KEY);
+  if (!pending || !pending.payload || pending.user !== user.username) return null;
+  return Date.now() - pending.at < PENDING_MAX_AGE_MS ? pending : null;
+}
+
+/** Put a decision left unsent back on the screen, said so, to be checked and sent again (never by itself). */
+function restorePending(pending) {
+  const v = state.current;
+  if (!v || v.id !== pending.id || v.status !== "new") return;
+  const p = pending.payload;
+  if (p.decision === "confirm") {
+    if (p.plate) {
+      plateEdit.value = p.plate;
+      checkPlate();
+    }
+    document.getElementById("ev-pending").hidden = false;
+    document.getElementById("ev-confirm").focus();
+  } else if (p.decision === "reject") {
+    openReject();
+    const dialog = document.getElementById("reject-dialog");
+    const radio = [...dialog.querySelectorAll("input[name=reason]")].find((r) => r.value === p.reason);
+    if (radio) {
+      radio.checked = true;
+      radio.focus();
+    }
+    document.getElementById("reject-note").value = p.note || "";
+    document.getElementById("reject-pending").hidden = false;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

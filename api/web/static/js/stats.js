@@ -21,9 +21,9 @@ async function main() {
   const form = document.getElementById("filters");
   readFiltersFromUrl(form, { period: "30d" });
   try {
-    const [{ districts }, cameras] = await Promise.all([fillPlaceSelects(form, user), api("/api/v1/map/cameras.geojson")]);
+    const [{ districts }, cameras] = await Promise.all([fillPlaceSelects(form, user), api("/web/api/cameras")]);
     for (const d of districts) names.district[d.id] = d.name;
-    for (const f of cameras.features) names.camera[f.properties.id] = f.properties.name;
+    for (const c of cameras) names.camera[c.id] = c.name;
   } catch (e) {
     flash(e.message, "error");
   }
