@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import audit
 from api.deps import ClientIP, CurrentOfficer, CurrentSupervisor, SessionDep, StateDep, StoreDep
-from api.models import Camera, District, Notice, SmsMessage, User, Violation
+from api.models import Camera, Device, District, Notice, SmsMessage, User, Violation
 from api.notices import pdf, service, sms, workflow
 from api.notices import registry as reg
 from api.notices import schemas as s
@@ -338,6 +338,7 @@ def notice_pdf(
     loaded = (
         session.get(Camera, v.camera_id),
         session.get(District, v.district_id) if v.district_id is not None else None,
+        session.get(Device, v.device_id),  # the signature the photos are checked against
         list(v.files),
     )
     _audit_read(session, user, "notice.pdf", violation_id, ip)
