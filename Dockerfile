@@ -4,7 +4,7 @@
 #   docker run -e PHATNGUOI_DEVICE_KEY=... -v /etc/phatnguoi:/etc/phatnguoi -v /var/lib/phatnguoi:/var/lib/phatnguoi \
 #       phatnguoi edge --config /etc/phatnguoi/edge.yaml
 FROM python:3.11-slim-bookworm
-RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
+RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 fonts-dejavu-core \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --create-home phatnguoi
 WORKDIR /opt/phatnguoi

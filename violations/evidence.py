@@ -14,13 +14,30 @@
 How a package comes together:
 
 - Every frame goes into `FrameRing`, which keeps the last ``pre_s + max_lag_s`` seconds.
-- `add_event` starts a pending package with the ring's frames from ``event.ts - pre_s`` on; the
+- `add_event` starts a pending package with the ring's frames from ``event.ts - pre_s`` on (for a
+  red-light or stop-line event from ``pre_s`` before the crossing, if that is earlier); the
   package collects the next frames until ``event.ts + post_s``, then it is built (on a worker thread
   by default, so the frame loop only pays for the bookkeeping). `flush` builds the pending ones
   with the frames they have (end of stream: a shorter clip).
-- Stills: ``before`` (``still_offset_s`` before the event, or the earliest frame), ``at`` (the event
-  frame), ``after`` (``still_offset_s`` after, or the latest), each with the caller's overlay (scene
-  lines, zone, light state), the vehicle box and a caption strip (camera, UTC time, frame index).
+- ``occurred_at`` (the time on the notice and the SMS) is when the violation happened, not when the
+  rule could establish it (`occurrence`): for red light and stop line, when the vehicle went over
+  the stop line (the moment the light is judged, ``red_for_s`` counts from it; 1-3 s before the
+  event, which needs the vehicle well past the line and the light reader settled); for the other
+  rules the start the rule dates (``details["began_at_ts"]``). ``details["timing"]`` says which
+  (``occurred_at``: stop_line_crossing / violation_start / established, ``occurred_ts``), what the
+  stills are centred on (``stills_at``) and, per still, its frame and the box drawn (observed,
+  predicted or none).
+- Stills of a red-light or stop-line event: ``before`` (the frame just before the crossing: the
+  vehicle on the approach side, the light as it was), ``at`` (the first frame past the line),
+  ``after`` (the event frame: well past the line, or stopped past it). When the ring no longer
+  holds the crossing (it was more than ``pre_s + max_lag_s`` back when the event was added: a long
+  stop past the line, a slow plate read), and for the other rules:
+  ``before`` (``still_offset_s`` before the event, or the earliest frame), ``at`` (the event frame),
+  ``after`` (``still_offset_s`` after, or the latest); ``details["timing"]["note"]`` then says the
+  crossing could not be shown. Each still has the caller's overlay (scene lines, zone, light
+  state), the vehicle box and a caption strip (camera, UTC time, frame index). A box the tracker
+  predicted (the detector missed the vehicle in that frame) is drawn dashed and labelled
+  "dự đoán"; a frame where the vehicle has no box says "mất dấu" (lost) in its caption.
 - Plate crop: enlarged by an integer factor with nearest-neighbour sampling (each camera pixel
   becomes a k x k block: nothing is invented or sharpened), JPEG.
 - Clip ``clip.mp4``: from ``pre_s`` before to ``post_s`` after, resampled onto a regular time grid at
@@ -172,6 +189,19 @@ class RingEntry:
         x1, y1, x2, y2 = (float(v) for v in t.xyxy[int(rows[0])])
         return x1, y1, x2, y2
 
+    def observed(self, track_id: int) -> bool:
+        """Whether the detector saw `track_id` in this frame; False for a box the tracker predicted
+        (``tracks.data["observed"]``, see `detector.tracking`) and for a track not here. Tracks
+        without that column count as observed."""
+        t = self.tracks
+        if t is None or t.tracker_id is None:
+            return False
+        rows = np.flatnonzero(t.tracker_id == track_id)
+        if rows.size == 0:
+            return False
+        seen = t.data.get("observed")
+        return True if seen is None else bool(seen[int(rows[0])])
+
 
 class FrameRing:
     """The last `max_age_s` seconds of frames, bounded by a frame count and a byte budget.
@@ -275,6 +305,7 @@ class _Pending:
     overlay: Overlay | None
     end_ts: float
     entries: list[RingEntry] = field(default_factory=list)
+    timing: dict[str, Any] | None = None  # the manifest's details["timing"], set when the stills are picked
 
 
 def upscale_plate(crop: Image, min_height: int) -> Image:
@@ -320,6 +351,101 @@ def pick_stills(
     at = next((e for e in entries if e.index == frame_index), None) or _nearest(entries, ts)
     before = _nearest([e for e in entries if e.ts <= at.ts], at.ts - offset_s)
     after = _nearest([e for e in entries if e.ts >= at.ts], at.ts + offset_s)
+    return before, at, after
+
+
+#: The rules that fine crossing a stop line: their violation happens at the crossing.
+CROSSING_RULES: frozenset[str] = frozenset({"red_light", "stop_line"})
+# The rules round times in details to 1 ms: a crossing time may then lie 0.5 ms past its frame's.
+_DETAILS_TS_SLACK = 0.0005
+
+OccurredBasis = Literal["stop_line_crossing", "violation_start", "established"]
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """When a violation happened: the manifest's ``occurred_at`` (the notice's and SMS's time).
+
+    Attributes:
+        basis: "stop_line_crossing" (red light, stop line: when the vehicle went over the stop line,
+            its front as the rules estimate it, the moment the light is judged and ``red_for_s`` is
+            counted from); "violation_start" (the other rules: when the rule dates the start of the
+            offence, ``details["began_at_ts"]``: driving against the direction, in the lane, on the
+            sidewalk, the stop's dwell, the speed measurement); "established" (the event frame, where
+            the event gives no earlier time).
+        ts: that moment in frame time (`Frame.ts`).
+        frame_index: the first frame past the line, when the crossing is the bottom-centre's
+            (``details["crossed_frame_index"]``); else None.
+    """
+
+    basis: OccurredBasis
+    ts: float
+    frame_index: int | None = None
+
+
+def _detail_ts(details: Mapping[str, Any], key: str) -> float | None:
+    v = details.get(key)
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def occurrence(event: ViolationEvent) -> Occurrence:
+    """When `event` happened (see `Occurrence`): the crossing for the stop-line rules, the start of the
+    offence where the rule dates it, else the event frame. A time after the event frame (which no
+    rule writes) is not trusted: the event frame then."""
+    details = event.details
+    established = Occurrence("established", float(event.ts), int(event.frame_index))
+    crossed = _detail_ts(details, "crossed_at_ts")
+    if event.rule in CROSSING_RULES and crossed is not None:
+        front = _detail_ts(details, "front_crossed_at_ts")
+        ts = crossed if front is None else min(front, crossed)
+        frame = details.get("crossed_frame_index")
+        frame_index = (
+            frame if isinstance(frame, int) and not isinstance(frame, bool) and ts == crossed else None
+        )
+        if ts <= event.ts + _DETAILS_TS_SLACK:
+            return Occurrence("stop_line_crossing", ts, frame_index)
+        logger.warning(
+            "event %s: crossing at %.3f after the event at %.3f: not used", event.event_id, ts, event.ts
+        )
+        return established
+    began = _detail_ts(details, "began_at_ts")
+    if began is not None and began <= event.ts + _DETAILS_TS_SLACK:
+        return Occurrence("violation_start", began)
+    return established
+
+
+def pick_crossing_stills(
+    entries: Sequence[RingEntry],
+    crossed_ts: float,
+    crossed_frame_index: int | None,
+    event_frame_index: int,
+    offset_s: float,
+) -> tuple[RingEntry, RingEntry, RingEntry] | None:
+    """The before/at/after frames of a stop-line crossing among `entries` (sorted by time), or None
+    when they do not hold a frame on both sides of it (the ring no longer had them).
+
+    ``at`` is the first frame past the line: the frame `crossed_frame_index` if given and present,
+    else the first at or after `crossed_ts`; ``before`` the frame just before ``at`` (the vehicle
+    still on the approach side, the light as it was when it went over); ``after`` the event frame
+    (the violation established past the line) when it is later than ``at``, else the frame nearest
+    ``at.ts + offset_s`` after it (or ``at``, the latest there is).
+    """
+    at = None
+    if crossed_frame_index is not None:
+        at = next((e for e in entries if e.index == crossed_frame_index), None)
+    if at is None:
+        at = next((e for e in entries if e.ts >= crossed_ts - _DETAILS_TS_SLACK), None)
+    if at is None:
+        return None
+    earlier = [e for e in entries if e.ts < at.ts]
+    if not earlier:
+        return None
+    before = earlier[-1]
+    event_entry = next((e for e in entries if e.index == event_frame_index and e.ts > at.ts), None)
+    later = [e for e in entries if e.ts > at.ts]
+    after = event_entry or (_nearest(later, at.ts + offset_s) if later else at)
     return before, at, after
 
 
@@ -526,7 +652,7 @@ class EvidenceBuilder:
                 message names it). Nothing is started then.
         """
         dummy = self._dummy_manifest()
-        manifest = self._manifest_fields(event, plate, signal)
+        manifest = self._manifest_fields(event, plate, signal, _TIMING_PLACEHOLDER)
         self._check_fields({**manifest, "files": dummy["files"], "created_at": dummy["created_at"]})
         eid = event.event_id
         final = self.out_root / eid
@@ -546,6 +672,14 @@ class EvidenceBuilder:
                     f"plate_crop must be a non-empty uint8 (h, w, 3) or (h, w) image, got {c.dtype} {c.shape}"
                 )
             crop = c.copy()  # the caller may reuse its buffer before the worker encodes it
+        # The clip starts `pre_s` before the event; for a stop-line crossing `pre_s` before the
+        # crossing (the stills show it), with at least the frame before it.
+        anchor = float(event.ts)
+        start = anchor - cfg.pre_s
+        occurred = occurrence(event)
+        if occurred.basis == "stop_line_crossing":
+            anchor = occurred.ts
+            start = min(start, anchor - max(cfg.pre_s, cfg.still_offset_s))
         p = _Pending(
             event=event,
             plate=None if plate is None else dict(plate),
@@ -553,11 +687,11 @@ class EvidenceBuilder:
             plate_crop=crop,
             overlay=overlay,
             end_ts=float(event.ts) + cfg.post_s,
-            entries=self.ring.since(float(event.ts) - cfg.pre_s - _EPS),
+            entries=self.ring.since(start - _EPS),
         )
         oldest = self.ring.oldest_ts
-        if oldest is not None and oldest > event.ts - cfg.pre_s + 0.5:
-            logger.info("event %s: only %.1f s of video before it", eid, event.ts - oldest)
+        if oldest is not None and oldest > start + 0.5:
+            logger.info("event %s: only %.1f s of video before it", eid, anchor - oldest)
         self._pending[eid] = p
         newest = self.ring.newest_ts
         if newest is not None and newest >= p.end_ts - _EPS:
@@ -677,11 +811,18 @@ class EvidenceBuilder:
         canonical_bytes(manifest)
 
     def _manifest_fields(
-        self, event: ViolationEvent, plate: Mapping[str, Any] | None, signal: Mapping[str, Any] | None
+        self,
+        event: ViolationEvent,
+        plate: Mapping[str, Any] | None,
+        signal: Mapping[str, Any] | None,
+        timing: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         ts = float(event.ts)
         if not math.isfinite(ts):
             raise EvidenceError(f"manifest field 'ts': must be finite, got {event.ts}")
+        details = _plain(event.details)
+        if timing is not None:
+            details["timing"] = _plain(timing)
         return {
             **self._static,
             "event_id": event.event_id,
@@ -693,8 +834,8 @@ class EvidenceBuilder:
             "ts": ts,
             "vehicle_class": event.vehicle_class,
             "box_xyxy": [float(v) for v in event.box_xyxy],
-            "details": _plain(event.details),
-            "occurred_at": iso_utc(self.ts_origin + ts),
+            "details": details,
+            "occurred_at": iso_utc(self.ts_origin + occurrence(event).ts),
             "plate": None if plate is None else _plain(plate),
             "signal": None if signal is None else _plain(signal),
         }
@@ -714,7 +855,7 @@ class EvidenceBuilder:
                 shutil.rmtree(tmp)
             tmp.mkdir()
             files = self._write_files(p, tmp)
-            manifest = self._manifest_fields(p.event, p.plate, p.signal)
+            manifest = self._manifest_fields(p.event, p.plate, p.signal, p.timing)
             manifest["files"] = files
             manifest["created_at"] = iso_utc(time.time())
             validate_manifest(manifest)
@@ -741,9 +882,10 @@ class EvidenceBuilder:
 
     def _caption(self, p: _Pending, e: RingEntry, tag: str) -> list[str]:
         ev = p.event
+        lost = "" if _vehicle_box(ev, e)[0] is not None else f"  xe #{ev.track_id}: {LOST_LABEL}"
         return [
             f"{ev.camera_id}  {iso_utc(self.ts_origin + e.ts)}  frame {e.index}  {tag}",
-            f"{ev.rule}  #{ev.track_id} {ev.vehicle_class}  event {ev.event_id[:8]}",
+            f"{ev.rule}  #{ev.track_id} {ev.vehicle_class}  event {ev.event_id[:8]}{lost}",
         ]
 
     def _draw(self, p: _Pending, e: RingEntry, tag: str, with_overlay: bool) -> Image:
@@ -753,15 +895,48 @@ class EvidenceBuilder:
             image = p.overlay(image)
             if image.shape != e.image.shape or image.dtype != np.uint8:
                 raise EvidenceError(f"overlay returned {image.dtype} {image.shape}, expected {e.image.shape}")
-        box = ev.box_xyxy if e.index == ev.frame_index else e.box_of(ev.track_id)
+        box, observed = _vehicle_box(ev, e)
         if box is not None:
-            image = annotate.draw_vehicle(image, box, f"#{ev.track_id} {ev.vehicle_class}")
+            label = f"#{ev.track_id} {ev.vehicle_class}" + ("" if observed else f" ({PREDICTED_LABEL})")
+            image = annotate.draw_vehicle(image, box, label, predicted=not observed)
         return annotate.add_caption(image, self._caption(p, e, tag))
+
+    def _pick(self, p: _Pending, entries: list[RingEntry]) -> tuple[RingEntry, RingEntry, RingEntry, str]:
+        """The three stills of `p` and the tag of the middle one; sets ``p.timing``."""
+        ev = p.event
+        occurred = occurrence(ev)
+        picked = None
+        if occurred.basis == "stop_line_crossing":
+            picked = pick_crossing_stills(
+                entries, occurred.ts, occurred.frame_index, ev.frame_index, self.config.still_offset_s
+            )
+        timing: dict[str, Any] = {"occurred_at": occurred.basis, "occurred_ts": round(occurred.ts, 3)}
+        if picked is not None:
+            timing["stills_at"], at_tag = "stop_line_crossing", "AT CROSSING"
+        else:
+            picked = pick_stills(entries, ev.frame_index, ev.ts, self.config.still_offset_s)
+            timing["stills_at"], at_tag = "established", "AT EVENT"
+            if occurred.basis == "stop_line_crossing":
+                timing["note"] = CROSSING_NOT_KEPT
+                logger.warning(
+                    "event %s: the frames of its stop-line crossing (%.2f s) were no longer in the evidence "
+                    "ring (oldest %.2f s): stills around the event frame instead; raise evidence.max_lag_s",
+                    ev.event_id,
+                    occurred.ts,
+                    entries[0].ts,
+                )
+        timing["stills"] = [
+            _still_record(ev, kind, e)
+            for kind, e in zip(("still_before", "still_at", "still_after"), picked, strict=True)
+        ]
+        p.timing = timing
+        before, at, after = picked
+        return before, at, after, at_tag
 
     def _write_files(self, p: _Pending, tmp: Path) -> list[dict[str, Any]]:
         cfg = self.config
         entries = sorted(p.entries, key=lambda e: e.ts)
-        before, at, after = pick_stills(entries, p.event.frame_index, p.event.ts, cfg.still_offset_s)
+        before, at, after, at_tag = self._pick(p, entries)
         files: list[dict[str, Any]] = []
 
         def add(name: str, kind: str, data: bytes) -> None:
@@ -778,13 +953,13 @@ class EvidenceBuilder:
 
         for kind, e in (("still_before", before), ("still_at", at), ("still_after", after)):
             dt = e.ts - at.ts
-            tag = "AT EVENT" if e is at else f"{'BEFORE' if dt < 0 else 'AFTER'} {dt:+.1f}s"
+            tag = at_tag if e is at else f"{'BEFORE' if dt < 0 else 'AFTER'} {dt:+.2f}s"
             add(f"{kind}.jpg", kind, _encode_jpeg(self._draw(p, e, tag, with_overlay=True), cfg.jpeg_quality))
         if p.plate_crop is not None and p.plate_crop.size > 0:
             plate = upscale_plate(p.plate_crop, cfg.plate_min_height)
             add("plate.jpg", "plate", _encode_jpeg(plate, max(cfg.jpeg_quality, 95)))
         if cfg.clip:
-            data = self._encode_clip(p, entries, at, tmp / "clip.mp4")
+            data = self._encode_clip(p, entries, at, tmp / "clip.mp4", at_tag)
             if data is not None:
                 files.append(
                     {
@@ -797,7 +972,9 @@ class EvidenceBuilder:
                 )
         return files
 
-    def _encode_clip(self, p: _Pending, entries: list[RingEntry], at: RingEntry, path: Path) -> bytes | None:
+    def _encode_clip(
+        self, p: _Pending, entries: list[RingEntry], at: RingEntry, path: Path, at_tag: str = "AT EVENT"
+    ) -> bytes | None:
         fps, slots = clip_schedule([e.ts for e in entries])
         first = annotate.pad_even(self._draw(p, entries[slots[0]], "", with_overlay=False))
         h, w = first.shape[:2]
@@ -819,9 +996,7 @@ class EvidenceBuilder:
                 if j not in drawn:
                     drawn.clear()  # slots are non-decreasing: only the last drawn frame can repeat
                     e = entries[j]
-                    img = annotate.pad_even(
-                        self._draw(p, e, "AT EVENT" if e is at else "", with_overlay=False)
-                    )
+                    img = annotate.pad_even(self._draw(p, e, at_tag if e is at else "", with_overlay=False))
                     if img.shape[:2] != (h, w):  # the camera changed resolution mid-clip
                         img = np.asarray(cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA), np.uint8)
                     drawn[j] = img
@@ -834,6 +1009,51 @@ class EvidenceBuilder:
         with path.open("rb") as f:
             os.fsync(f.fileno())
         return data
+
+
+# The largest ``details["timing"]`` a package gets, to check the details' size bound at `add_event`.
+_TIMING_PLACEHOLDER: Mapping[str, Any] = {
+    "occurred_at": "stop_line_crossing",
+    "occurred_ts": 0.0,
+    "stills_at": "established",
+    "stills": [
+        {"kind": "still_before", "frame_index": 0, "ts": 0.0, "box": "predicted", "box_xyxy": [0.0] * 4}
+    ]
+    * 3,
+    "note": "-" * 96,
+}
+
+#: Drawn beside a box the tracker predicted (the detector did not see the vehicle in that frame).
+PREDICTED_LABEL = "dự đoán"
+#: Caption of an image where the vehicle has no box (the tracker lost it, or had not found it yet).
+LOST_LABEL = "mất dấu"
+#: ``details["timing"]["note"]`` when the stills could not show the crossing.
+CROSSING_NOT_KEPT = "crossing frames no longer in the evidence ring: stills around the event frame"
+
+
+def _vehicle_box(
+    event: ViolationEvent, e: RingEntry
+) -> tuple[tuple[float, float, float, float] | None, bool]:
+    """The event's vehicle in frame `e`: its box (None when not tracked there) and whether the detector
+    saw it (False for a predicted box). In the event frame, the event's own box."""
+    box = e.box_of(event.track_id)
+    observed = e.observed(event.track_id) if box is not None else True
+    if e.index == event.frame_index:
+        x1, y1, x2, y2 = (float(v) for v in event.box_xyxy)
+        return (x1, y1, x2, y2), observed
+    return box, observed
+
+
+def _still_record(event: ViolationEvent, kind: str, e: RingEntry) -> dict[str, Any]:
+    """What a still shows, for ``details["timing"]["stills"]``."""
+    box, observed = _vehicle_box(event, e)
+    return {
+        "kind": kind,
+        "frame_index": e.index,
+        "ts": round(e.ts, 3),
+        "box": "none" if box is None else ("observed" if observed else "predicted"),
+        "box_xyxy": None if box is None else [round(v, 1) for v in box],
+    }
 
 
 def _plain(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -856,8 +1076,11 @@ __all__ = [
     "EvidenceConfig",
     "FrameLike",
     "FrameRing",
+    "Occurrence",
     "RingEntry",
     "clip_schedule",
+    "occurrence",
+    "pick_crossing_stills",
     "pick_stills",
     "recover_temp",
     "upscale_plate",

@@ -177,10 +177,17 @@ def make_event(
     episode_start_ts: float,
     details: dict[str, Any],
 ) -> ViolationEvent:
-    """A `ViolationEvent` established at `row` of `batch`; the legal reference goes into details too."""
+    """A `ViolationEvent` established at `row` of `batch`; the legal reference goes into details too.
+
+    `episode_start_ts` is when the offence began as the rule dates it (the stop-line crossing, the
+    start of driving against the direction, in the lane, on the sidewalk, of the stop's dwell, of the
+    speed measurement): it keys the event id and goes into ``details["began_at_ts"]``, from which the
+    evidence dates ``occurred_at`` (`violations.evidence.occurrence`).
+    """
     tid = batch.tracker_ids[row]
     full = {
         **details,
+        "began_at_ts": round(float(episode_start_ts), 3),
         "legal": {
             "article": ref.article,
             "clause": ref.clause,
