@@ -80,6 +80,16 @@ def test_red_light_violations_precision_and_recall(run_output: Path) -> None:
         assert e["legal_reference"].endswith("Nghị định 168/2024/NĐ-CP")
 
 
+def test_stop_line_violations_are_the_labelled_stops_past_the_line(run_output: Path) -> None:
+    """Nobody on this clip stops past the line (the queue's rear wheels stay behind it). A queued
+    rider whose rear wheel the rider behind hid (its box ending higher up) was fined for it."""
+    truth = yaml.safe_load(FIXTURE.read_text())
+    labelled = [s["frame"] for s in truth["stopped_past_line"]]
+    events = [json.loads(line) for line in (run_output / "events.jsonl").read_text().splitlines()]
+    found = [e["details"]["crossed_frame_index"] for e in events if e["rule"] == "stop_line"]
+    assert match(found, labelled) == len(found) == len(labelled), (found, labelled)
+
+
 def test_evidence_is_signed_and_verifies(run_output: Path) -> None:
     packages = sorted(
         p for p in (run_output / "evidence").iterdir() if p.is_dir() and not p.name.startswith(".")

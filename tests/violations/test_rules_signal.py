@@ -485,3 +485,31 @@ def test_a_car_driving_toward_the_camera_is_judged_at_its_box_bottom() -> None:
     assert ev.details["front_crossed_at_ts"] == ev.details["crossed_at_ts"]
     assert (ev.details["front_lead_px"], ev.details["red_for_s"]) == (0.0, pytest.approx(1.0, abs=0.01))
     assert run(RuleEngine(make_scene()), [Drive(7, THROUGH, "car")], AMBER_THEN_RED) == []
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_box_whose_bottom_shrinks_over_the_line_is_no_stop_past_it(seed: int) -> None:
+    """Giang Vo, track 62: a rider waits in the queue 6 px behind the line; the rider behind hides its
+    rear wheel, and the detector's box then ends 14 px higher (its top stays): the box bottom is 8 px
+    past the line while the motorbike never moved. A rider who creeps over the line and stops there
+    (the whole box moves) is still a stop past the line."""
+
+    def hidden_rear(t: float, x: float, y: float) -> tuple[float, float, float, float]:
+        bottom = y - 14.0 if t >= 3.0 else y
+        return (x - 17.0, y - 60.0, x + 17.0, bottom)
+
+    waiting = Drive(62, stop_at(306.0, 1.9, 12.0), box_fn=hidden_rear, jitter=1.0, seed=seed)
+    assert run(RuleEngine(make_scene()), [waiting], RED) == []
+    creeping = Drive(
+        63,
+        [
+            (0.0, 320.0, 420.0),
+            (1.9, 320.0, 306.0),
+            (3.0, 320.0, 306.0),
+            (3.5, 320.0, 288.0),
+            (12.0, 320.0, 288.0),
+        ],
+        jitter=1.0,
+        seed=seed,
+    )
+    assert rules_of(run(RuleEngine(make_scene()), [creeping], RED)) == ["stop_line"]

@@ -126,6 +126,9 @@ class _LineState:
     # the line and the first one past it since, as (ts, across + lead).
     front_behind: tuple[float, float] | None = None
     front_past: tuple[float, float] | None = None
+    # The bottom-centre's and the top-centre's distance past the line at the last clean observation
+    # behind it: whether the body advanced over the line, or only its box's bottom edge moved.
+    behind: tuple[float, float] | None = None
 
     def see_front(self, t: float, front: float) -> None:
         """A clean observation of the front at `t`, `front` pixels past the line."""
@@ -301,10 +304,12 @@ class SignalLineRule:
                 st.side = -1 if a <= -h else (1 if a >= 0 else 0)
                 st.crossing, st.speed = None, 0.0
                 st.last_across, st.last_ts = a, t
-                st.front_behind = st.front_past = None
+                st.front_behind = st.front_past = st.behind = None
                 st.see_front(t, a + lead)
                 return None
         st.see_front(t, a + lead)
+        if a < 0:
+            st.behind = (a, self._top_across(line, batch, i))
         if a <= -h:
             # Behind the line (again): a vehicle backing up behind it starts over.
             st.side, st.crossing = -1, None
@@ -324,7 +329,7 @@ class SignalLineRule:
                 st.side = 1 if a >= 0 else 0
                 st.crossing, st.speed, st.smooth_speed = None, 0.0, 0.0
                 st.last_across, st.last_ts = a, t
-                st.front_behind = st.front_past = None
+                st.front_behind = st.front_past = st.behind = None
                 st.see_front(t, a + lead)
                 return None
             if in_span and st.lane_ok and st.last_across < 0 and dt <= tol.max_gap_s:
@@ -398,7 +403,11 @@ class SignalLineRule:
         ):
             if c.stopped_since is None:
                 c.stopped_since = t
-            if t - c.stopped_since >= tol.stop_line_confirm_s and not batch.occluded(i):
+            if (
+                t - c.stopped_since >= tol.stop_line_confirm_s
+                and not batch.occluded(i)
+                and self._advanced(st, line, batch, i, a)
+            ):
                 ev = self._event("stop_line", line, batch, i, c, a)
                 if ev is not None:
                     c.stop_event_id = ev.event_id
@@ -406,6 +415,34 @@ class SignalLineRule:
         else:
             c.stopped_since = None
         return None
+
+    def _top_across(self, line: StopLine, batch: Batch, i: int) -> float:
+        """How far past `line` row `i`'s box top-centre is (pixels, negative behind it)."""
+        x1, y1, x2, _ = batch.xyxy[i]
+        across, _ = self.frames[line.id].coords(np.array([[0.5 * (x1 + x2), y1]], np.float64))
+        return float(across[0])
+
+    def _advanced(self, st: _LineState, line: StopLine, batch: Batch, i: int, a: float) -> bool:
+        """Whether a vehicle standing `a` pixels past `line` got there by moving: its box top advanced
+        at least half as far as its bottom since it was last seen behind the line. In a queue, the
+        rider behind hides the rear wheel of the one in front, and the detector's box then ends higher
+        up: its bottom edge rises over the line while the vehicle stands still behind it."""
+        if st.behind is None:
+            return False  # never seen behind the line: nothing shows how it got past
+        bottom, top = st.behind
+        moved_bottom = a - bottom
+        moved_top = self._top_across(line, batch, i) - top
+        if moved_top >= 0.5 * moved_bottom:
+            return True
+        logger.debug(
+            "line %s: track %d's box bottom moved %.0f px over the line but its top %.0f px: not a stop "
+            "past the line (the box shrank)",
+            line.id,
+            batch.tracker_ids[i],
+            moved_bottom,
+            moved_top,
+        )
+        return False
 
     def _front_ts(self, st: _LineState, tc: float) -> float:
         """When the front crossed, the bottom-centre having crossed at `tc` (see `_LineState.see_front`)."""
