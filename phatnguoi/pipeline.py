@@ -1,10 +1,27 @@
 """The edge pipeline for one camera: detect → track → signal → rules → plates → evidence.
 
 `EdgePipeline.step(frame)` runs every stage on one frame and returns the violations it established.
-Plates are read only for vehicles with a violation: a few of the track's best recent frames (from the
-evidence ring buffer), fused by vote, on a separate plate thread so OCR never stalls detection; the
-event's evidence package starts when its plate is read (the ring still holds its frames). Evidence
-packages are written by the builder's worker thread.
+Plates are read only for vehicles with a violation: a few of the track's best frames (from the evidence
+ring buffer), fused by vote, on a separate plate thread so OCR never stalls detection; the event's
+evidence package starts when its plate is read (the ring still holds its frames). Evidence packages are
+written by the builder's worker thread.
+
+A plate sent to the wrong vehicle fines its neighbour, so a plate is read only where it can only be the
+violator's, and is otherwise left unreadable for the officer to read from the evidence:
+
+- only frames up to the event, and back only to the last break in the track's motion (`_motion_breaks`:
+  a gap, or a box that is not where the track was heading or changed size at once, as when the tracker
+  hands the id from one vehicle to another); readings are never fused across a break;
+- no frame where another vehicle in front covers the violator's bottom edge (the rules' own test,
+  `Batch.occluded`): a half hidden plate reads as someone else's;
+- in each frame only the plates `plates.detect.plate_owners` gives to the violator among all the
+  vehicles of that frame, and not a text also read on another plate of the frame;
+- the frame of the event (the vehicle the rules established the violation on) is read first, and when
+  a break lies between the line crossing and the event, a few frames on its other side are read too:
+  a reading there that contradicts the fused plate (`_contradicts`) leaves it unreadable, since the
+  track may hold two vehicles;
+- the plate crop saved is one whose reading is the fused plate (none with an unreadable plate); its
+  frame and boxes go into the event's ``details["plate_read"]`` with the frames read.
 Every stage is timed so `phatnguoi run` can show that rules and evidence stay a small fraction of the
 detector's cost.
 
@@ -24,29 +41,34 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import statistics
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from detector import Detections
-from detector.tracking import TrackHistory
 from phatnguoi.config import CameraConfig
 from phatnguoi.detect import DetectJob
 from streams.clock import STEP_S
 from streams.frame import Frame
-from violations.evidence import BuildResult, EvidenceBuilder, EvidenceConfig
+from violations.evidence import BuildResult, EvidenceBuilder, EvidenceConfig, RingEntry
 from violations.rules.engine import RuleEngine
 from violations.rules.signal_rules import CrossingRecord
-from violations.scene import Scene, SceneError
+from violations.scene import Scene, SceneError, Tolerances
 from violations.types import SignalReading, ViolationEvent
+
+if TYPE_CHECKING:
+    from plates.anpr import PlateFinding
+    from plates.fusion import PlateVote
+    from plates.types import PlateReading
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +78,21 @@ STAGES = ("detect_track", "signal", "rules", "plates", "evidence")
 TIMING_WINDOW = 10_000
 LOG_MAX_BYTES = 16 * 1024 * 1024  # events.jsonl and crossings.jsonl each rotate past this
 ESTABLISHED_WINDOW = 10_000
+#: Frames of the violator read for its plate (the largest boxes of its own segment; reading stops
+#: earlier once the vote is confident), and frames read on the other side of a break inside the event.
+PLATE_VIEWS = 4
+CHECK_VIEWS = 2
+#: A track's motion breaks (`_motion_breaks`) where a box's bottom-centre lies further than this share
+#: of its height (and `POSITION_STEP_PX`) from where its last `FIT_ROWS` boxes were heading, or where its
+#: height changes by more than `SIZE_STEP` times at once. The tracker keeps an id across two vehicles
+#: when the second box overlaps the first's prediction (IoU 0.1): a motorbike ahead of the one tracked,
+#: 0.27 of a box height from where it was heading, 0.88 of its height. Real tracks break so at 10 % of
+#: their boxes on dense traffic (Giang Vo; 5 % on Hai Phong): a break costs the frames before it,
+#: never a plate of the wrong vehicle.
+POSITION_STEP_RATIO = 0.2
+POSITION_STEP_PX = 8.0
+SIZE_STEP = 1.3
+FIT_ROWS = 4
 
 
 @dataclass(slots=True)
@@ -352,13 +389,15 @@ class EdgePipeline:
                 result = future.result()
             except Exception:  # a plate that cannot be read must not lose the violation
                 logger.exception("event %s: plate reading failed; evidence without a plate", event.event_id)
-                result = _PlateResult(None, None)
+                result = _PlateResult(None, None, None)
             self._start_evidence(event, signal, result)
 
     def _start_evidence(
         self, event: ViolationEvent, signal: dict[str, Any] | None, result: _PlateResult
     ) -> None:
         self.plates_read += int(bool(result.plate and result.plate["valid"]))
+        if result.source is not None:  # which frames were read, where the crop comes from
+            event = replace(event, details={**event.details, "plate_read": result.source})
         self.evidence.add_event(
             event, plate=result.plate, signal=signal, plate_crop=result.crop, overlay=self._overlay
         )
@@ -384,50 +423,88 @@ class EdgePipeline:
         red_for = round(ts - reading.since_ts, 2) if reading.state == "red" else None
         return {"state": reading.state, "red_for_s": red_for}
 
-    def _plate_views(self, event: ViolationEvent) -> list[tuple[int, np.ndarray, np.ndarray]]:
-        """Up to 4 of the violating track's best recent frames still in the ring: (index, image, box).
-        Taken on the frame loop's thread; the images are the ring's (never written into)."""
+    def _plate_views(self, event: ViolationEvent) -> _PlateViews:
+        """The frames to read the violator's plate on (see the module docstring): its own, and those
+        on the other side of a break inside the event. Taken on the frame loop's thread; the images are
+        the ring's (never written into)."""
         if self.scanner is None:
-            return []
+            return _PlateViews((), ())
         track = self.job.store.get(event.track_id)
         if track is None:
-            return []
-        frames = {entry.index: entry for entry in self.evidence.ring}
-        return [
-            (index, frames[index].image, np.asarray(box, np.float32))
-            for index, box in _recent_boxes(track, frames.keys())[:4]
+            return _PlateViews((), ())
+        ring = {entry.index: entry for entry in self.evidence.ring}
+        if not ring:
+            return _PlateViews((), ())
+        rows = [
+            (idx, t, box)
+            for idx, t, box, seen in zip(track.frame_index, track.ts, track.xyxy, track.detected, strict=True)
+            if seen and idx <= event.frame_index
         ]
+        first = next((k for k, row in enumerate(rows) if row[0] in ring), len(rows))
+        rows = rows[max(0, first - FIT_ROWS) :]  # what came before the ring cannot be read anyway
+        if not rows:
+            return _PlateViews((), ())
+        breaks = _motion_breaks([r[1] for r in rows], [r[2] for r in rows], self.scene.tolerances)
+        own_from = breaks[-1] if breaks else 0
+        check: list[tuple[int, float, tuple[float, float, float, float]]] = []
+        crossed = event.details.get("crossed_frame_index") if isinstance(event.details, dict) else None
+        if isinstance(crossed, int) and breaks:
+            # The vehicle that crossed is the one of the last row behind the line.
+            behind = max((k for k, r in enumerate(rows) if r[0] < crossed), default=None)
+            if behind is not None and behind < own_from:
+                check = rows[max([b for b in breaks if b <= behind], default=0) : own_from]
+        return _PlateViews(
+            self._views_of(event.track_id, rows[own_from:], ring, PLATE_VIEWS, anchor=True),
+            self._views_of(event.track_id, check, ring, CHECK_VIEWS, anchor=False),
+        )
 
-    def _read_views(self, views: list[tuple[int, np.ndarray, np.ndarray]]) -> _PlateResult:
-        """Read the plate on each view, fused by vote (runs on the plate thread)."""
-        if self.scanner is None or not views:
-            return _PlateResult(None, None)
-        from plates.errors import PlateError
-        from plates.fusion import PlateVote, View, view_quality
+    def _views_of(
+        self,
+        track_id: int,
+        rows: Sequence[tuple[int, float, tuple[float, float, float, float]]],
+        ring: dict[int, RingEntry],
+        limit: int,
+        anchor: bool,
+    ) -> tuple[_PlateView, ...]:
+        """Up to `limit` of these rows as views, largest (closest) box first, leaving out frames not in
+        the ring and those where another vehicle in front covers the track's bottom edge. With
+        `anchor`, the latest of them (the vehicle as the rules saw it at the event) comes first."""
+        views: list[_PlateView] = []
+        for idx, _t, box in rows:
+            entry = ring.get(idx)
+            if entry is None:
+                continue
+            others = np.zeros((0, 4), np.float32)
+            if entry.tracks is not None and entry.tracks.tracker_id is not None:
+                others = entry.tracks.xyxy[entry.tracks.tracker_id != track_id]
+            xyxy = np.asarray(box, np.float32)
+            if not _occluded(xyxy, others):
+                views.append(_PlateView(idx, entry.image, xyxy, others))
+        if not views:
+            return ()
+        first = [views.pop()] if anchor else []
+        views.sort(key=lambda v: float((v.box[2] - v.box[0]) * (v.box[3] - v.box[1])), reverse=True)
+        return tuple([*first, *views][:limit])
 
-        vote = PlateVote()
-        best_crop: np.ndarray | None = None
-        best_quality = -1.0
-        best_colour: str | None = None
-        for index, image, box in views:
-            try:
-                findings = self.scanner.scan_vehicle(image, box)
-            except PlateError as e:  # one unusable view (a degenerate box): the others still count
-                logger.debug("plate view of frame %d skipped: %s", index, e)
-                continue
-            if not findings:
-                continue
-            f = findings[0]
-            w, h = f.box_xyxy[2] - f.box_xyxy[0], f.box_xyxy[3] - f.box_xyxy[1]
-            quality = view_quality(View(index, f.crop, (w, h), f.detector_confidence))
-            vote.add(f.reading, weight=quality)
-            if quality > best_quality:
-                best_quality, best_crop, best_colour = quality, f.crop, f.colour.colour.value
-            if vote.confident:
-                break
-        if best_crop is None:
-            return _PlateResult(None, None)
+    def _read_views(self, views: _PlateViews) -> _PlateResult:
+        """Read the violator's plate on its views, fused by vote (runs on the plate thread)."""
+        if self.scanner is None or not views.own:
+            return _PlateResult(None, None, None)
+        reads, vote, scanned = self._read_side(views.own, stop_when_confident=True)
+        source: dict[str, Any] = {"frames": scanned}
+        if not reads:
+            return _PlateResult(None, None, source)
         fused = vote.result()
+        conflict: str | None = None
+        at_event = reads[0][1].reading if reads[0][2] is views.own[0] else None
+        if fused.formatted is not None and at_event is not None and _contradicts(at_event, fused.formatted):
+            # The vehicle at the event reads another plate than the rest of its track: the track may
+            # hold a vehicle it was handed over from, in a step too small to tell by its motion.
+            conflict = "at_event"
+        if fused.formatted is not None and conflict is None and views.check:
+            before, _, source["frames_before_break"] = self._read_side(views.check, stop_when_confident=False)
+            if any(_contradicts(f.reading, fused.formatted) for _q, f, _v in before):
+                conflict = "before_break"  # who crossed the line is not sure
         lines = 2 if fused.formatted and " " in fused.formatted else (1 if fused.formatted else 0)
         plate = {
             "text": fused.compact,
@@ -435,11 +512,61 @@ class EdgePipeline:
             "valid": fused.formatted is not None,
             "confidence": fused.confidence,
             "lines": lines or 1,
-            "colour": best_colour,
-            "raw": " | ".join(fused.raw),
+            "colour": None,
+            "raw": " | ".join(fused.raw)[:256],
             "alternatives": [[f, p] for f, p in fused.alternatives],
         }
-        return _PlateResult(plate, best_crop)
+        if conflict is not None:
+            logger.info("plate %s not kept: another plate read on the track (%s)", fused.formatted, conflict)
+            # No alternatives either: they may be the other vehicle's plate.
+            plate.update(text=None, formatted=None, valid=False, confidence=0.0, alternatives=[])
+            source["conflict"] = conflict
+            return _PlateResult(plate, None, source)
+        chosen = _crop_for(fused.compact, reads)
+        if chosen is None:
+            return _PlateResult(plate, None, source)
+        finding, view = chosen
+        plate["colour"] = finding.colour.colour.value
+        source.update(
+            frame_index=view.index,
+            plate_xyxy=[round(float(v), 1) for v in finding.box_xyxy],
+            vehicle_xyxy=[round(float(v), 1) for v in view.box],
+        )
+        return _PlateResult(plate, finding.crop, source)
+
+    def _read_side(
+        self, views: Sequence[_PlateView], stop_when_confident: bool
+    ) -> tuple[list[tuple[float, PlateFinding, _PlateView]], PlateVote, list[int]]:
+        """The reading of each view that has one (quality, finding, view), in view order, their vote,
+        and the frames scanned."""
+        from plates.errors import PlateError
+        from plates.fusion import PlateVote, View, view_quality
+
+        assert self.scanner is not None
+        vote = PlateVote()
+        reads: list[tuple[float, PlateFinding, _PlateView]] = []
+        scanned: list[int] = []
+        for view in views:
+            scanned.append(view.index)
+            try:
+                findings = self.scanner.scan_vehicle(view.image, view.box, view.others)
+            except PlateError as e:  # one unusable view (a degenerate box): the others still count
+                logger.debug("plate view of frame %d skipped: %s", view.index, e)
+                continue
+            if not findings:
+                continue
+            texts = {f.reading.compact for f in findings if f.reading.compact is not None}
+            if len(texts) > 1:
+                logger.debug("frame %d: two plates read on one vehicle (%s): skipped", view.index, texts)
+                continue
+            f = next((f for f in findings if f.reading.compact is not None), findings[0])
+            w, h = f.box_xyxy[2] - f.box_xyxy[0], f.box_xyxy[3] - f.box_xyxy[1]
+            quality = view_quality(View(view.index, f.crop, (w, h), f.detector_confidence))
+            vote.add(f.reading, weight=quality)
+            reads.append((quality, f, view))
+            if stop_when_confident and vote.confident:
+                break
+        return reads, vote, scanned
 
     def _write_event(self, event: ViolationEvent, plate: dict[str, Any] | None) -> None:
         row = {
@@ -502,22 +629,116 @@ class EdgePipeline:
 
 @dataclass(frozen=True, slots=True)
 class _PlateResult:
-    """The manifest's plate object and the crop read, or None, None."""
+    """The manifest's plate object (None when no plate was found), the crop saved with it (None when
+    none shows the plate as read) and where it was read (``details["plate_read"]``, None when nothing
+    was read)."""
 
     plate: dict[str, Any] | None
     crop: np.ndarray | None
+    source: dict[str, Any] | None
 
 
-def _recent_boxes(track: TrackHistory, available: Any) -> list[tuple[int, tuple[float, float, float, float]]]:
-    """Observed boxes of a track whose frames are still in the ring, largest (closest) first."""
-    have = set(available)
-    rows = [
-        (idx, box)
-        for idx, box, seen in zip(track.frame_index, track.xyxy, track.detected, strict=True)
-        if seen and idx in have
-    ]
-    rows.sort(key=lambda r: (r[1][2] - r[1][0]) * (r[1][3] - r[1][1]), reverse=True)
-    return rows
+@dataclass(frozen=True, slots=True)
+class _PlateView:
+    """One frame to read the violator's plate on."""
+
+    index: int
+    image: np.ndarray  # the ring's frame (never written into)
+    box: np.ndarray  # (4,) float32, the violator's box
+    others: np.ndarray  # (N, 4) float32, the other vehicles tracked in that frame
+
+
+@dataclass(frozen=True, slots=True)
+class _PlateViews:
+    """The violator's own views (its segment of the track up to the event, best first) and those on
+    the other side of a break inside the event (read only to check that they do not disagree)."""
+
+    own: tuple[_PlateView, ...]
+    check: tuple[_PlateView, ...]
+
+
+def _occluded(box: np.ndarray, others: np.ndarray, min_cover: float = 0.3) -> bool:
+    """Whether a vehicle in front (its box reaches lower in the image) overlaps `box`'s bottom edge over
+    at least `min_cover` of its width: the test of `violations.rules.base.Batch.occluded`, by which the
+    rules do not establish a violation on such a frame either."""
+    x1, _, x2, y2 = (float(v) for v in box)
+    if not len(others):
+        return False
+    overlap = np.minimum(others[:, 2], x2) - np.maximum(others[:, 0], x1)
+    cover = (others[:, 3] > y2) & (others[:, 1] < y2 - 1.0) & (overlap >= min_cover * max(x2 - x1, 1.0))
+    return bool(cover.any())
+
+
+def _heading(ts: Sequence[float], xs: Sequence[float], ys: Sequence[float], t: float) -> tuple[float, float]:
+    """Where the least-squares line through (ts, xs) and (ts, ys) is at `t`."""
+    n = len(ts)
+    tm, xm, ym = sum(ts) / n, sum(xs) / n, sum(ys) / n
+    stt = sum((a - tm) ** 2 for a in ts)
+    if stt <= 0:
+        return xm, ym
+    vx = sum((a - tm) * (b - xm) for a, b in zip(ts, xs, strict=True)) / stt
+    vy = sum((a - tm) * (b - ym) for a, b in zip(ts, ys, strict=True)) / stt
+    return xm + vx * (t - tm), ym + vy * (t - tm)
+
+
+def _motion_breaks(
+    ts: Sequence[float], boxes: Sequence[tuple[float, float, float, float]], tol: Tolerances
+) -> list[int]:
+    """Where a track's observed boxes (oldest first) stop being one vehicle's motion: the positions
+    of the rows that start a new segment.
+
+    A row breaks the track after a gap longer than ``max_gap_s`` (the tracker may have found the id
+    again on another vehicle, as `RuleEngine` assumes), when its bottom-centre is further than
+    `POSITION_STEP_RATIO` of the box height (at least `POSITION_STEP_PX`) from where the segment's last
+    `FIT_ROWS` boxes were heading, or when its height is more than `SIZE_STEP` times theirs (median).
+    Right after a break, or at the track's start, the motion is not known: only a step the engine
+    calls a jump (``jump_px``, ``jump_height_ratio``) breaks it.
+    """
+    breaks: list[int] = []
+    start = 0
+    for j in range(1, len(ts)):
+        lo = max(start, j - FIT_ROWS)
+        x1, y1, x2, y2 = boxes[j]
+        x, y, h = (x1 + x2) * 0.5, y2, y2 - y1
+        heights = sorted(boxes[k][3] - boxes[k][1] for k in range(lo, j))
+        h_ref = heights[len(heights) // 2]
+        size = max(h, h_ref) / max(min(h, h_ref), 1.0)
+        if ts[j] - ts[j - 1] > tol.max_gap_s or size > SIZE_STEP:
+            broke = True
+        elif j - lo == 1:
+            px1, _, px2, py2 = boxes[j - 1]
+            step = math.hypot(x - (px1 + px2) * 0.5, y - py2)
+            broke = step > max(tol.jump_px, tol.jump_height_ratio * max(h, h_ref))
+        else:
+            rows = range(lo, j)
+            ex, ey = _heading(
+                [ts[k] for k in rows],
+                [(boxes[k][0] + boxes[k][2]) * 0.5 for k in rows],
+                [boxes[k][3] for k in rows],
+                ts[j],
+            )
+            broke = math.hypot(x - ex, y - ey) > max(POSITION_STEP_PX, POSITION_STEP_RATIO * max(h, h_ref))
+        if broke:
+            breaks.append(j)
+            start = j
+    return breaks
+
+
+def _contradicts(reading: PlateReading, formatted: str) -> bool:
+    """Whether a reading is evidence of another plate than `formatted`: it reads a valid plate (even
+    below the reader's threshold) and `formatted` is not one of its alternatives."""
+    return reading.valid and all(f != formatted for f, _p in reading.alternatives)
+
+
+def _crop_for(
+    compact: str | None, reads: Sequence[tuple[float, PlateFinding, _PlateView]]
+) -> tuple[PlateFinding, _PlateView] | None:
+    """The reading whose crop goes into the evidence: of the views that read the fused plate `compact`
+    exactly, the best. None for an unreadable plate (the crop of an unread plate may be anything: a
+    neighbour's half hidden plate, a sign), or for a per-character vote no view read as a whole: the
+    officer reads the stills."""
+    ranked = sorted(reads, key=lambda r: r[0], reverse=True)
+    return next(((f, v) for _q, f, v in ranked if compact is not None and f.reading.compact == compact), None)
 
 
 def write_summary(out_dir: Path, summary: RunSummary) -> None:

@@ -1,9 +1,11 @@
 """Plates end to end: find plates in an image (or on one vehicle), read each, decide its colour.
 
 `PlateScanner` composes the plate detector (`plates.detect`), the reader (`plates.reader`) and the
-colour classifier (`plates.colour`); each is injectable. `evaluate_end_to_end` scores it on a set of
-whole images with labelled plate boxes and texts (`vn_scenes`): a labelled plate counts as read only
-when a detected box matches it (IoU ≥ 0.5) and its reading equals the label.
+colour classifier (`plates.colour`); each is injectable. On one vehicle of a frame (`scan_vehicle`) it
+keeps only the plates that are that vehicle's, not a neighbour's showing in its box.
+`evaluate_end_to_end` scores it on a set of whole images with labelled plate boxes and texts
+(`vn_scenes`): a labelled plate counts as read only when a detected box matches it (IoU ≥ 0.5) and its
+reading equals the label.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from plates.colour import ColourReading, plate_colour
-from plates.detect import PlateBoxes, PlateDetector
+from plates.detect import PlateBoxes, PlateDetector, plate_owners
 from plates.errors import PlateError
 from plates.eval import LabelRow, canonical, cut_box, read_labels
 from plates.reader import PlateReader, load_image
@@ -89,9 +91,41 @@ class PlateScanner:
         """Every plate in a whole image, best detection first."""
         return self.read_boxes(image, self.detector.detect(image))
 
-    def scan_vehicle(self, frame: UInt8Image, vehicle_xyxy: npt.ArrayLike) -> list[PlateFinding]:
-        """Plates on one vehicle of a frame (boxes in frame coordinates)."""
-        return self.read_boxes(frame, self.detector.detect_in_vehicle(frame, vehicle_xyxy))
+    def scan_vehicle(
+        self, frame: UInt8Image, vehicle_xyxy: npt.ArrayLike, others: npt.ArrayLike | None = None
+    ) -> list[PlateFinding]:
+        """This vehicle's plates in a frame, best detection first (boxes in frame coordinates).
+
+        Of the plates seen in the vehicle's box, only those `plate_owners` gives to it among `others`,
+        the frame's other vehicles: a neighbour's plate showing through is not its. A plate of it whose
+        reading is also read on a plate that is not its (a duplicate box, or the same plate given to
+        nobody) is left out too: one plate text on two vehicles of a frame belongs to neither for sure.
+
+        Args:
+            frame: (H, W, 3) uint8 BGR whole frame.
+            vehicle_xyxy: (4,) the vehicle's box.
+            others: (N, 4) the boxes of the frame's other vehicles; None when there are none.
+
+        Raises:
+            PlateError: bad frame, or a vehicle box that is degenerate or outside the frame.
+        """
+        findings = self.read_boxes(frame, self.detector.detect_in_vehicle(frame, vehicle_xyxy))
+        if not findings:
+            return findings
+        box = np.asarray(vehicle_xyxy, np.float32).reshape(1, 4)  # 4 finite numbers: the detector checked
+        rest = np.zeros((0, 4), np.float32) if others is None else np.asarray(others, np.float32)
+        vehicles = np.vstack([box, rest.reshape(-1, 4)])
+        owners = plate_owners(
+            [f.box_xyxy for f in findings], vehicles, below=self.detector.config.crop_margin
+        )
+        claimed = {
+            f.reading.compact for f, o in zip(findings, owners, strict=True) if o != 0 and f.reading.compact
+        }
+        return [
+            f
+            for f, o in zip(findings, owners, strict=True)
+            if o == 0 and (f.reading.compact is None or f.reading.compact not in claimed)
+        ]
 
     def read_crop(self, crop: UInt8Image) -> PlateFinding:
         """A crop that is already one plate: read it as it is."""

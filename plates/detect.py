@@ -3,6 +3,8 @@
 The model (``plate-yolov8n`` in ``models/manifest.yaml``) is fastanpr's YOLOv8n plate detector converted
 to ONNX with dynamic input size (see ``tools/convert_plate_model.py``). `PlateDetector` runs it on a
 whole image or on a vehicle's box in a frame, and returns `PlateBoxes` in the input image's pixels.
+A vehicle's box often shows a neighbour's plate too: `plate_owners` gives each plate of a frame to at
+most one of its vehicles.
 
 Only this module knows the plate model's tensor layout (STYLE.md §2): input ``images`` (1, 3, H, W)
 float32 RGB in [0, 1] with H and W multiples of 32; output (1, 4 + C, N) with centre-x, centre-y, width,
@@ -349,6 +351,68 @@ def crop_region(
     return cx1, cy1, cx2, cy2
 
 
+#: A plate's centre lies at 47-95 % of its own vehicle's box height on the Giang Vo and Hai Phong clips
+#: (490 plates inside exactly one vehicle box); above `OWNER_LOWER_PART` it is on the part of the box
+#: (rider, windscreen, roof) where no plate of that vehicle is.
+OWNER_LOWER_PART = 0.4
+#: A plate in the lower part of several boxes belongs to the one it is centred on better by this much
+#: (its offset from the box's centre line, as a fraction of the box width); otherwise it is nobody's.
+#: Own plates lie within 0.3 of their box's centre line (5th-95th percentile, same clips).
+OWNER_CENTRE_MARGIN = 0.2
+
+
+def plate_owners(
+    plate_xyxy: npt.ArrayLike,
+    vehicle_xyxy: npt.ArrayLike,
+    below: float = 0.1,
+) -> npt.NDArray[np.int64]:
+    """The vehicle each plate belongs to, or -1: at most one owner per plate.
+
+    A plate can belong to a vehicle whose box holds the plate's centre across its width and in its
+    lower part (from `OWNER_LOWER_PART` of its height down to `below` of it beneath the bottom edge,
+    where a box cut at the bumper leaves its plate). When several boxes hold it (motorbikes side by
+    side, or one behind the other), it belongs to the one it is clearly centred on
+    (`OWNER_CENTRE_MARGIN`), or to none. Which of two overlapping boxes is in front does not decide:
+    the plate of the one in front shows in the box of the one behind (Hai Phong clip, frame 120), and
+    the plate of the one behind shows through beside the rider in front just as well; a plate given
+    to the wrong vehicle fines its neighbour, one given to nobody leaves the officer to read it.
+
+    Args:
+        plate_xyxy: (P, 4) plate boxes, frame pixels.
+        vehicle_xyxy: (V, 4) vehicle boxes of the same frame.
+        below: how far under a vehicle's bottom edge its plate's centre may lie, fraction of its height.
+
+    Returns:
+        (P,) int64 index into `vehicle_xyxy`, -1 for a plate that is nobody's.
+
+    Raises:
+        ValueError: an array is not (N, 4).
+    """
+    plates = np.asarray(plate_xyxy, np.float64)
+    vehicles = np.asarray(vehicle_xyxy, np.float64)
+    for name, a in (("plate_xyxy", plates), ("vehicle_xyxy", vehicles)):
+        if a.ndim != 2 or a.shape[1] != 4:
+            raise ValueError(f"{name} must be (N, 4), got {a.shape}")
+    owners = np.full(len(plates), -1, np.int64)
+    if not len(plates) or not len(vehicles):
+        return owners
+    cx = (plates[:, 0:1] + plates[:, 2:3]) * 0.5  # (P, 1)
+    cy = (plates[:, 1:2] + plates[:, 3:4]) * 0.5
+    x1, y1, x2, y2 = (vehicles[:, k][None, :] for k in range(4))  # (1, V)
+    h = np.maximum(y2 - y1, 1.0)
+    holds = (cx >= x1) & (cx <= x2) & (cy >= y1 + OWNER_LOWER_PART * h) & (cy <= y2 + below * h)  # (P, V)
+    # Offset from each holding box's centre line; boxes that do not hold the plate count as far off.
+    far = 2.0 + OWNER_CENTRE_MARGIN
+    offset = np.where(holds, np.abs(cx - (x1 + x2) * 0.5) / np.maximum(x2 - x1, 1.0), far)
+    order = np.argsort(offset, axis=1)
+    rows = np.arange(len(plates))
+    best = offset[rows, order[:, 0]]
+    second = offset[rows, order[:, 1]] if vehicles.shape[0] > 1 else np.full(len(plates), far)
+    clear = (best < far) & (second - best >= OWNER_CENTRE_MARGIN)
+    owners[clear] = order[clear, 0]
+    return owners
+
+
 class PlateDetector:
     """Finds licence plates in images with the ``plate-yolov8n`` ONNX model.
 
@@ -414,7 +478,11 @@ class PlateDetector:
         return self._run(check_image(image), cfg.image_size, cfg.vertical_stretch)
 
     def detect_in_vehicle(self, frame: UInt8Image, vehicle_xyxy: npt.ArrayLike) -> PlateBoxes:
-        """Plates on one vehicle: crops the vehicle box (plus margin) out of the frame and detects there.
+        """Plates seen on one vehicle: crops the vehicle box (plus margin) out of the frame and detects
+        there.
+
+        Every plate in the crop comes back, also a neighbour's that shows inside the box: which of them
+        is this vehicle's is for `plate_owners` to decide, with the other vehicles of the frame.
 
         Args:
             frame: (H, W, 3) uint8 BGR whole frame.

@@ -103,15 +103,18 @@ def test_one_unusable_view_does_not_cost_the_plate_of_the_others(tmp_path: Path,
     import cv2
     import numpy as np
 
+    from phatnguoi.pipeline import _PlateView, _PlateViews
+
     pipeline = _pipeline(tmp_path)
     capture = cv2.VideoCapture(str(hanoi_clip))
     ok, image = capture.read()
     capture.release()
     assert ok
-    good = (0, image, np.array([200.0, 250.0, 420.0, 470.0], np.float32))
-    bad = (1, image, np.array([300.0, 300.0, 300.0, 300.0], np.float32))
-    alone = pipeline._read_views([good])
-    both = pipeline._read_views([bad, good])
+    none = np.zeros((0, 4), np.float32)
+    good = _PlateView(0, image, np.array([200.0, 250.0, 420.0, 470.0], np.float32), none)
+    bad = _PlateView(1, image, np.array([300.0, 300.0, 300.0, 300.0], np.float32), none)
+    alone = pipeline._read_views(_PlateViews((good,), ()))
+    both = pipeline._read_views(_PlateViews((bad, good), ()))
     assert both.plate == alone.plate
     assert (both.crop is None) == (alone.crop is None)
     pipeline.close()
