@@ -43,8 +43,11 @@ class Batch:
         disp: (M, 2) float64 displacement over the motion window (mean of its last third minus mean
             of its first third, so single-frame box flicker averages out).
         span: (M,) float64 seconds the motion window actually covers (short for new tracks).
-        rigid: (M,) bool, the box's top edge moved with its bottom over the window (real motion, not
-            a box growing or shrinking as occluders come and go) and the window holds no jump.
+        rigid: (M,) bool, the box moved as one body over the window (real motion, not a box growing
+            or shrinking as occluders come and go): its top edge moved with its bottom, or it changed
+            as a vehicle changing its distance to the camera does (width and height scaling together);
+            with a speed calibration, its bottom's distance changed as much as its width says. The
+            window holds no jump and no such change of shape.
         jump: (M,) bool, the velocity changed implausibly since the vehicle's previous observation
             (the tracker swapped two vehicles, or the box flickered): no evidence of motion.
         stationary: (M,) bool, slower than the stationary threshold over a full window.

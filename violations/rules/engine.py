@@ -8,7 +8,9 @@ Per update it
    ``stitch_gap_s`` and ``stitch_radius_px`` of where a vanished track was heading continues it,
    rule state included,
 3. measures motion over ``motion_window_s`` (speed, displacement, stationary) per vehicle, never
-   across a detection gap longer than ``max_gap_s``,
+   across a detection gap longer than ``max_gap_s``, and whether the box moved as one body in it
+   (`Batch.rigid`; a box scaling as the vehicle's distance changes does, a box whose bottom an
+   occluder covers or uncovers does not),
 4. evaluates the scene geometry for all new rows at once (stop-line coordinates, polygon membership,
    ground positions),
 5. runs the rules, drops duplicates (same rule, same line/zone, a nearby spot, a short time apart,
@@ -27,6 +29,7 @@ Cost per update is a few vectorised numpy calls per scene element plus light Pyt
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections import deque
@@ -63,7 +66,7 @@ class _Motion:
     dy: float
     span: float  # seconds covered
     speed: float  # px/s, nan when the window is empty
-    rigid: bool  # the box's top edge moved with its bottom, and no jump inside the window
+    rigid: bool  # the box moved as one body over the window (see `_Vehicle.observe`), no jump in it
     jump: bool  # implausible change of velocity since the previous observation
 
 
@@ -78,22 +81,38 @@ class _Vehicle:
     x: deque[float] = field(default_factory=deque)
     y: deque[float] = field(default_factory=deque)
     top: deque[float] = field(default_factory=deque)  # box top edge (y1), to tell motion from growth
+    log_w: deque[float] = field(default_factory=deque)  # ln box width
+    log_h: deque[float] = field(default_factory=deque)  # ln box height
+    log_near: deque[float] = field(default_factory=deque)  # ln(1 / depth) of the bottom-centre (`horizon`)
     first_ts: float = math.inf
     last_ts: float = -math.inf
     vx: float = 0.0  # window velocity (px/s), for stitching
     vy: float = 0.0
     step_v: tuple[float, float] | None = None  # velocity of the last step between observations
     last_jump_ts: float = -math.inf
+    last_change_ts: float = -math.inf  # the box last changed shape (see `observe`)
 
-    def observe(self, t: float, box: Box, tol: Tolerances) -> _Motion:
-        """Add one observation; its motion over the window."""
+    @property
+    def window(self) -> tuple[deque[float], ...]:
+        """The per-observation queues of the motion window, oldest first in each."""
+        return (self.t, self.x, self.y, self.top, self.log_w, self.log_h, self.log_near)
+
+    def observe(
+        self, t: float, box: Box, tol: Tolerances, horizon: tuple[float, float, float] | None = None
+    ) -> _Motion:
+        """Add one observation; its motion over the window.
+
+        Args:
+            horizon: a, b, c such that ``|a·x + b·y + c|`` is proportional to 1 / depth of a road point
+                at pixel (x, y) (the third row of a road-plane homography), or None without one.
+        """
         x1, y1, x2, y2 = box
         x, y = (x1 + x2) * 0.5, y2
         jump = False
         if self.t and t - self.last_ts > tol.max_gap_s:
             # Unseen for longer than a jump can be told from motion (the tracker may have re-found the
             # id on another vehicle): motion is measured from here on, never across the gap.
-            for q in (self.t, self.x, self.y, self.top):
+            for q in self.window:
                 q.clear()
         if self.t and 0 < t - self.last_ts <= tol.max_gap_s:
             dt = t - self.last_ts
@@ -112,10 +131,15 @@ class _Vehicle:
         self.x.append(x)
         self.y.append(y)
         self.top.append(y1)
+        self.log_w.append(math.log(max(x2 - x1, 1.0)))
+        self.log_h.append(math.log(max(y2 - y1, 1.0)))
+        if horizon is not None:
+            self.log_near.append(math.log(max(abs(horizon[0] * x + horizon[1] * y + horizon[2]), 1e-12)))
         window = tol.motion_window_s
         while len(self.t) > 2 and t - self.t[1] >= window:
-            for q in (self.t, self.x, self.y, self.top):
-                q.popleft()
+            for q in self.window:
+                if q:  # log_near stays empty without a calibration
+                    q.popleft()
         span = t - self.t[0]
         # Mean of the first and last thirds of the window: single-frame box flicker averages out.
         n = len(self.t)
@@ -133,14 +157,107 @@ class _Vehicle:
         speed = math.hypot(dx, dy) / span_eff if span_eff > 0 else math.nan
         if span_eff > 0:
             self.vx, self.vy = dx / span_eff, dy / span_eff
-        # The whole box moved (top edge with the bottom), not just grew or shrank: when an occluder
-        # passes, a box's bottom edge jumps while its top stays put. A window that holds a jump
-        # measures the jump, not the vehicle.
-        rigid = abs(dtop - dy) <= 0.5 * max(math.hypot(dx, dy), math.hypot(dx, dtop)) + 4.0
-        rigid = rigid and self.t[0] > self.last_jump_ts
+        # The whole box moved, not just grew or shrank: when an occluder passes, a box's bottom edge
+        # slides or jumps while the rest of the box does not follow. Either the top edge moved with the
+        # bottom, or the box changed as a vehicle changing its distance to the camera does (see
+        # `_scaled`); and with a road-plane calibration, the bottom's distance changed as much as the
+        # width says (`_bottom_follows_width`). A window that holds a jump or such a change of shape
+        # measures them, not the vehicle.
+        together = abs(dtop - dy) <= 0.5 * max(math.hypot(dx, dy), math.hypot(dx, dtop)) + 4.0
+        rigid = self.t[0] > self.last_jump_ts
+        if n < 3:
+            rigid = rigid and together  # one step: too few to tell the box's jitter from its change
+        else:
+            one_body = together or _scaled(list(self.log_w), list(self.log_h), k)
+            if one_body and n >= MIN_SHAPE_POINTS and len(self.log_near) == n:
+                one_body = _bottom_follows_width(list(self.log_w), list(self.log_near), k)
+            if not one_body:
+                self.last_change_ts = t
+            rigid = rigid and self.t[0] > self.last_change_ts
         self.first_ts = min(self.first_ts, t)
         self.last_ts = t
         return _Motion(dx, dy, span, speed, rigid, jump)
+
+
+#: Observations a motion window needs before the bottom-centre's distance is compared with the box
+#: width (`_bottom_follows_width`): the box jitter is estimated from their frame-to-frame changes.
+MIN_SHAPE_POINTS = 9
+#: How far a rigid vehicle's box height may change beyond its width, as a fraction of the width's
+#: change (in logarithms): the box top is the far edge of the roof, which perspective scales less than
+#: the near bottom edge and width. 0 for a flat upright object; up to 0.37 for simulated cars (1.2-1.5
+#: m high), trucks, buses and motorbikes on cameras 4-12 m up, looking along the road or up to 45°
+#: across it.
+MAX_TOP_LAG = 0.4
+#: A box's change is shape, not motion, when it is this many standard errors of the box jitter away
+#: from what a rigid vehicle's motion explains.
+SHAPE_Z = 3.5
+#: How much more the bottom-centre's distance to the camera may change than the box width says, as a
+#: fraction of the bottom's change, beyond the jitter: what an occluder covering or uncovering the
+#: bottom edge may add to a speed unseen. A rigid vehicle's reads at most 0.03 (a truck on a camera
+#: turned 25° from the road, whose box width spans some of its side), within the jitter tolerance.
+MAX_BOTTOM_LEAD = 0.02
+#: How much less it may change: the box width of a vehicle off the camera's axis spans its nearer
+#: side too, which perspective scales faster (up to 0.24 in the same simulations, for motorbikes).
+MAX_BOTTOM_LAG = 0.35
+#: Box jitter assumed at least, pixels (1 sigma): a noiseless track would have no tolerance at all.
+MIN_JITTER_PX = 0.5
+
+
+def _thirds_change(values: list[float], k: int) -> float:
+    """Mean of the last `k` values minus mean of the first `k`."""
+    return (sum(values[-k:]) - sum(values[:k])) / k
+
+
+def _jitter_se(values: list[float], k: int, floor: float) -> float:
+    """Standard error of `_thirds_change(values, k)` from box jitter alone.
+
+    The jitter of one value is estimated from the median frame-to-frame change (robust to a flicker,
+    and to the slow trend of a vehicle's motion), at least `floor`.
+    """
+    steps = sorted(abs(b - a) for a, b in itertools.pairwise(values))
+    sigma = steps[len(steps) // 2] / (0.6745 * math.sqrt(2.0)) if steps else 0.0
+    return max(sigma, floor) * math.sqrt(2.0 / k)
+
+
+def _scaled(log_w: list[float], log_h: list[float], k: int) -> bool:
+    """Whether the box changed as a rigid vehicle's does when its distance to the camera changes:
+    width and height scale together (translation plus a uniform scale), the height by up to
+    `MAX_TOP_LAG` more (the roof's far edge), within the jitter.
+
+    An occluder covering or uncovering the bottom (or top) edge changes the height, not the width.
+
+    Args:
+        log_w: (N,) ln box width over the motion window, oldest first.
+        log_h: (N,) ln box height, the same observations.
+        k: observations in each third compared.
+    """
+    scale = _thirds_change(log_w, k)
+    aspect = [h - w for w, h in zip(log_w, log_h, strict=True)]
+    change = _thirds_change(aspect, k)
+    lo, hi = sorted((0.0, MAX_TOP_LAG * scale))
+    floor = MIN_JITTER_PX * (math.exp(-min(log_w)) + math.exp(-min(log_h)))
+    tol = SHAPE_Z * _jitter_se(aspect, k, floor)
+    return lo - tol <= change <= hi + tol
+
+
+def _bottom_follows_width(log_w: list[float], log_near: list[float], k: int) -> bool:
+    """Whether the bottom-centre's distance to the camera changed as much as the box width says.
+
+    On the road plane, 1 / depth of the bottom-centre (`log_near`, from the calibration) and the width
+    of the vehicle's near end both scale with 1 / its distance: their ratio stays put as it drives
+    towards the camera or away. An occluder covering or uncovering the bottom edge moves the bottom
+    and not the width, the bottom then reads a distance changing faster or slower than the vehicle's.
+
+    Args:
+        log_w: (N,) ln box width over the motion window, oldest first.
+        log_near: (N,) ln(1 / depth) of the bottom-centre, up to a constant, the same observations.
+        k: observations in each third compared.
+    """
+    near = _thirds_change(log_near, k)
+    ratio = [w - d for w, d in zip(log_w, log_near, strict=True)]
+    lead = -_thirds_change(ratio, k) * (1.0 if near >= 0 else -1.0)  # > 0: the bottom ran ahead
+    tol = SHAPE_Z * _jitter_se(ratio, k, MIN_JITTER_PX * math.exp(-min(log_w)))
+    return -MAX_BOTTOM_LAG * abs(near) - tol <= lead <= MAX_BOTTOM_LEAD * abs(near) + tol
 
 
 class _Cursor(NamedTuple):
@@ -175,6 +292,22 @@ class _Emitted:
     window_s: float
     first_seen: float  # the reporting vehicle's first and last observation, once it is forgotten
     last_seen: float
+
+
+def _horizon(scene: Scene) -> tuple[float, float, float] | None:
+    """The road plane's depth in the image, from the speed calibration: a, b, c with
+    ``|a·x + b·y + c|`` proportional to 1 / depth of the road point at pixel (x, y) (the third row of
+    the image → road homography); None without a calibration, or when depth hardly changes across the
+    frame (a camera looking straight down): then the bottom tells no distance to compare the width with.
+    """
+    if scene.speed is None:
+        return None
+    a, b, c = (float(v) for v in scene.speed.homography[2])
+    width, height = scene.resolution
+    near = [abs(a * x + b * y + c) for x in (0, width) for y in (0, height)]
+    if max(near) <= 1.1 * min(near):
+        return None
+    return a, b, c
 
 
 def _group(vehicle_class: str) -> str:
@@ -241,6 +374,7 @@ class RuleEngine:
         if "speeding" in self.enabled:
             self.rules.append(SpeedingRule(scene))
         self._polygons = self._needed_polygons()
+        self._horizon = _horizon(scene)
         self._signal_lines = [line.id for line in scene.signal_lines()] if signal_rules else []
         self._vehicles: dict[int, _Vehicle] = {}
         self._key_of: dict[int, int] = {}  # tracker id → vehicle key
@@ -436,7 +570,7 @@ class RuleEngine:
                 x1, y1, x2, y2 = track.xyxy[j]
                 box = (float(x1), float(y1), float(x2), float(y2))
                 g = t - veh.last_ts
-                m = veh.observe(t, box, tol)
+                m = veh.observe(t, box, tol, self._horizon)
                 keys.append(veh.key)
                 tids.append(tid)
                 frames.append(track.frame_index[j])
