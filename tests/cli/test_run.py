@@ -9,51 +9,16 @@ the line); red-light violations 4/4 right, 4 of 4 found.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
 from violations.scoring import match_frames as match
 
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "violations" / "hanoi_giangvo_langha_events.yaml"
-
-
-@pytest.fixture(scope="module")
-def run_output(tmp_path_factory: pytest.TempPathFactory, hanoi_clip: Path) -> Path:
-    out = tmp_path_factory.mktemp("run")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "phatnguoi.cli",
-            "run",
-            "--source",
-            str(hanoi_clip),
-            "--scene",
-            "examples/scenes/hanoi_giangvo_langha.yaml",
-            "--config",
-            "examples/cameras/hanoi_giangvo_langha.yaml",
-            "--out",
-            str(out),
-            "--no-plates",
-            "--start-time",
-            "2022-09-25T09:15:40Z",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=REPO_ROOT,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    assert proc.returncode == 0, proc.stderr
-    (out / "stdout.json").write_text(proc.stdout)
-    return out
 
 
 def test_stop_line_crossings_precision_and_recall(run_output: Path) -> None:

@@ -11,9 +11,6 @@ centred there, so none showed the rider before the line.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,10 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.cli.conftest import GIANGVO_START
 from tests.conftest import REPO_ROOT
 
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "violations" / "hanoi_giangvo_langha_events.yaml"
-START = "2022-09-25T09:15:40Z"
+START = GIANGVO_START
 FPS = 6.0
 
 
@@ -34,35 +32,9 @@ def stop_line_y(x: float) -> float:
 
 
 @pytest.fixture(scope="module")
-def manifests(tmp_path_factory: pytest.TempPathFactory, hanoi_clip: Path) -> list[dict[str, Any]]:
-    out = tmp_path_factory.mktemp("run")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "phatnguoi.cli",
-            "run",
-            "--source",
-            str(hanoi_clip),
-            "--scene",
-            "examples/scenes/hanoi_giangvo_langha.yaml",
-            "--config",
-            "examples/cameras/hanoi_giangvo_langha.yaml",
-            "--out",
-            str(out),
-            "--no-plates",
-            "--start-time",
-            START,
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=REPO_ROOT,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    assert proc.returncode == 0, proc.stderr
-    folders = sorted(p for p in (out / "evidence").iterdir() if p.is_dir() and not p.name.startswith("."))
+def manifests(run_output: Path) -> list[dict[str, Any]]:
+    evidence = run_output / "evidence"
+    folders = sorted(p for p in evidence.iterdir() if p.is_dir() and not p.name.startswith("."))
     return [json.loads((p / "manifest.json").read_text()) for p in folders]
 
 
