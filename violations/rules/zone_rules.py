@@ -41,7 +41,7 @@ import numpy.typing as npt
 from violations import geometry
 from violations.legal import reference, regime, stop_reference
 from violations.rules.base import Batch, SignalBook, make_event, r2
-from violations.scene import Scene, StopZone
+from violations.scene import Polygon, Scene, StopZone
 from violations.types import RuleId, ViolationEvent
 
 logger = logging.getLogger(__name__)
@@ -53,6 +53,17 @@ def _angle(dx: float, dy: float, ux: float, uy: float) -> float:
     if n == 0.0:
         return 0.0
     return math.degrees(math.acos(max(-1.0, min(1.0, (dx * ux + dy * uy) / n))))
+
+
+def _well_inside(batch: Batch, area: str, polygon: Polygon, margin: float) -> npt.NDArray[np.bool_]:
+    """(M,) whether each row's point is inside `area` (a `Batch.inside` key) at least `margin` pixels
+    from the edges of its `polygon`: a point on the edge is box jitter, not a vehicle in the area."""
+    inside = batch.inside[area].copy()
+    rows = inside.nonzero()[0]
+    if len(rows) and margin > 0:
+        depth = geometry.distance_to_edges(batch.points[rows], polygon)
+        inside[rows[depth < margin]] = False
+    return inside
 
 
 @dataclass(slots=True)
@@ -229,11 +240,7 @@ class WrongLaneRule(_ZoneRule):
         out: list[ViolationEvent] = []
         for lane in self.scene.lanes:
             ux, uy = lane.direction
-            inside = batch.inside[f"lanes:{lane.id}"].copy()
-            rows = inside.nonzero()[0]
-            if len(rows) and lane.edge_margin_px > 0:
-                depth = geometry.distance_to_edges(batch.points[rows], lane.polygon)
-                inside[rows[depth < lane.edge_margin_px]] = False
+            inside = _well_inside(batch, f"lanes:{lane.id}", lane.polygon, lane.edge_margin_px)
             for i in range(len(batch.keys)):
                 ep = self._state.get((batch.keys[i], lane.id))
                 if ep is not None and not inside[i]:
@@ -617,11 +624,7 @@ class SidewalkRule(_ZoneRule):
         """Events established by the rows of `batch`."""
         out: list[ViolationEvent] = []
         for zone in self.scene.sidewalks:
-            inside = batch.inside[f"sidewalks:{zone.id}"].copy()
-            rows = inside.nonzero()[0]
-            if len(rows) and zone.edge_margin_px > 0:
-                depth = geometry.distance_to_edges(batch.points[rows], zone.polygon)
-                inside[rows[depth < zone.edge_margin_px]] = False
+            inside = _well_inside(batch, f"sidewalks:{zone.id}", zone.polygon, zone.edge_margin_px)
             for i in range(len(batch.keys)):
                 ep = self._state.get((batch.keys[i], zone.id))
                 if ep is not None and not inside[i]:
