@@ -5,6 +5,8 @@ whole signed package for independent verification), decisions and reopening for 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Request, Response, UploadFile, status
@@ -174,6 +176,21 @@ def get_violation(
     return violation_service.to_public(v, violation_service.penalty_messages(session, v.id))
 
 
+@contextmanager
+def _evidence_refusals(violation_id: int, what: str) -> Iterator[None]:
+    """Stored evidence that cannot be served, as HTTP answers: 410 deleted by retention, 409 not what
+    the device signed, 503 the store failing (logged; `what`: the file or package being read)."""
+    try:
+        yield
+    except FileNotFoundError as e:
+        raise HTTPException(410, str(e)) from None
+    except violation_service.EvidenceIntegrityError as e:
+        raise HTTPException(409, str(e)) from None
+    except StorageError as e:
+        log.error("violation %d: cannot read %s: %s", violation_id, what, e)
+        raise HTTPException(503, "evidence store unavailable") from None
+
+
 @router.get(
     "/{violation_id}/files/{name}",
     response_class=Response,
@@ -197,15 +214,8 @@ def get_evidence_file(
 ) -> Response:
     """The bytes of one evidence file (audited). 404 outside the officer's district; 409 when the stored
     file is not what the device signed (never served); `X-Content-SHA256` is the signed hash."""
-    try:
+    with _evidence_refusals(violation_id, name):
         found = violation_service.read_evidence(session, store, user, violation_id, name, ip)
-    except FileNotFoundError as e:
-        raise HTTPException(410, str(e)) from None
-    except violation_service.EvidenceIntegrityError as e:
-        raise HTTPException(409, str(e)) from None
-    except StorageError as e:
-        log.error("violation %d: cannot read %s: %s", violation_id, name, e)
-        raise HTTPException(503, "evidence store unavailable") from None
     if found is None:
         raise HTTPException(404, f"violation {violation_id} has no file {name}")
     f, data = found
@@ -239,15 +249,8 @@ def get_evidence_package(
     """The signed evidence package, for verification without trusting this server (audited). 404
     outside the officer's district; 409 when a stored file is not what the device signed; 410 when the
     retention job deleted the evidence."""
-    try:
+    with _evidence_refusals(violation_id, "its evidence package"):
         package = violation_service.evidence_package(session, store, user, violation_id, ip)
-    except FileNotFoundError as e:
-        raise HTTPException(410, str(e)) from None
-    except violation_service.EvidenceIntegrityError as e:
-        raise HTTPException(409, str(e)) from None
-    except StorageError as e:
-        log.error("violation %d: cannot read its evidence package: %s", violation_id, e)
-        raise HTTPException(503, "evidence store unavailable") from None
     if package is None:
         raise HTTPException(404, f"violation {violation_id} not found")
     return Response(
