@@ -155,3 +155,26 @@ def ingest(client: TestClient, world: World, camera: str = "cam-a1", **kw: Any) 
     )
     assert r.status_code == 201, r.text
     return int(r.json()["id"])
+
+
+def point_file_at(database_url: str, violation_id: int, name: str, sha256: str) -> None:
+    """Edit the database, not the store: make violation `violation_id`'s record of file `name` name the
+    stored blob `sha256` (another evidence file's, so its hash and address stay consistent)."""
+    from sqlalchemy import select, update
+
+    from api.db import make_engine, make_sessionmaker
+    from api.models import EvidenceFile
+
+    engine = make_engine(database_url)
+    try:
+        with make_sessionmaker(engine)() as s:
+            uri = s.scalars(select(EvidenceFile.storage_uri).where(EvidenceFile.sha256 == sha256)).first()
+            assert uri is not None, f"no stored blob {sha256}"
+            s.execute(
+                update(EvidenceFile)
+                .where(EvidenceFile.violation_id == violation_id, EvidenceFile.name == name)
+                .values(sha256=sha256, storage_uri=uri)
+            )
+            s.commit()
+    finally:
+        engine.dispose()

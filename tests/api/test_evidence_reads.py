@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from api.db import make_engine, make_sessionmaker
-from api.models import AuditEntry, EvidenceFile, Violation
+from api.models import AuditEntry, Violation
 from api.settings import Settings
 from api.storage import ContentMismatchError, LocalStore
 from tests.api.conftest import Db, World
-from tests.api.evidence import ingest, jpeg
+from tests.api.evidence import ingest, jpeg, point_file_at
 
 Auth = Callable[[str], dict[str, str]]
 
@@ -79,19 +79,7 @@ def test_a_file_row_pointed_at_another_blob_is_refused(
     address consistent), which is not the one the device signed."""
     vid = ingest(client, world, seed=1)
     other = ingest(client, world, seed=2)
-    theirs = _files(client, auth, other)["still_at.jpg"]
-    engine = make_engine(db.url)
-    try:
-        with make_sessionmaker(engine)() as s:
-            uri = s.scalars(select(EvidenceFile.storage_uri).where(EvidenceFile.sha256 == theirs)).one()
-            s.execute(
-                update(EvidenceFile)
-                .where(EvidenceFile.violation_id == vid, EvidenceFile.name == "still_at.jpg")
-                .values(sha256=theirs, storage_uri=uri)
-            )
-            s.commit()
-    finally:
-        engine.dispose()
+    point_file_at(db.url, vid, "still_at.jpg", _files(client, auth, other)["still_at.jpg"])
     r = client.get(f"/api/v1/violations/{vid}/files/still_at.jpg", headers=auth("off-a"))
     assert r.status_code == 409, r.text
     assert "still_at.jpg" in r.json()["detail"]

@@ -207,12 +207,8 @@ def test_notice_pdf_prints_only_photos_that_are_as_signed(
 ) -> None:
     """A photo replaced in the store after the confirmation, or a file record pointed at another
     violation's photo, is left out of the printed notice, not printed as evidence."""
-    from sqlalchemy import select, update
-
-    from api.db import make_engine, make_sessionmaker
-    from api.models import EvidenceFile
     from api.storage import LocalStore
-    from tests.api.evidence import jpeg
+    from tests.api.evidence import jpeg, point_file_at
 
     vid = ingest(client, world, seed=7)
     other = ingest(client, world, seed=8)
@@ -242,16 +238,5 @@ def test_notice_pdf_prints_only_photos_that_are_as_signed(
         for f in client.get(f"/api/v1/violations/{other}", headers=auth("sup")).json()["files"]
         if f["name"] == "still_before.jpg"
     )
-    engine = make_engine(db.url)
-    try:
-        with make_sessionmaker(engine)() as s:
-            uri = s.scalars(select(EvidenceFile.storage_uri).where(EvidenceFile.sha256 == theirs)).one()
-            s.execute(
-                update(EvidenceFile)
-                .where(EvidenceFile.violation_id == vid, EvidenceFile.name == "still_before.jpg")
-                .values(sha256=theirs, storage_uri=uri)
-            )
-            s.commit()
-    finally:
-        engine.dispose()
+    point_file_at(db.url, vid, "still_before.jpg", theirs)
     assert images() == printed - 2
