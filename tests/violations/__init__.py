@@ -13,11 +13,13 @@ import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from detector.tracking import TrackHistory
+from streams.frame import Frame
 from violations.rules import RuleEngine
 from violations.scene import Scene
 from violations.types import SignalReading, SignalState, ViolationEvent
@@ -160,3 +162,19 @@ def run(
 def rules_of(events: Iterable[ViolationEvent]) -> list[str]:
     """The rule ids of `events`, sorted."""
     return sorted(e.rule for e in events)
+
+
+def clip_frames(clip: Path, n: int, camera: str) -> list[Frame]:
+    """The first `n` frames of a real clip, with their times from the container."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(clip))
+    out = []
+    try:
+        for i in range(n):
+            ok, img = cap.read()
+            assert ok, f"could not read frame {i} of {clip}"
+            out.append(Frame(img, i, cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0, camera))
+    finally:
+        cap.release()
+    return out

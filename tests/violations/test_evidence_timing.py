@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from detector.detections import Detections
 from streams.frame import Frame
+from tests.violations import clip_frames
 from violations import annotate
 from violations.evidence import (
     LOST_LABEL,
@@ -163,16 +164,7 @@ def imread(path: Path) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def frames(hanoi_clip: Path) -> list[Frame]:
-    cap = cv2.VideoCapture(str(hanoi_clip))
-    out = []
-    try:
-        for i in range(N_FRAMES):
-            ok, img = cap.read()
-            assert ok, f"could not read frame {i} of {hanoi_clip}"
-            out.append(Frame(img, i, cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0, CAMERA))
-    finally:
-        cap.release()
-    return out
+    return clip_frames(hanoi_clip, N_FRAMES, CAMERA)
 
 
 @pytest.fixture(scope="module")
