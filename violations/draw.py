@@ -2,8 +2,9 @@
 
 `draw_scene` returns a new image and never modifies its input. Zones are filled translucently with an
 outline and their id; stop lines are thick with an arrow in the governed travel direction and the id
-of their light; light ROIs are boxes with their lamp points; lanes and wrong-way zones show their
-direction as an arrow. Colours (BGR) are fixed per element kind so pictures of different cameras read
+of their light, and their exits (movements) are zones naming the light that governs them (or "free");
+light ROIs are boxes with their lamp points; lanes and wrong-way zones show their direction as an
+arrow. Colours (BGR) are fixed per element kind so pictures of different cameras read
 the same. When the image's size differs from the scene's resolution, coordinates are scaled to it.
 Only ids are written (ASCII): OpenCV's fonts cannot render Vietnamese names.
 """
@@ -27,6 +28,7 @@ STOP_LINE: Color = (255, 255, 255)
 STOP_LINE_UNGOVERNED: Color = (160, 160, 160)
 LIGHT: Color = (0, 255, 255)
 SPEED: Color = (80, 220, 80)
+EXIT: Color = (160, 230, 0)
 LAMP: dict[str, Color] = {"red": (0, 0, 255), "amber": (0, 170, 255), "green": (0, 200, 0)}
 
 
@@ -74,6 +76,10 @@ def draw_scene(image: Image, scene: Scene, alpha: float = 0.25) -> Image:
     zones += [(f"one-way {z.id}", z.polygon, WRONG_WAY, z.direction) for z in scene.wrong_way_zones]
     zones += [(f"{z.kind} {z.id}", z.polygon, STOP_ZONE, None) for z in scene.stop_zones]
     zones += [(f"sidewalk {z.id}", z.polygon, SIDEWALK, None) for z in scene.sidewalks]
+    for line in scene.stop_lines:
+        for ex in line.exits:
+            by = "free" if ex.free else f"<- {ex.light or line.light}"
+            zones.append((f"exit {line.id}.{ex.id} {by}", ex.polygon, EXIT, None))
     for _, poly, color, _ in zones:
         cv2.fillPoly(fill, [pts(poly)], color)
     out = np.asarray(cv2.addWeighted(fill, alpha, out, 1 - alpha, 0), dtype=np.uint8)

@@ -1,10 +1,11 @@
 """Scene configuration: what a camera sees and what is enforced where (YAML → strict pydantic trees).
 
 A scene file describes one fixed camera view in the camera's own pixel coordinates (origin top left,
-y down): stop lines and the lights that govern them, lanes with their travel direction and allowed
-vehicle classes, wrong-way zones, no-stopping/no-parking zones, sidewalks, an optional speed
-calibration (image ↔ ground points) and the rules' tolerances. Every model is frozen, forbids
-unknown keys and bounds every number, so a typo is an error naming the field and the file.
+y down): stop lines, the lights that govern them and the movements out of them (exits), lanes with
+their travel direction and allowed vehicle classes, wrong-way zones, no-stopping/no-parking zones,
+sidewalks, an optional speed calibration (image ↔ ground points) and the rules' tolerances. Every
+model is frozen, forbids unknown keys and bounds every number, so a typo is an error naming the field
+and the file.
 
 Directions are image vectors ``[dx, dy]`` or the names ``up`` / ``down`` / ``left`` / ``right``
 (``up`` is ``[0, -1]``: away from a camera that looks along the road). A stop line says from which
@@ -14,7 +15,8 @@ cross it moving up).
 `load_scene` parses a file (errors list every bad field with the file name; a polygon whose edges
 cross, its corners clicked out of order, is one); `check_scene` returns warnings about a valid scene
 (unused lights, queue areas inside no-stopping zones, a wrong-way zone against the lane it covers, a
-speed zone reaching beyond the calibration points, a frame of another size...). Drawing lives in
+speed zone reaching beyond the calibration points, stop-line exits that cannot decide a movement, a
+frame of another size...). Drawing lives in
 `violations.draw`. No OpenCV here: the server may import this module.
 """
 
@@ -201,6 +203,39 @@ class Location(_Strict):
     lon: float = Field(ge=-180, le=180, description="Longitude in degrees.")
 
 
+class Exit(_Strict):
+    """One movement out of a stop line (straight, a turn): where the vehicles making it go, and what lets
+    them make it while the line's own light is red."""
+
+    id: Id = Field(
+        description="Name of the movement, unique on its line (straight, right, left...); events give it in "
+        "details.movement."
+    )
+    polygon: Polygon = Field(
+        description="Where the vehicles making this movement go, past the line, frame pixels. A vehicle's "
+        "movement is the first exit its bottom-centre enters after it crossed the line."
+    )
+    light: Id | None = Field(
+        None,
+        description="Light (in `lights`) that permits this movement while it is green, e.g. a head with only "
+        "a green right-turn arrow; none (and not free): the movement is governed by the line's own light.",
+    )
+    free: bool = Field(
+        False, description="A sign permits this movement at any time (e.g. a right turn on red): never fined."
+    )
+
+    @model_validator(mode="after")
+    def _one_permission(self) -> Exit:
+        if self.light is not None and self.free:
+            raise ValueError("give light or free, not both")
+        return self
+
+    @property
+    def governed_by_line(self) -> bool:
+        """Whether the line's own light governs this movement (no light or sign of its own)."""
+        return self.light is None and not self.free
+
+
 class StopLine(_Strict):
     """A painted stop line and the signal that governs it."""
 
@@ -219,6 +254,16 @@ class StopLine(_Strict):
         (),
         description="Ids of the lanes this line governs (e.g. leave out a free right-turn lane); empty → "
         "every vehicle crossing the line.",
+    )
+    exits: tuple[Exit, ...] = Field(
+        (),
+        max_length=8,
+        description="The movements out of this line, when a turn from a shared lane has a light or sign of "
+        "its own (a green arrow, 'right turn on red permitted'): draw every movement (straight, right, "
+        "left). A vehicle that crosses on red while such a turn is permitted is a red-light (or stop-line) "
+        "case only once it enters an exit whose movement is not permitted; one whose movement is not seen "
+        "(its track ends, or it enters no exit within tolerances.movement_window_s) is not fined. Empty: "
+        "every crossing on red is judged by the line's light alone.",
     )
 
     @property
@@ -524,6 +569,13 @@ class Tolerances(_Strict):
     stop_line_confirm_s: float = Field(
         2.0, ge=0, le=60, description="Stop line: how long it must stay stopped past the line on red."
     )
+    movement_window_s: float = Field(
+        5.0,
+        ge=0.5,
+        le=60,
+        description="Stop lines with exits: how long after crossing (or after its last stop past the line) "
+        "a vehicle has to enter an exit before its movement counts as not seen (not fined).",
+    )
     motion_window_s: float = Field(
         1.0, ge=0.2, le=10, description="Window over which motion (speed, direction) is measured."
     )
@@ -705,6 +757,8 @@ def _frame_problems(scene: Scene) -> list[Problem]:
 
     for k, line in enumerate(scene.stop_lines):
         points(("stop_lines", k, "points"), line.points)
+        for j, ex in enumerate(line.exits):
+            points(("stop_lines", k, "exits", j, "polygon"), ex.polygon)
     for k, light in enumerate(scene.lights):
         if light.roi is not None:
             problem = _roi_problem(light.roi, frame)
@@ -767,6 +821,18 @@ def _reference_problems(raw: dict[str, Any]) -> list[Problem]:
         for j, lane in enumerate(lanes if isinstance(lanes, list | tuple) else ()):
             if isinstance(lane, str) and lane not in ids["lanes"]:
                 out.append((("stop_lines", k, "lanes", j), f"unknown lane {lane!r}", lane))
+        exits = line.get("exits")
+        seen_exits: set[str] = set()
+        for j, ex in enumerate(exits if isinstance(exits, list | tuple) else ()):
+            if not isinstance(ex, dict):
+                continue
+            ident, light = ex.get("id"), ex.get("light")
+            if isinstance(ident, str):
+                if ident in seen_exits:
+                    out.append((("stop_lines", k, "exits", j, "id"), f"duplicate exit id {ident!r}", ident))
+                seen_exits.add(ident)
+            if isinstance(light, str) and light not in ids["lights"]:
+                out.append((("stop_lines", k, "exits", j, "light"), f"unknown light {light!r}", light))
     for k, zone in items("stop_zones"):
         light = zone.get("light")
         if isinstance(light, str) and light not in ids["lights"]:
@@ -890,6 +956,7 @@ def check_scene(scene: Scene, frame: npt.NDArray[np.uint8] | None = None) -> lis
         if reason is not None:
             out.append(f"rule {rule} disabled: {reason}")
     used = {line.light for line in scene.stop_lines} | {zone.light for zone in scene.stop_zones}
+    used |= {ex.light for line in scene.stop_lines for ex in line.exits}
     for light in scene.lights:
         if light.id not in used:
             out.append(f"light {light.id} governs no stop line or stop zone")
@@ -910,6 +977,7 @@ def check_scene(scene: Scene, frame: npt.NDArray[np.uint8] | None = None) -> lis
         if line.light is None:
             out.append(f"stop line {line.id} has no light: not enforced")
         out.extend(_queue_overlaps(scene, line))
+        out.extend(_exit_problems(line, lf))
     if scene.speed is not None:
         err = scene.speed.reprojection_error_m()
         if err > 0.5:
@@ -1014,6 +1082,40 @@ def _queue_overlaps(scene: Scene, line: StopLine) -> list[str]:
                 f"stop zone {zone.id} covers the queue behind stop line {line.id} but has no light: "
                 "vehicles waiting at red would be reported as stopped"
             )
+    return out
+
+
+def _exit_problems(line: StopLine, frame: geometry.StopLineFrame) -> list[str]:
+    """Warn about exits that cannot decide a movement the way the installer meant."""
+    out: list[str] = []
+    if not line.exits:
+        return out
+    permitting = [ex.id for ex in line.exits if not ex.governed_by_line]
+    if not permitting:
+        out.append(
+            f"stop line {line.id}: no exit has a light or free: every crossing on red is judged as without "
+            "exits (they only name the movement)"
+        )
+    elif len(permitting) == len(line.exits):
+        out.append(
+            f"stop line {line.id}: every exit has a light or free: while one is permitted, a vehicle "
+            "crossing on red into no exit (e.g. straight on) is not fined; draw the other movements as exits "
+            "without a light"
+        )
+    for ex in line.exits:
+        across, _ = frame.coords(np.asarray(ex.polygon, dtype=np.float64))
+        if float(across.max()) <= 0.0:
+            out.append(
+                f"exit {ex.id} of stop line {line.id} lies behind the line: vehicles are looked for in exits "
+                "only after they crossed"
+            )
+    for i, ex in enumerate(line.exits):
+        for other in line.exits[i + 1 :]:
+            if _overlap(ex.polygon, other.polygon) > 0.3:
+                out.append(
+                    f"exits {ex.id} and {other.id} of stop line {line.id} overlap by more than 30 %: the "
+                    "first one a vehicle enters decides its movement"
+                )
     return out
 
 

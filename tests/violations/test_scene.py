@@ -47,6 +47,7 @@ EXAMPLES = REPO_ROOT / "examples" / "scenes"
 VIDEOS = SHARED_DATA / "videos"
 SCENE_VIDEOS = {
     "hanoi_giangvo_langha.yaml": VIDEOS / "hanoi_giangvo_langha.mp4",
+    "haiphong_intersection.yaml": VIDEOS / "haiphong_intersection_daytime_plates.mp4",
     "us_street.yaml": VIDEOS / "us_street.mp4",
     "sample.yaml": SAMPLE_CLIP,
 }

@@ -16,6 +16,19 @@ Neither is established on an observation whose bottom edge is hidden by a vehicl
 queue, a partly hidden bike's box ends where the bike in front begins, above its wheels), nor, for
 the red light, on a box that grew instead of moving (`Batch.rigid`).
 
+Movements (``stop_lines[].exits``): where a turn out of a shared lane has a light of its own (a green
+right-turn arrow) or a sign permitting it, crossing on red is allowed for the vehicles making that turn.
+A vehicle's movement is the first exit its bottom-centre enters after it crossed. When a movement was
+permitted at the moment its front crossed (`SignalLineRule._permitted`: free, its light green then or
+until ``amber_grace_s`` before; an arrow head drawn with only its green lamp is not permitted when dark),
+its red-light and stop-line events wait for its movement: none if it enters a permitted exit; made if it
+enters another one (the red-light event at that moment, so the evidence shows the movement; then held
+for the light reader as usual); none if its movement is not seen: its track ends, the video ends, or it
+enters no exit within ``movement_window_s`` of the crossing or of its last stop past the line (a wrong
+fine for a permitted turn is worse than a missed one). When no movement was permitted, nothing waits.
+On such lines events give ``details["movement"]`` (the exit entered; None when not seen yet) and
+``details["permitted_movements"]``.
+
 A vehicle already past the line when red began (it entered on green) is neither. The crossing time
 is interpolated between the two observations that straddle the line. If a vehicle that was reported for
 the stop line later drives on through the red, the red-light event says so in ``details["supersedes"]``.
@@ -40,6 +53,7 @@ The stop-line rule uses the same time.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -50,7 +64,7 @@ from violations import geometry
 from violations.geometry import StopLineFrame
 from violations.legal import reference
 from violations.rules.base import F64, Batch, SignalBook, make_event, r2
-from violations.scene import TWO_WHEELERS, Scene, StopLine
+from violations.scene import TWO_WHEELERS, Exit, Scene, StopLine
 from violations.types import RuleId, ViolationEvent
 
 logger = logging.getLogger(__name__)
@@ -86,6 +100,11 @@ class _Crossing:
     stop_event_id: str | None = None
     logged: bool = False  # written to the crossing log
     confirmed: bool = False  # on red, read again `signal_settle_s` after the crossing
+    # Lines with exits: the first exit entered after the crossing, and the last time the vehicle was seen
+    # stopped past the line (the movement window starts again from there).
+    movement: str | None = None
+    still_ts: float = -math.inf
+    excused: bool = False  # its movement was permitted (logged once)
 
 
 #: A crossing counts only when the step over the line is what the vehicle's (smoothed) motion predicts,
@@ -110,6 +129,19 @@ class _Held:
     key: int
     went_on_ts: float  # when it was first `red_light_min_travel_px` past the line
     event: ViolationEvent
+
+
+@dataclass(slots=True)
+class _Due:
+    """Events of a vehicle that crossed on red while a movement out of its line was permitted, waiting
+    for the vehicle to show its movement (see `SignalLineRule.process`)."""
+
+    line: StopLine
+    key: int
+    tracker_id: int  # when it crossed (for log lines)
+    crossing: _Crossing
+    red_went_on: float | None = None  # the red-light case: when it went on (the event is made on decision)
+    stop: ViolationEvent | None = None  # the stop-line event, made when the vehicle stopped
 
 
 @dataclass(slots=True)
@@ -159,6 +191,17 @@ class SignalLineRule:
         # Rows further than this from a line cannot change its state for anyone.
         self._band = self.tol.red_light_min_travel_px + 100.0
         self._held: list[_Held] = []
+        # Lines with exits: the exits' polygons, the vehicles waiting to show their movement, and which
+        # lights can show amber (a head drawn with only a green arrow lamp cannot: dark is its red).
+        self._exits: dict[str, list[tuple[Exit, F64]]] = {
+            line.id: [(ex, np.asarray(ex.polygon, np.float64)) for ex in line.exits]
+            for line in self.lines
+            if line.exits
+        }
+        self._due: dict[tuple[int, str], _Due] = {}
+        self._shows_amber = {
+            light.id: light.lamps is None or light.lamps.amber is not None for light in scene.lights
+        }
         speed = scene.speed
         # image → ground homography, its inverse and where it holds
         self._ground: tuple[F64, F64, F64] | None = None
@@ -168,8 +211,9 @@ class SignalLineRule:
 
     @property
     def held(self) -> int:
-        """Red-light events waiting for the light reader to settle."""
-        return len(self._held)
+        """Red-light events waiting for the light reader to settle, and vehicles whose events wait for
+        their movement."""
+        return len(self._held) + len(self._due)
 
     def release(self, signals: SignalBook, now_ts: float, *, final: bool = False) -> list[ViolationEvent]:
         """The red-light events held `signal_settle_s` since the vehicle went on, now that the light
@@ -178,7 +222,8 @@ class SignalLineRule:
         runner: it waited on or just past the line (a stop-line case at most). The green is confirmed
         ~0.3 s late and its confidence climbs for a second, so deciding when the vehicle went on read
         a rider who left on green as leaving on red. `final` (the video ended): decide every held event
-        on the readings there are."""
+        on the readings there are. Vehicles waiting to show their movement (lines with exits) whose
+        movement window passed, or all of them when `final`, are dropped: not fined."""
         out: list[ViolationEvent] = []
         keep: list[_Held] = []
         for held in self._held:
@@ -198,12 +243,35 @@ class SignalLineRule:
                 continue
             out.append(held.event)
         self._held = keep
+        window = self.tol.movement_window_s
+        for k, due in list(self._due.items()):
+            c = due.crossing
+            if final or now_ts < c.ts or now_ts - max(c.ts, c.still_ts) > window:
+                del self._due[k]
+                logger.info(
+                    "line %s: track %d crossed on red while a turn was permitted, but its movement was not "
+                    "seen (%s): not fined",
+                    due.line.id,
+                    due.tracker_id,
+                    "decided now: the stream ended or its clock stepped"
+                    if final
+                    else f"in no exit within {window:g} s",
+                )
         return out
 
     def forget(self, keys: set[int]) -> None:
-        """Drop the state of vehicles that left."""
+        """Drop the state of vehicles that left. One that crossed on red while a turn was permitted and
+        left before its movement was seen is not fined: it may have turned."""
         for k in [k for k in self._state if k[0] in keys]:
             del self._state[k]
+        for k in [k for k in self._due if k[0] in keys]:
+            due = self._due.pop(k)
+            logger.info(
+                "line %s: track %d crossed on red while a turn was permitted; its track ended before its "
+                "movement was seen: not fined",
+                due.line.id,
+                due.tracker_id,
+            )
 
     def process(self, batch: Batch, signals: SignalBook, now_ts: float) -> list[ViolationEvent]:
         """Events established by the rows of `batch`."""
@@ -221,6 +289,105 @@ class SignalLineRule:
                 )
                 if ev is not None:
                     out.append(ev)
+            if line.id in self._exits:
+                out.extend(self._movements(line, batch, across, signals))
+        return out
+
+    def _movements(
+        self, line: StopLine, batch: Batch, across: F64, signals: SignalBook
+    ) -> list[ViolationEvent]:
+        """Watch the vehicles that crossed `line` (one with exits) for the first exit they enter, and
+        decide the events that wait for it."""
+        out: list[ViolationEvent] = []
+        exits = self._exits[line.id]
+        for i, key in enumerate(batch.keys):
+            st = self._state.get((key, line.id))
+            c = st.crossing if st is not None else None
+            if st is None or c is None or st.side != 1 or c.movement is not None or batch.jump[i]:
+                continue
+            if batch.stationary[i]:
+                c.still_ts = float(batch.ts[i])
+            point = batch.points[i : i + 1]
+            entered = next((ex.id for ex, poly in exits if geometry.points_in_polygon(point, poly)[0]), None)
+            if entered is None:
+                continue
+            c.movement = entered
+            due = self._due.get((key, line.id))
+            if due is not None and due.crossing is c:
+                del self._due[(key, line.id)]
+                out.extend(self._decide(due, batch, i, float(across[i]), signals))
+        return out
+
+    def _decide(self, due: _Due, batch: Batch, i: int, a: float, signals: SignalBook) -> list[ViolationEvent]:
+        """The events of a vehicle whose movement was just seen (at row `i`, `a` pixels past the line):
+        none when that movement was permitted; the stop-line event now, the red-light event held for the
+        light reader to settle (`release`), made at this row (the evidence shows the movement)."""
+        line, c = due.line, due.crossing
+        permitted = self._permitted(line, c, signals)
+        if self._excused(line, c, permitted, batch.tracker_ids[i]):
+            return []
+        out: list[ViolationEvent] = []
+        if due.stop is not None:
+            details = {**due.stop.details, "movement": c.movement, "permitted_movements": permitted}
+            out.append(dataclasses.replace(due.stop, details=details))
+        if due.red_went_on is not None:
+            ev = self._event("red_light", line, batch, i, c, a, permitted)
+            if ev is not None:
+                self._held.append(_Held(line, due.key, due.red_went_on, ev))
+        return out
+
+    @staticmethod
+    def _excused(line: StopLine, c: _Crossing, permitted: list[str], tracker_id: int) -> bool:
+        """Whether the vehicle's movement (seen) was one permitted when it crossed."""
+        if c.movement is None or c.movement not in permitted:
+            return False
+        if c.excused:
+            return True
+        c.excused = True
+        logger.info(
+            "line %s: track %d crossed on red and went %s, which was permitted then: not fined",
+            line.id,
+            tracker_id,
+            c.movement,
+        )
+        return True
+
+    def _wait_for_movement(
+        self, line: StopLine, key: int, c: _Crossing, permitted: list[str], tracker_id: int
+    ) -> _Due | None:
+        """Where a red-light or stop-line event of a vehicle that crossed on red waits for its movement:
+        None when it need not wait (no movement was permitted, or the movement is already seen)."""
+        if not permitted or c.movement is not None:
+            return None
+        due = self._due.get((key, line.id))
+        if due is None or due.crossing is not c:
+            due = self._due[(key, line.id)] = _Due(line, key, tracker_id, c)
+            logger.info(
+                "line %s: track %d crossed on red while %s was permitted: waiting for its movement",
+                line.id,
+                tracker_id,
+                ", ".join(permitted),
+            )
+        return due
+
+    def _permitted(self, line: StopLine, c: _Crossing, signals: SignalBook) -> list[str]:
+        """Ids of `line`'s exits whose movement was permitted when the vehicle's front crossed: free, or
+        its light green then (or until `amber_grace_s` before), or amber on a head that shows amber. A
+        head drawn with only a green lamp (an arrow) reads amber when its lamp went dark after green: that
+        is its red, not an amber."""
+        out = []
+        for ex in line.exits:
+            if ex.free:
+                out.append(ex.id)
+            elif ex.light is not None:
+                now = signals.at(ex.light, c.front_ts)
+                before = signals.at(ex.light, c.front_ts - self.tol.amber_grace_s)
+                if (
+                    (now is not None and now.state == "green")
+                    or (now is not None and now.state == "amber" and self._shows_amber.get(ex.light, True))
+                    or (before is not None and before.state == "green")
+                ):
+                    out.append(ex.id)
         return out
 
     def leads(self, line: StopLine, batch: Batch, across: F64) -> F64:
@@ -385,7 +552,14 @@ class SignalLineRule:
             c.red_emitted = True
             if "red_light" not in self.emit:
                 return None
-            ev = self._event("red_light", line, batch, i, c, a)
+            permitted = self._permitted(line, c, signals) if line.exits else []
+            due = self._wait_for_movement(line, key, c, permitted, batch.tracker_ids[i])
+            if due is not None:
+                due.red_went_on = t  # decided when the vehicle enters an exit (`_movements`)
+                return None
+            if self._excused(line, c, permitted, batch.tracker_ids[i]):
+                return None
+            ev = self._event("red_light", line, batch, i, c, a, permitted)
             if ev is not None:
                 # Held for `signal_settle_s` (see `release`), also if the vehicle leaves view meanwhile:
                 # whether the light was green when it went on is known only once the reader has
@@ -408,9 +582,16 @@ class SignalLineRule:
                 and not batch.occluded(i)
                 and self._advanced(st, line, batch, i, a)
             ):
-                ev = self._event("stop_line", line, batch, i, c, a)
+                permitted = self._permitted(line, c, signals) if line.exits else []
+                if self._excused(line, c, permitted, batch.tracker_ids[i]):
+                    return None
+                ev = self._event("stop_line", line, batch, i, c, a, permitted)
                 if ev is not None:
                     c.stop_event_id = ev.event_id
+                    due = self._wait_for_movement(line, key, c, permitted, batch.tracker_ids[i])
+                    if due is not None:
+                        due.stop = ev  # waiting on the line's edge may be a permitted turn: decided later
+                        return None
                 return ev
         else:
             c.stopped_since = None
@@ -476,7 +657,14 @@ class SignalLineRule:
         return _Crossing(tc, front_ts, lead_px, frame, on_red, red_for, reading.confidence)
 
     def _event(
-        self, rule: RuleId, line: StopLine, batch: Batch, i: int, c: _Crossing, a: float
+        self,
+        rule: RuleId,
+        line: StopLine,
+        batch: Batch,
+        i: int,
+        c: _Crossing,
+        a: float,
+        permitted: list[str] | None = None,
     ) -> ViolationEvent | None:
         ref = reference(rule, batch.classes[i])
         if ref is None:
@@ -497,4 +685,7 @@ class SignalLineRule:
             details["supersedes"] = c.stop_event_id
         if rule == "stop_line" and c.stopped_since is not None:
             details["stopped_for_s"] = r2(float(batch.ts[i]) - c.stopped_since)
+        if line.exits:
+            details["movement"] = c.movement  # None: not seen yet (no movement was permitted)
+            details["permitted_movements"] = permitted or []
         return make_event(self.scene, rule, ref, batch, i, c.ts, details)
