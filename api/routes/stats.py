@@ -10,7 +10,7 @@ from api.deps import CurrentOfficer, ReadSessionDep
 from api.errors import RefusedError
 from api.schemas import IDENT, FlowStatsPublic, Instant, Message, ViolationStatsPublic
 from api.services import stats
-from api.services.stats import VN_UTC_OFFSET_MINUTES, FlowGroup, ViolationGroup
+from api.services.stats import MAX_DAYS, VN_UTC_OFFSET_MINUTES, FlowGroup, ViolationGroup
 
 router = APIRouter(prefix="/api/v1/stats", tags=["stats"])
 
@@ -26,13 +26,20 @@ District = Annotated[str | None, Query(max_length=64, pattern=IDENT)]
 def violation_stats(
     user: CurrentOfficer,
     session: ReadSessionDep,
-    group_by: Annotated[ViolationGroup, Query(description="rule, camera, district, hour (of day) or day.")],
+    group_by: Annotated[
+        ViolationGroup,
+        Query(
+            description="rule, camera, district, hour (of day) or day: every local day of [from, to), "
+            f"zeros included, at most the last {MAX_DAYS} (the answer's `from`: the first day's start)."
+        ),
+    ],
     from_: Annotated[Instant | None, Query(alias="from", description="occurred_at >= from")] = None,
     to: Annotated[Instant | None, Query(description="occurred_at < to")] = None,
     district: District = None,
     utc_offset_minutes: Offset = VN_UTC_OFFSET_MINUTES,
 ) -> ViolationStatsPublic:
-    """Violation counts per group and status, confirmation rate and plate read rate."""
+    """Violation counts per group and status, confirmation rate and plate read rate (422: `from` after
+    `to`)."""
     try:
         return stats.violation_stats(
             session,
@@ -57,7 +64,7 @@ def flow_stats(
     district: District = None,
     utc_offset_minutes: Offset = VN_UTC_OFFSET_MINUTES,
 ) -> FlowStatsPublic:
-    """Vehicles counted per group."""
+    """Vehicles counted per group (422: `from` after `to`)."""
     try:
         return stats.flow_stats(
             session,

@@ -4,6 +4,12 @@ Hours and days are local time at a fixed UTC offset (Vietnam: +07:00 all year, n
 "hour 17" means 17:00-17:59 in Hanoi whatever the server's time zone. `hour` groups by hour of the day
 (0-23, summed over the period: when do violations happen); `day` by calendar day (YYYY-MM-DD).
 
+`day` groups hold every day of the period, those without a violation with zeros: a day a camera was
+down must show as a gap in the trend, not vanish from it. The period is [from, to); without `from` it
+starts on the day of the first violation, without `to` it ends today (or on the day of the last
+violation, if that is later). At most the last `MAX_DAYS` days are counted (a ten-year period would
+be thousands of points): then the answer's `from` is the start of the first day counted.
+
 Officers get their own district only; supervisors and admins any district, or all. Counts carry no
 personal data, so they are not audited.
 """
@@ -12,13 +18,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Integer, String, case, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from api.db import is_postgresql
+from api.errors import RefusedError
 from api.models import Camera, FlowCount, User, Violation
 from api.schemas import FlowStatsGroup, FlowStatsPublic, ViolationStatsGroup, ViolationStatsPublic
 from api.services.review import scope_district
@@ -28,6 +35,8 @@ log = logging.getLogger(__name__)
 ViolationGroup = Literal["rule", "camera", "district", "hour", "day"]
 FlowGroup = Literal["class", "camera", "hour"]
 VN_UTC_OFFSET_MINUTES = 7 * 60
+#: Most days that `day` groups cover: a leap year.
+MAX_DAYS = 366
 
 
 def local_bucket(
@@ -52,6 +61,49 @@ def _rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
+def check_range(start: datetime | None, end: datetime | None) -> None:
+    """Refuse a period that ends before it starts (an empty one, [t, t), is fine: nothing is in it).
+
+    Raises:
+        RefusedError: 422 when `start` is later than `end`.
+    """
+    if start is not None and end is not None and start > end:
+        raise RefusedError(422, "from is later than to")
+
+
+def _local_day(t: datetime, offset: timedelta) -> date:
+    return (t.astimezone(UTC) + offset).date()
+
+
+def _day_span(
+    session: Session,
+    conds: list[ColumnElement[bool]],
+    occurred_from: datetime | None,
+    occurred_to: datetime | None,
+    offset: timedelta,
+    now: datetime,
+) -> tuple[date, date] | None:
+    """The first and last local day of the period, or None when it has none (an empty range; no `from`
+    and no violation). `conds`: the query's conditions other than `from`."""
+    first = _local_day(occurred_from, offset) if occurred_from is not None else None
+    last = _local_day(occurred_to - timedelta(microseconds=1), offset) if occurred_to is not None else None
+    if first is None or last is None:
+        earliest, latest = session.execute(
+            select(func.min(Violation.occurred_at), func.max(Violation.occurred_at)).where(*conds)
+        ).one()
+        if first is None:
+            if earliest is None:
+                return None
+            first = _local_day(earliest, offset)
+        if last is None:
+            last = _local_day(now, offset)
+            if latest is not None:
+                last = max(last, _local_day(latest, offset))
+    if first > last:
+        return None
+    return first, last
+
+
 def violation_stats(
     session: Session,
     user: User,
@@ -61,12 +113,16 @@ def violation_stats(
     occurred_to: datetime | None = None,
     district_id: str | None = None,
     utc_offset_minutes: int = VN_UTC_OFFSET_MINUTES,
+    now: datetime | None = None,
 ) -> ViolationStatsPublic:
     """Counts of violations per group, by status, with the confirmation and plate read rates.
 
+    `now` decides which day is today (the end of `day` groups without `to`; default: the clock).
+
     Raises:
-        RefusedError: 403 when an officer asks for another district.
+        RefusedError: 403 when an officer asks for another district; 422 when `from` is after `to`.
     """
+    check_range(occurred_from, occurred_to)
     district = scope_district(user, district_id)
     postgresql = is_postgresql(session)
     key: Any
@@ -81,10 +137,20 @@ def violation_stats(
     conds: list[ColumnElement[bool]] = []
     if district is not None:
         conds.append(Violation.district_id == district)
-    if occurred_from is not None:
-        conds.append(Violation.occurred_at >= occurred_from)
     if occurred_to is not None:
         conds.append(Violation.occurred_at < occurred_to)
+    days: list[str] = []
+    if group_by == "day":
+        offset = timedelta(minutes=int(utc_offset_minutes))
+        span = _day_span(session, conds, occurred_from, occurred_to, offset, now or datetime.now(UTC))
+        if span is not None:
+            first, last = span
+            if (last - first).days >= MAX_DAYS:  # the older days are cut off; the answer's `from` says so
+                first = last - timedelta(days=MAX_DAYS - 1)
+                occurred_from = datetime.combine(first, time(), tzinfo=timezone(offset))
+            days = [(first + timedelta(days=k)).isoformat() for k in range((last - first).days + 1)]
+    if occurred_from is not None:
+        conds.append(Violation.occurred_at >= occurred_from)
 
     def n_status(status: str) -> ColumnElement[Any]:
         return func.coalesce(func.sum(case((Violation.status == status, 1), else_=0)), 0).cast(Integer)
@@ -112,6 +178,12 @@ def violation_stats(
             plate_read=r.plate_read,
         )
         for r in rows
+    ]
+    present = {g.key for g in groups}
+    groups += [
+        ViolationStatsGroup(key=day, total=0, new=0, confirmed=0, rejected=0, plate_read=0)
+        for day in days
+        if day not in present
     ]
     groups.sort(key=_order(group_by))
     total = sum(g.total for g in groups)
@@ -152,8 +224,9 @@ def flow_stats(
     """Vehicles counted per class, camera or hour of day, over intervals starting in [from, to).
 
     Raises:
-        RefusedError: 403 when an officer asks for another district.
+        RefusedError: 403 when an officer asks for another district; 422 when `from` is after `to`.
     """
+    check_range(interval_from, interval_to)
     district = scope_district(user, district_id)
     key: Any
     if group_by == "class":

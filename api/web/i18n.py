@@ -377,6 +377,10 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
     "stats.count": ("Số lượng", "Count"),
     "stats.chart_of": ("Biểu đồ: {title}", "Chart: {title}"),
     "stats.no_data": ("Không có dữ liệu", "No data"),
+    "stats.day_recent": (
+        "Chỉ hiện {n} ngày gần nhất của khoảng thời gian",
+        "Only the last {n} days of the period",
+    ),
     # --- public lookup
     "lookup.title": ("Tra cứu vi phạm", "Look up a violation"),
     "lookup.intro": (
@@ -485,6 +489,7 @@ _ERRORS_VI: Final[tuple[tuple[str, str], ...]] = (
     (r"^query\.from: (.+?)(?: \(and \d+ more\))?$", "Từ ngày: {1}"),
     (r"^query\.to: (.+?)(?: \(and \d+ more\))?$", "Đến ngày: {1}"),
     (r"^year must be within 1900\.\.9000$", "năm phải trong khoảng 1900–9000"),
+    (r"^from is later than to$", "Từ ngày không được sau Đến ngày"),
     # the live check of a typed plate (api/web/routes.py `plate_check`)
     (
         r"^not a valid Vietnamese plate as typed; did you mean (.+)\?$",

@@ -79,8 +79,19 @@ def groups(body: dict[str, Any]) -> dict[str | None, tuple[int, int, int, int, i
             {"00": (3, 1, 1, 1, 3), "10": (1, 0, 1, 0, 0), "17": (1, 0, 1, 0, 1)},
             None,
         ),
-        ("sup", {"group_by": "day"}, {"2026-11-01": (3, 1, 1, 1, 3), "2026-11-02": (2, 0, 2, 0, 1)}, None),
-        ("sup", {"group_by": "day", "from": "2026-11-01T17:00:00Z"}, {"2026-11-02": (2, 0, 2, 0, 1)}, None),
+        # Without `to`, days run to today (tests/api/test_stats_days.py): here the period ends on Nov 2.
+        (
+            "sup",
+            {"group_by": "day", "to": "2026-11-02T17:00:00Z"},
+            {"2026-11-01": (3, 1, 1, 1, 3), "2026-11-02": (2, 0, 2, 0, 1)},
+            None,
+        ),
+        (
+            "sup",
+            {"group_by": "day", "from": "2026-11-01T17:00:00Z", "to": "2026-11-02T17:00:00Z"},
+            {"2026-11-02": (2, 0, 2, 0, 1)},
+            None,
+        ),
         (
             "sup",
             {"group_by": "rule", "to": "2026-11-01T00:15:00Z"},

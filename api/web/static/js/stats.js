@@ -2,7 +2,7 @@
 // traffic flow by vehicle class and hour; a CSV of everything shown, and the confirmed-violations
 // export for supervisors.
 import {
-  api, fillPlaceSelects, flash, onFiltersReset, fmtNumber, fmtPercent, initPage, label, readFilters, readFiltersFromUrl,
+  api, el, fillPlaceSelects, flash, onFiltersReset, fmtNumber, fmtPercent, initPage, label, readFilters, readFiltersFromUrl,
   saveBlob, setText, syncCustomRange, t, writeFiltersToUrl,
 } from "./common.js";
 
@@ -69,7 +69,10 @@ async function load(form) {
 
   stacked("rule", v.rule.groups.map((g) => label("rule", g.key)), v.rule.groups);
   bars("hour", fullHours(v.hour.groups).map((g) => g.key + "h"), fullHours(v.hour.groups).map((g) => g.total), COLOURS.total);
+  // Every day of the period, the empty ones with 0 (the API fills them): a camera down for a week is a
+  // week at zero, not a shorter line.
   line("day", v.day.groups.map((g) => g.key), v.day.groups.map((g) => g.total));
+  dayNote(range.from, v.day);
   stacked("camera", v.camera.groups.map((g) => names.camera[g.key] || g.key || "?"), v.camera.groups, true);
   stacked("district", v.district.groups.map((g) => names.district[g.key] || g.key || "?"), v.district.groups);
   bars("flow-class", f.class.groups.map((g) => label("vehicle", g.key)), f.class.groups.map((g) => g.count), COLOURS.flow);
@@ -118,10 +121,24 @@ function bars(key, labels, values, colour) {
 
 function line(key, labels, values) {
   if (labels.length < 3) { bars(key, labels, values, COLOURS.total); return; }
+  // Straight segments: a smoothed curve dips below 0 next to an empty day.
   draw(key, {
     type: "line",
-    data: { labels, datasets: [{ label: t("stats.count"), data: values, borderColor: COLOURS.total, backgroundColor: COLOURS.total, tension: 0.2 }] },
-  }, values.length === 0);
+    data: { labels, datasets: [{ label: t("stats.count"), data: values, borderColor: COLOURS.total, backgroundColor: COLOURS.total, tension: 0 }] },
+  }, values.every((x) => !x));
+}
+
+/** The API counts at most the last days of a long period by day (its `from` is then later than ours): say so. */
+function dayNote(requestedFrom, day) {
+  const fig = figure("day");
+  let note = fig.querySelector(".chart-note");
+  if (!note) {
+    note = el("p", { class: "muted chart-note" });
+    fig.querySelector("figcaption").after(note);
+  }
+  const cut = day.from !== null && (requestedFrom === null || Date.parse(day.from) > Date.parse(requestedFrom));
+  note.hidden = !cut;
+  note.textContent = cut ? t("stats.day_recent", { n: day.groups.length }) : "";
 }
 
 function csvCell(value) {
