@@ -13,7 +13,7 @@ Secrets are required and placeholder values are refused. Nothing is read at impo
 | `PHATNGUOI_TOKEN_MINUTES` | 480 (one shift) |
 | `PHATNGUOI_UPLOAD_MAX_BYTES`, `_MAX_FILES`, `_MEDIA_TYPES` (JSON list) | 64 MiB, 8, JPEG/PNG/MP4 |
 | `PHATNGUOI_REQUEST_MAX_BYTES` | 1 MiB (every other request body; the registry import has 24 MiB) |
-| `PHATNGUOI_INGEST_FUTURE_SKEW_S` | 600: a violation dated further ahead of the server is refused (422) |
+| `PHATNGUOI_INGEST_FUTURE_SKEW_S` | 600: violations or flow intervals dated further ahead: refused (422) |
 | `PHATNGUOI_INGEST_MAX_AGE_DAYS` | none: only dates before 2000 are refused as too old (422); see below |
 | `PHATNGUOI_LOGIN_MAX_FAILURES`, `PHATNGUOI_LOGIN_WINDOW_S` | 5 failures per username+IP per 300 s |
 | `PHATNGUOI_PENALTY_WEBHOOK_URL`, `_PENALTY_WEBHOOK_SECRET` | optional; the secret is needed with the URL |
@@ -133,7 +133,10 @@ class Settings(BaseSettings):
         "before 2000 (a device clock gone wrong). Recorded video replayed with its own date is older.",
     )
     ingest_future_skew_s: float = Field(
-        600.0, ge=0, le=86400, description="Violations dated further ahead than this are refused (422)."
+        600.0,
+        ge=0,
+        le=86400,
+        description="Violations dated, and flow intervals starting, further ahead are refused (422).",
     )
 
     @field_validator("jwt_secret")

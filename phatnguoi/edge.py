@@ -371,8 +371,10 @@ class EdgeWorker:
             self.metrics.detector_ms.observe((time.perf_counter() - t0) * 1000)
             detections = {cam.config.id: d for (cam, _), d in zip(need, found, strict=True)}
         for cam, frame in batch:
-            self._note_gap(cam, frame.ts)
+            steps = cam.pipeline.clock_steps
             events = cam.pipeline.step(frame, detections.get(cam.config.id))
+            stepped = cam.pipeline.clock_steps != steps  # the frame clock was set: see EdgePipeline
+            self._note_gap(cam, frame.ts, stepped=stepped)
             cam.processed += 1
             read = cam.pipeline.plates_read
             if read > cam.plates_read:
@@ -384,6 +386,8 @@ class EdgeWorker:
             self.metrics.frames_out.labels(cam.config.id).inc()
             cam.flows.add_tracks(cam.pipeline.job.pop_finished())
             cam.flows.add_crossings(cam.pipeline.pop_crossings())
+            if stepped:  # the tracks just counted ended at the step, dated by the old clock
+                cam.flows.clock_stepped(frame.ts)
             self._unsent_flows += cam.flows.close_intervals(frame.ts)
             self._queue_built(cam)
         self._queue_flows()
@@ -407,12 +411,14 @@ class EdgeWorker:
             cam.pipeline.flush_evidence()
             self._queue_built(cam)
 
-    def _note_gap(self, cam: _Camera, ts: float) -> None:
+    def _note_gap(self, cam: _Camera, ts: float, *, stepped: bool = False) -> None:
         """Report an interruption of a live camera's frames (by their wall-clock read times): the time
-        without frames is when nothing was enforced, which the operator and a reviewer must see."""
+        without frames is when nothing was enforced, which the operator and a reviewer must see. Across
+        a step of the clock (`stepped`, logged by the pipeline) read times differ by the step, not by a
+        gap: none is reported."""
         last, cam.last_frame_at = cam.last_frame_at, ts
         cam.stall_flushed = False
-        if last is None or cam.source.frame_count:  # files are read at our pace: no gaps
+        if last is None or stepped or cam.source.frame_count:  # files are read at our pace: no gaps
             return
         gap = ts - last
         if gap < max(GAP_MIN_S, 5.0 / (cam.source.fps or 25.0)):

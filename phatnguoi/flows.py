@@ -20,13 +20,30 @@ too (``source``): lane ``line:<line id>``, direction ``in`` (the direction the l
 
 An interval is closed ``grace_s`` after its end (a track is reported finished a couple of seconds after
 the vehicle was last seen); its non-zero counts are emitted once, for the outbox. A track that finishes
-later for an already closed interval is counted as ``late`` and dropped: the server keeps the first
-count of a key, so re-emitting a closed interval could only conflict. Empty combinations are not
-emitted (no zero rows).
+later for an already closed interval is counted as ``late`` and dropped, with one warning per
+interval: the server keeps the first count of a key, so re-emitting a closed interval could only
+conflict. Empty combinations are not emitted (no zero rows).
+
+**Clock steps.** When the box's clock is set (NTP correcting a wrong boot time, or by hand), the edge
+pipeline reports a step of the frame clock and the worker calls `FlowCounter.clock_stepped` with the
+first time on the new clock, after counting the tracks that ended at the step (they are dated by the
+old clock). Counts from before the step are dated by a clock that was wrong by the step:
+
+- a step **back** (the clock ran ahead): the open intervals that start after the new time were dated
+  ahead of the corrected clock; their counts are dropped with one warning (``skipped["clock_step"]``)
+  rather than emitted with dates in the future, which the server refuses and which would clash with
+  the real counts of those intervals. Intervals already closed before the step stay emitted (the
+  outbox holds them; the server refuses those dated beyond its ``ingest_future_skew_s``). Counting
+  resumes at once, in the interval holding the new time: intervals the clock reaches again are
+  counted again (the interval of the step without the vehicles seen before it; where an interval
+  had been emitted already, the outbox and the server keep the first count of its key).
+- a step **forward** (the clock ran behind): nothing is dropped; the intervals from before the step
+  lie in the past of the new clock and are closed and emitted as usual, dated by the old clock.
 
     counter = FlowCounter(scene.camera_id, scene, class_names=detector.class_names, ts_origin=t0,
                           resume_after=outbox.flows_until(scene.camera_id))
     every frame:   counter.add_tracks(track_store.pop_finished())
+                   if the pipeline reported a clock step: counter.clock_stepped(frame.ts)
                    outbox.enqueue_flows(counter.close_intervals(frame.ts))
     at shutdown:   outbox.enqueue_flows(counter.flush())    # the open interval, partial
 """
@@ -36,7 +53,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,6 +77,8 @@ VEHICLE_CLASSES: tuple[str, ...] = ("motorcycle", "car", "bus", "truck", "bicycl
 ALL_LANES = "all"
 #: Longest lane / direction / class name the server stores.
 MAX_KEY_CHARS = 32
+#: Closed intervals remembered for the one warning about late tracks per interval.
+LATE_WARNED = 16
 
 Direction = Literal["forward", "reverse", "cross", "up", "down", "left", "right", "in"]
 
@@ -281,6 +300,8 @@ class FlowCounter:
         self.ts_origin = float(ts_origin)
         self._closed_until = -math.inf if resume_after is None else float(resume_after)
         self._open: dict[float, Counter[tuple[str, str, str]]] = {}
+        # closed intervals a late track was already logged for (one warning per interval)
+        self._late_warned: deque[float] = deque(maxlen=LATE_WARNED)
         self.counted = 0
         self.skipped: Counter[str] = Counter()
 
@@ -292,12 +313,15 @@ class FlowCounter:
         start = self._interval(ts)
         if start < self._closed_until:
             self.skipped["late"] += 1
-            logger.debug(
-                "camera %s: a %s finished for the closed interval %s: not counted",
-                self.camera_id,
-                vehicle_class,
-                iso_second(start),
-            )
+            if start not in self._late_warned:
+                self._late_warned.append(start)
+                logger.warning(
+                    "camera %s: a %s finished for the interval from %s, which is closed: not counted "
+                    "(one warning per interval)",
+                    self.camera_id,
+                    vehicle_class,
+                    iso_second(start),
+                )
             return False
         self._open.setdefault(start, Counter())[(lane, direction, vehicle_class)] += 1
         self.counted += 1
@@ -341,6 +365,35 @@ class FlowCounter:
         out = self._emit([s for s in self._open if s + step <= horizon])
         self._closed_until = max(self._closed_until, closed_until)
         return out
+
+    def clock_stepped(self, now_ts: float) -> int:
+        """The frame clock was set and `now_ts` (stream clock) is the first time on the new clock (see
+        the module docstring). Call it after counting the tracks that ended at the step.
+
+        Counts of open intervals that start after `now_ts` (dated ahead of the corrected clock: it was
+        set back) are dropped with a warning, and counting resumes in the interval holding `now_ts`.
+        A step forward changes nothing.
+
+        Returns:
+            Vehicles dropped.
+        """
+        step = self.config.interval_s
+        current = math.floor((self.ts_origin + now_ts) / step) * step
+        ahead = sorted(s for s in self._open if s > current)
+        dropped = sum(sum(self._open.pop(s).values()) for s in ahead)
+        if dropped:
+            self.skipped["clock_step"] += dropped
+            logger.warning(
+                "camera %s: the clock was set back to %s: %d vehicle(s) counted in %d interval(s) from %s "
+                "on, dated ahead of it, are dropped; counting goes on under the new clock",
+                self.camera_id,
+                iso_second(self.ts_origin + now_ts),
+                dropped,
+                len(ahead),
+                iso_second(ahead[0]),
+            )
+        self._closed_until = min(self._closed_until, current)
+        return dropped
 
     def flush(self) -> list[FlowCount]:
         """Counts of every open interval, the current one partial (end of stream, shutdown)."""

@@ -11,6 +11,12 @@ interval length per camera, aligned to the hour, and an interval is never emitte
 restart). Adjacent intervals ([10:00, 10:05) then [10:05, 10:10)) do not overlap. The batches of one
 camera are serialised (SQLite: one writer at a time; PostgreSQL: a transaction-scoped advisory lock per
 camera), so two racing batches cannot both pass the check.
+
+An interval that starts more than ``ingest_future_skew_s`` after the server's time holds no vehicle
+seen yet: its device's clock runs ahead, and its batch is refused whole (422, "check the device
+clock"), as such violations are; stored, it would clash with the real counts of that interval once
+they come. The check is on the start: the edge flushes the interval under way, partial, when it stops,
+and that one ends up to an interval length (an hour) ahead.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
@@ -122,13 +128,31 @@ def _stored(session: Session, camera_id: str, posted: dict[FlowKey, int]) -> dic
     return {(r[0], r[1], r[2], _utc(r[3]), _utc(r[4])): r[5] for r in rows}
 
 
-def ingest_flows(session: Session, device: AuthenticatedDevice, batch: FlowBatchIn) -> FlowBatchResult:
+def _check_future(posted: Iterable[FlowKey], now: datetime, future_skew_s: float) -> None:
+    """Refuse the batch when one of its intervals starts more than `future_skew_s` after `now`."""
+    latest = max(posted, key=lambda k: k[3])
+    if latest[3] > now + timedelta(seconds=future_skew_s):
+        raise RefusedError(
+            422,
+            f"counts: {_describe(latest)} starts in the future (server time {now.isoformat()}): "
+            "check the device clock",
+        )
+
+
+def ingest_flows(
+    session: Session, device: AuthenticatedDevice, batch: FlowBatchIn, *, future_skew_s: float
+) -> FlowBatchResult:
     """Store a batch of flow counts in one transaction.
 
+    Args:
+        future_skew_s: intervals may start at most this long after the server's time
+            (``Settings.ingest_future_skew_s``).
+
     Raises:
-        RefusedError: 403 when the device may not post for the camera; 422 for repeated keys or
-            overlapping intervals within the batch; 409 when an interval overlaps a stored one that is
-            not the same interval (nothing of the batch is stored).
+        RefusedError: 403 when the device may not post for the camera; 422 for repeated keys,
+            overlapping intervals within the batch or an interval that starts in the future; 409 when
+            an interval overlaps a stored one that is not the same interval (nothing of the batch is
+            stored).
     """
     if batch.camera_id not in device.camera_ids:
         raise RefusedError(403, f"device {device.id} may not post for camera {batch.camera_id!r}")
@@ -147,6 +171,7 @@ def ingest_flows(session: Session, device: AuthenticatedDevice, batch: FlowBatch
         overlap = f"[{earlier[3].isoformat()}, {earlier[4].isoformat()})"
         raise RefusedError(422, f"counts: {_describe(later)} overlaps {overlap} in the same batch")
     now = utcnow()
+    _check_future(posted, now, future_skew_s)
     rows = [
         {
             "camera_id": batch.camera_id,

@@ -6,6 +6,7 @@ Giang Vo clip, whose near approach drives up the image into the junction.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from pathlib import Path
@@ -280,3 +281,73 @@ def test_flows_from_the_real_detector_on_giang_vo(hanoi_clip: Path) -> None:
     against = sum(n for (lane, d, _), n in per.items() if lane == "approach" and d == "reverse")
     assert against <= forward_bikes // 5, per
     assert counter.skipped["outside_lanes"] > 0  # cross traffic is seen but is not this lane's flow
+
+
+def bike(ended_at: float, tid: int = 1) -> TrackHistory:
+    """A motorbike up the north lane whose last observed frame is at `ended_at` (stream clock)."""
+    return track(straight(100, 400, 100, 100), t0=ended_at - 2.5, tid=tid)
+
+
+def test_after_the_clock_was_set_back_counting_goes_on_under_the_new_clock(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A box whose clock ran 7 h ahead until NTP set it back, 60 s intervals (live: stream times are
+    the wall clock). The counter used to keep its 'closed until' mark 7 h ahead, so every vehicle
+    after the step was dropped as late (at debug level) until the clock caught up: no flow counts for
+    7 h. Now the counts dated ahead of the corrected clock are dropped with one warning, what was
+    closed before the step stays emitted, and the vehicles after it are counted."""
+    ahead = T0 + 7 * 3600  # the clock before the step
+    counter = FlowCounter("cam-a1", SCENE, config=FlowConfig(interval_s=60, grace_s=10))
+    counter.add_tracks([bike(ahead + 5), bike(ahead + 20, tid=2)])
+    closed = counter.close_intervals(ahead + 70)
+    assert [(c.interval_start, c.count) for c in closed] == [(ahead, 2)]  # emitted before the step
+    counter.add_tracks([bike(ahead + 75, tid=3)])  # [ahead + 60, ahead + 120) is open at the step
+    caplog.set_level(logging.WARNING, logger="phatnguoi.flows")
+
+    assert counter.clock_stepped(T0 + 80) == 1
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "clock was set back" in warning and "1 vehicle(s)" in warning, warning
+    assert counter.skipped["clock_step"] == 1 and counter.open_intervals == 0
+
+    # After the step: two bikes in [T0 + 60, T0 + 120), one in the next minute.
+    assert counter.add_tracks([bike(T0 + 85, tid=1), bike(T0 + 100, tid=2), bike(T0 + 130, tid=3)]) == 3
+    assert counter.skipped["late"] == 0
+    closed = counter.close_intervals(T0 + 130)
+    assert [(c.interval_start, c.interval_end, c.count) for c in closed] == [(T0 + 60, T0 + 120, 2)]
+    assert [(c.interval_start, c.count) for c in counter.flush()] == [(T0 + 120, 1)]
+
+
+def test_a_small_step_back_keeps_the_interval_of_the_step() -> None:
+    """Set back 30 s within one 5-minute interval: its counts from before the step stay (they are 30 s
+    off at most) and counting goes on in it; nothing lies ahead of the corrected clock."""
+    counter = FlowCounter("cam-a1", SCENE, config=FlowConfig(interval_s=300, grace_s=10), ts_origin=T0)
+    counter.add_tracks([bike(100)])
+    assert counter.clock_stepped(90) == 0
+    counter.add_tracks([bike(95, tid=2)])
+    assert [(c.interval_start, c.count) for c in counter.close_intervals(310)] == [(T0, 2)]
+
+
+def test_after_the_clock_was_set_forward_nothing_is_lost() -> None:
+    """A clock 2 h behind, set forward: the intervals from before the step lie in the past of the new
+    clock and are emitted (dated by the old clock); the vehicles after the step are counted."""
+    behind = T0 - 2 * 3600
+    counter = FlowCounter("cam-a1", SCENE, config=FlowConfig(interval_s=60, grace_s=10))
+    counter.add_tracks([bike(behind + 5), bike(behind + 50, tid=2)])
+    assert counter.clock_stepped(T0 + 3) == 0
+    assert counter.add_tracks([bike(T0 + 10, tid=1), bike(T0 + 30, tid=2)]) == 2
+    closed = counter.close_intervals(T0 + 30)
+    assert [(c.interval_start, c.count) for c in closed] == [(behind, 2)]
+    assert [(c.interval_start, c.count) for c in counter.close_intervals(T0 + 70)] == [(T0, 2)]
+
+
+def test_late_tracks_are_warned_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+    counter = FlowCounter("cam-a1", SCENE, config=FlowConfig(interval_s=60, grace_s=10), ts_origin=T0)
+    counter.add_tracks([bike(5)])
+    counter.close_intervals(130)  # [T0, T0 + 60) and [T0 + 60, T0 + 120) are closed
+    caplog.set_level(logging.WARNING, logger="phatnguoi.flows")
+    late = [bike(20, tid=1), bike(30, tid=2), bike(40, tid=3), bike(70, tid=4), bike(80, tid=5)]
+    assert counter.add_tracks(late) == 0
+    assert counter.skipped["late"] == 5
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings  # one per closed interval
+    assert iso_second(T0) in warnings[0] and iso_second(T0 + 60) in warnings[1]

@@ -1,6 +1,8 @@
 """The edge worker on a live camera: a real MJPEG stream on loopback playing the Giang Vo clip.
 
 - camera killed and restored: frames resume, the gap is reported (health, /metrics, log);
+- the box's clock set while it runs (NTP correcting a clock hours off): flow counts go on under the
+  new clock, and the step is not reported as a gap;
 - soak: memory stays flat and the processed frame rate holds. The default run has a short variant
   (`PHATNGUOI_SOAK_S`, default 75 s); the long one (20 min) runs with `pytest -m slow`.
 """
@@ -14,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -60,9 +63,9 @@ def _worker(tmp_path: Path, url: str, read_plates: bool) -> object:
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[list[object]]:
     """Workers started by a test, stopped and joined at its end."""
-    started: list[object] = []
+    started: list[Any] = []  # (worker, thread)
     yield started
-    for worker, thread in started:  # type: ignore[misc]
+    for worker, thread in started:
         worker.stop()
         thread.join(timeout=30)
 
@@ -146,6 +149,61 @@ def test_evidence_pending_when_the_camera_dies_is_queued_during_the_outage(
     assert queued() < established, "the evidence was complete before the camera died: nothing to test"
     assert _wait(lambda: queued() == established, 15), f"{queued()} of {established} queued during the outage"
     assert worker.health()["cameras"][cam]["state"] != "live"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("wrong_by_s", [7 * 3600.0, -2 * 3600.0])
+def test_flows_are_counted_after_the_clock_was_set(
+    tmp_path: Path,
+    clip_frames: list[np.ndarray],
+    running: list[object],
+    monkeypatch: pytest.MonkeyPatch,
+    wrong_by_s: float,
+) -> None:
+    """The box's clock is `wrong_by_s` off (7 h ahead: a hardware clock kept in local time; or 2 h
+    behind) until NTP sets it, 8 s into the run. The worker used to count no vehicle after a step back
+    until the clock caught up with its flow counter (7 h), and to report a step forward as a 2 h gap
+    without frames. Now the vehicles seen after the step are counted in intervals of the corrected
+    clock, and no gap is reported. The system clock is the one thing faked: the live sources and the
+    worker read a real `FrameClock` whose wall clock is ``time.time()`` plus the error."""
+    import phatnguoi.edge
+    import streams.source
+    from phatnguoi.outbox import Outbox
+    from streams.clock import FrameClock
+    from violations.manifest import load_public_key
+
+    error = [wrong_by_s]
+    clock = FrameClock(wall=lambda: time.time() + error[0])
+    monkeypatch.setattr(streams.source, "frame_clock", clock)
+    monkeypatch.setattr(phatnguoi.edge, "frame_clock", clock)
+    camera = MjpegServer(fps=6, frames=clip_frames).start()
+    worker = _worker(tmp_path, camera.url, read_plates=False)
+    thread = _start(worker, running)
+    cam = "hanoi-giangvo-langha"
+
+    def processed() -> int:
+        return int(worker.health()["cameras"][cam]["frames_processed"])  # type: ignore[attr-defined]
+
+    try:
+        assert _wait(lambda: processed() >= 48, 60), "no frames from the live camera"
+        error[0] = 0.0  # NTP sets the clock
+        stepped_at = time.time()
+        before = processed()
+        assert _wait(lambda: processed() >= before + 72, 60), "frames stopped after the step"
+        health = worker.health()  # type: ignore[attr-defined]
+        worker.stop()  # type: ignore[attr-defined]
+        thread.join(timeout=60)
+    finally:
+        camera.stop()
+    assert worker.cameras[0].pipeline.clock_steps == 1  # type: ignore[attr-defined]
+    assert health["cameras"][cam]["gaps"] == 0, health["cameras"][cam]["last_gap"]
+    with Outbox(tmp_path / "edge" / "outbox.sqlite", load_public_key(tmp_path / "k.pub")) as box:
+        rows = box.flow_rows()
+    interval = 300  # the default flows.interval_s
+    after = [r for r in rows if stepped_at - interval <= r["interval_start"] <= time.time()]
+    assert sum(r["count"] for r in after) >= 1, rows
+    # nothing dated ahead of the corrected clock but what was closed before the step
+    ahead = [r for r in rows if r["interval_start"] > time.time()]
+    assert all(r["interval_end"] + 10 <= stepped_at + wrong_by_s for r in ahead), (ahead, stepped_at)
 
 
 def _rss_mb() -> float:
