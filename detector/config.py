@@ -24,7 +24,12 @@ class DetectorConfig(BaseModel):
         description="Model name in the manifest: yolov8n-vn-traffic (trained on Vietnamese traffic, the "
         "default) or yolov8n-coco (the COCO model).",
     )
-    model_path: Path | None = Field(None, description="Explicit model file; overrides the registry lookup.")
+    model_path: Path | None = Field(
+        None,
+        description="Explicit model file: the manifest model's file, or your own YOLOv8 detection ONNX "
+        "export (fixed input size; class names from its metadata; set merge_riders false if it draws "
+        "rider + bike boxes).",
+    )
     input_width: int = Field(
         640,
         ge=128,

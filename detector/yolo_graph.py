@@ -118,3 +118,50 @@ def reshape_yolov8(model: Path | bytes | onnx.ModelProto, height: int, width: in
     # Drop stale shape annotations; onnxruntime re-infers them.
     del graph.value_info[:]
     return bytes(proto.SerializeToString())
+
+
+def yolov8_class_names(model: bytes) -> tuple[str, ...]:
+    """Class names of an Ultralytics YOLOv8 detection export (a model that is not in the manifest, e.g.
+    one fine-tuned by its user), from the ``names`` metadata the exporter writes, checked against the
+    graph: a fixed-size 4-D image input and an output ``(1, 4 + classes, N)``.
+
+    Raises:
+        GraphEditError: not an ONNX file, no or unreadable ``names``, a dynamic input size, or an output
+            that does not fit the class count.
+    """
+    import ast
+
+    from google.protobuf.message import DecodeError  # type: ignore[import-untyped]  # no stubs installed
+
+    try:
+        proto = onnx.load_from_string(model)
+    except DecodeError:
+        raise GraphEditError("not an ONNX model file") from None
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if "names" not in meta:
+        raise GraphEditError(
+            "no class names in its metadata ('names', written by Ultralytics' ONNX export): "
+            "export it with `phatnguoi train detector` or Ultralytics' `yolo export format=onnx`"
+        )
+    try:
+        raw = ast.literal_eval(meta["names"])
+    except (ValueError, SyntaxError):
+        raw = None
+    if not isinstance(raw, dict) or sorted(raw) != list(range(len(raw))) or not raw:
+        raise GraphEditError(f"its 'names' metadata is not {{0: 'name', 1: ...}}: {meta['names'][:80]}")
+    names = tuple(str(raw[i]) for i in range(len(raw)))
+    if len(proto.graph.input) != 1 or len(proto.graph.output) < 1:
+        raise GraphEditError("expected one image input and an output: not a YOLOv8 detection export")
+    in_dims = proto.graph.input[0].type.tensor_type.shape.dim
+    if len(in_dims) != 4 or in_dims[2].dim_value <= 0 or in_dims[3].dim_value <= 0:
+        raise GraphEditError(
+            "its input is not a fixed-size (1, 3, H, W) image: export with dynamic=False (the detector "
+            "re-shapes it per camera itself)"
+        )
+    out_dims = [d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim]
+    if len(out_dims) != 3 or out_dims[1] != 4 + len(names):
+        raise GraphEditError(
+            f"its output has shape {tuple(out_dims)}, expected (1, {4 + len(names)}, N) for "
+            f"{len(names)} classes: not a YOLOv8 detection export"
+        )
+    return names

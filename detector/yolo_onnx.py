@@ -3,6 +3,10 @@
 The exported graph is re-shaped (`detector.yolo_graph`) to an input that keeps the frame's aspect
 (640×480 for a 640×480 camera instead of a 640×640 letterbox), or to the enforcement-zone crop of the
 camera's config. One session is built per input shape, lazily, with a warm-up run.
+
+The model is a manifest entry (checked by its sha256), or any YOLOv8 detection export given as an
+explicit file (`DetectorConfig.model_path`, `detect --model`): a file that is not the entry's is the
+user's own model, named ``file:<name>`` in evidence, with the class names of its export metadata.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import numpy.typing as npt
 
 from detector.config import DetectorConfig
 from detector.detections import Detections
-from detector.yolo_graph import GraphEditError, reshape_yolov8
+from detector.yolo_graph import GraphEditError, reshape_yolov8, yolov8_class_names
 from detector.yolo_ops import Geometry, decode, input_size_for, letterbox, merge_riders, nms, to_tensor
-from models.registry import ModelError, Registry, default_registry
+from models.registry import ModelError, Registry, default_registry, file_sha256
 from models.runtime import InferenceError, OnnxSession, RuntimeOptions
 
 logger = logging.getLogger(__name__)
@@ -31,17 +35,35 @@ class YoloOnnxDetector:
         self.config = config or DetectorConfig()
         registry = registry or default_registry()
         entry = registry.entry(self.config.model)
-        if entry.task != "detect":
-            raise ModelError(f"model '{entry.name}' is a {entry.task} model, not a detector")
-        if not entry.classes:
-            raise ModelError(f"model '{entry.name}' has no class names in the manifest")
-        self.model_name = entry.name
-        self.model_path: Path = registry.resolve(entry.name, self.config.model_path)
-        self.model_sha256 = entry.sha256
-        self.class_names: tuple[str, ...] = entry.classes
+        explicit = self.config.model_path
+        self.model_path: Path
+        self.class_names: tuple[str, ...]
+        if explicit is not None and explicit.is_file() and file_sha256(explicit) != entry.sha256:
+            # The user's own model (e.g. fine-tuned): not in the manifest, so its class names come
+            # from the file itself, and whether it draws rider + bike boxes is the config's merge_riders.
+            self.model_path = explicit
+            self._model_bytes = explicit.read_bytes()
+            try:
+                self.class_names = yolov8_class_names(self._model_bytes)
+            except GraphEditError as e:
+                raise ModelError(f"model file {explicit}: {e}") from None
+            self.model_name = f"file:{explicit.name}"
+            self.model_sha256 = file_sha256(explicit)
+            rider_boxes = False
+        else:
+            if entry.task != "detect":
+                raise ModelError(f"model '{entry.name}' is a {entry.task} model, not a detector")
+            if not entry.classes:
+                raise ModelError(f"model '{entry.name}' has no class names in the manifest")
+            self.model_name = entry.name
+            self.model_path = registry.resolve(entry.name, explicit)
+            self._model_bytes = self.model_path.read_bytes()
+            self.model_sha256 = entry.sha256
+            self.class_names = entry.classes
+            rider_boxes = entry.rider_boxes
         unknown = [c for c in self.config.classes if c not in self.class_names]
         if unknown:
-            raise ModelError(f"classes {unknown} are not in model '{entry.name}'")
+            raise ModelError(f"classes {unknown} are not in model '{self.model_name}'")
         self._keep_ids = np.asarray([self.class_names.index(c) for c in self.config.classes], np.int32)
         self._person = self.class_names.index("person") if "person" in self.class_names else -1
         self._two_wheelers = [
@@ -49,9 +71,8 @@ class YoloOnnxDetector:
         ]
         # A model trained on rider + bike boxes already draws one box per rider; folding its "person"
         # boxes (pedestrians) into two-wheelers would only swallow pedestrians standing by a bike.
-        folds = self.config.merge_riders and not entry.rider_boxes
+        folds = self.config.merge_riders and not rider_boxes
         self.merges_riders = folds and self._person >= 0 and bool(self._two_wheelers)
-        self._model_bytes = self.model_path.read_bytes()
         self._sessions: dict[tuple[int, int], OnnxSession] = {}
         self._runtime = RuntimeOptions(
             providers=self.config.providers,

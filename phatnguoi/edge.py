@@ -170,17 +170,28 @@ class EdgeWorker:
         from phatnguoi.pipeline import EdgePipeline
         from phatnguoi.uploader import Uploader
         from streams import open_source
-        from violations.manifest import load_private_key, load_public_key
+        from violations.manifest import EvidenceError, load_private_key, load_public_key
         from violations.scene import load_scene
 
         self.config = config
         self.metrics = EdgeMetrics()
         self._stop = threading.Event()
         self._stopper: threading.Thread | None = None
-        data = config.data_dir
-        data.mkdir(parents=True, exist_ok=True)
+        # the keys first: a box set up without them stops here, before it creates anything
         private_key = load_private_key(config.device.private_key)
-        public_key = load_public_key(config.device.public_key)
+        try:
+            public_key = load_public_key(config.device.public_key)
+        except OSError as e:
+            private, public = config.device.private_key, config.device.public_key
+            raise EvidenceError(
+                f"cannot read public key {public}: {e.strerror or e}; it is made with the private key by "
+                f"`phatnguoi keys generate --private {private} --public {public}`"
+            ) from None
+        data = config.data_dir
+        try:
+            data.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"cannot create data_dir {data}: {e.strerror or e}") from None
         self.outbox = Outbox(data / "outbox.sqlite", public_key, evidence_root=data, config=config.outbox)
         self.uploader: Uploader | None = None
         if config.upload is not None:

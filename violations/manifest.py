@@ -607,22 +607,51 @@ def _check_key_file_mode(path: Path) -> None:
         logger.warning("private key %s is readable by its group (mode %o); 600 is safer", path, mode & 0o777)
 
 
+def _generate_hint(path: Path) -> str:
+    return f"`phatnguoi keys generate --private {path} --public {path.with_suffix('.pub')}`"
+
+
+def _user_name() -> str:
+    """Who this process runs as, for error messages."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (a bare container)
+        return f"uid {os.getuid()}" if hasattr(os, "getuid") else "this user"
+
+
 def load_private_key(path: Path) -> Ed25519PrivateKey:
     """Load a device's Ed25519 private key (unencrypted PKCS8 PEM).
 
     Raises:
-        EvidenceError: the file is readable by other users (mode & 007), is not PEM, is encrypted,
+        EvidenceError: the file cannot be read (missing, not readable by this user: the message says
+            how to make or fix it), is readable by other users (mode & 007), is not PEM, is encrypted,
             or holds another kind of key. A group-readable file is only warned about.
-        OSError: the file cannot be read.
     """
     path = Path(path)
-    _check_key_file_mode(path)
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        _check_key_file_mode(path)
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise EvidenceError(
+            f"cannot read private key {path}: no such file; create it with {_generate_hint(path)}"
+        ) from None
+    except PermissionError:
+        user = _user_name()
+        raise EvidenceError(
+            f"cannot read private key {path}: permission denied for user {user}; make it readable by "
+            f"that user only (chown {user} {path}; chmod 600 {path})"
+        ) from None
+    except OSError as e:
+        raise EvidenceError(f"cannot read private key {path}: {e.strerror or e}") from None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
         raise EvidenceError(f"private key {path} is encrypted; encrypted keys are not supported") from None
     except (ValueError, UnsupportedAlgorithm) as e:
-        raise EvidenceError(f"private key {path} is not a PEM private key: {e}") from None
+        reason = " ".join(str(e).split())  # one line, whatever the library wrote
+        raise EvidenceError(f"private key {path} is not a PEM private key: {reason}") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise EvidenceError(f"private key {path} is {type(key).__name__}, not Ed25519")
     return key

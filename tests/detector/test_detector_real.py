@@ -15,6 +15,7 @@ import pytest
 from detector import DetectorConfig, box_iou
 from detector.yolo_onnx import YoloOnnxDetector
 from models import ModelError
+from models.registry import default_registry, file_sha256
 from models.runtime import InferenceError
 from phatnguoi.bench import load_yolo_labels
 
@@ -101,8 +102,19 @@ def test_unknown_class_and_wrong_model_path(tmp_path: Path) -> None:
         YoloOnnxDetector(DetectorConfig(model_path=tmp_path / "nope.onnx"))
     fake = tmp_path / "fake.onnx"
     fake.write_bytes(b"not a model")
-    with pytest.raises(ModelError, match="sha256"):
+    with pytest.raises(ModelError, match=r"fake\.onnx: not an ONNX model file"):
         YoloOnnxDetector(DetectorConfig(model_path=fake))
+
+
+def test_an_explicit_file_that_is_not_the_manifest_model() -> None:
+    """The user's own export: named after its file, its own checksum (for evidence), its own classes."""
+    own = default_registry().resolve("yolov8n-coco")
+    det = YoloOnnxDetector(DetectorConfig(model_path=own))  # the default model is yolov8n-vn-traffic
+    assert det.model_name == f"file:{own.name}" and det.model_sha256 == file_sha256(own)
+    assert det.class_names == default_registry().entry("yolov8n-coco").classes
+    assert det.merges_riders  # not known to draw rider + bike boxes: the config's merge_riders holds
+    same = YoloOnnxDetector(DetectorConfig(model_path=default_registry().resolve("yolov8n-vn-traffic")))
+    assert same.model_name == "yolov8n-vn-traffic" and not same.merges_riders
 
 
 def test_batch_with_a_region_per_camera(chosen: YoloOnnxDetector, hanoi_labels: Path) -> None:

@@ -26,7 +26,7 @@ def test_every_model_resolves_with_a_matching_checksum() -> None:
     assert not problems, problems
 
 
-def _tiny_registry(tmp_path: Path, content: bytes = b"weights") -> tuple[Registry, str]:
+def _tiny_registry(tmp_path: Path, content: bytes = b"weights", package: bool = True) -> tuple[Registry, str]:
     import hashlib
 
     digest = hashlib.sha256(content).hexdigest()
@@ -34,8 +34,9 @@ def _tiny_registry(tmp_path: Path, content: bytes = b"weights") -> tuple[Registr
     manifest.write_text(
         "models:\n"
         "  - name: tiny\n    task: detect\n    file: tiny.onnx\n"
-        f"    sha256: {digest}\n    package: tinypkg==1.0\n    package_path: tinypkg/tiny.onnx\n"
-        "    license: MIT\n"
+        f"    sha256: {digest}\n"
+        + ("    package: tinypkg==1.0\n    package_path: tinypkg/tiny.onnx\n" if package else "")
+        + "    license: MIT\n"
     )
     shipped = tmp_path / "shipped"
     shipped.mkdir()
@@ -66,6 +67,58 @@ def test_altered_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="altered or the wrong version"):
         reg.resolve("tiny")
     assert reg.status()[0].checksum_ok is False
+
+
+def test_a_missing_shipped_model_says_how_to_get_it_back(tmp_path: Path) -> None:
+    """The default detector ships in models/files/, in no package: the hint is to restore that file."""
+    shipped = tmp_path / "files"
+    shipped.mkdir()
+    reg = Registry.from_file(MANIFEST_PATH, shipped_dir=shipped)
+    with pytest.raises(ModelError) as caught:
+        reg.resolve("yolov8n-vn-traffic")
+    assert str(caught.value) == (
+        "model 'yolov8n-vn-traffic' (yolov8n_vn_traffic.onnx) is not installed: phatnguoi ships it as "
+        f"{shipped / 'yolov8n_vn_traffic.onnx'}, which is gone; restore it (reinstall phatnguoi, or "
+        "`git checkout -- models/files/yolov8n_vn_traffic.onnx` in a source checkout), or put "
+        "yolov8n_vn_traffic.onnx in $PHATNGUOI_MODELS"
+    )
+
+
+@pytest.mark.parametrize(
+    ("origin", "package", "hint"),
+    [
+        ("package", True, "reinstall its package: pip install --force-reinstall --no-deps 'tinypkg==1.0'"),
+        (
+            "shipped",
+            False,
+            "restore it: reinstall phatnguoi, or `git checkout -- models/files/tiny.onnx`",
+        ),
+        ("env", True, "replace it with the right version, or remove it from $PHATNGUOI_MODELS"),
+        ("explicit", True, "give the file of this model, or no explicit path"),
+    ],
+)
+def test_an_altered_file_says_what_to_reinstall(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, origin: str, package: bool, hint: str
+) -> None:
+    reg, _ = _tiny_registry(tmp_path, package=package)
+    folder = {
+        "package": tmp_path / "site" / "tinypkg",
+        "shipped": tmp_path / "shipped",
+        "env": tmp_path / "env",
+        "explicit": tmp_path / "mine",
+    }[origin]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tiny.onnx").write_bytes(b"weightz")  # another version of the weights
+    if origin == "package":  # a real installed package, found by the import system
+        (folder / "__init__.py").write_text("")
+        monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    if origin == "env":
+        monkeypatch.setenv(ENV_DIR, str(folder))
+    with pytest.raises(ModelError) as caught:
+        reg.resolve("tiny", folder / "tiny.onnx" if origin == "explicit" else None)
+    message = str(caught.value)
+    assert f"({origin}) has sha256" in message
+    assert message.split("the file is altered or the wrong version; ", 1)[1].startswith(hint), message
 
 
 def test_real_model_altered_copy_in_env_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
