@@ -2,11 +2,14 @@
 
 Run it with `phatnguoi serve`, or for several worker processes:
 `uvicorn --factory api.app:app_from_env --workers 4` (settings from PHATNGUOI_* variables).
-Building the app connects to nothing; at startup it checks that the database schema is at the code's
-migration head and refuses to start otherwise, and starts the penalty-webhook delivery thread when a
-webhook URL is configured (`PHATNGUOI_PENALTY_WEBHOOK_INTERVAL_S` > 0) and the SMS outbox thread when
-SMS alerts are (`PHATNGUOI_SMS_LOOKUP_URL` set, `PHATNGUOI_SMS_INTERVAL_S` > 0; the provider, file or
-HTTP gateway, from `PHATNGUOI_SMS_PROVIDER`: see `api.notices.settings`).
+Building the app connects to nothing. Before a server listens, `check_startup` (run by `phatnguoi serve`
+and `app_from_env`) refuses, with one line, a database that cannot be reached or is not at the code's
+migration head, and an evidence store that cannot be written to (a probe blob written, read back and
+deleted). At startup the app itself checks the schema again (refusing to start), probes the store for
+`/healthz` (which reports an unwritable store as 503 from then on), and starts the penalty-webhook
+delivery thread when a webhook URL is configured (`PHATNGUOI_PENALTY_WEBHOOK_INTERVAL_S` > 0) and the
+SMS outbox thread when SMS alerts are (`PHATNGUOI_SMS_LOOKUP_URL` set, `PHATNGUOI_SMS_INTERVAL_S` > 0;
+the provider, file or HTTP gateway, from `PHATNGUOI_SMS_PROVIDER`: see `api.notices.settings`).
 """
 
 from __future__ import annotations
@@ -18,15 +21,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from api.db import make_engine, make_sessionmaker
 from api.deps import AppState
+from api.errors import StorageError
 from api.limits import BodyLimitMiddleware
 from api.migrate import check_schema
 from api.notices.settings import NoticeSettings, load_notice_settings
 from api.notices.sms import OutboxThread
-from api.routes import auth, exports, flows, health, maps, notices, stats, users, violations
+from api.routes import auth, devices, exports, flows, health, maps, notices, stats, users, violations
+from api.routes.health import StoreProbe, probe_store
 from api.security import LoginLimiter
 from api.settings import Settings, get_settings
 from api.storage import EvidenceStore, make_store
@@ -83,11 +89,15 @@ def create_app(
         store=store if store is not None else make_store(settings),
         login_limiter=LoginLimiter(settings.login_max_failures, settings.login_window_s),
     )
+    store_probe = StoreProbe(state.store)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         hide_private_queries()  # after uvicorn has configured its loggers
         await run_in_threadpool(check_schema, engine)
+        # Not a refusal here (`check_startup` refuses before listening): a store that fails later is
+        # the same condition, and /healthz reports both.
+        await run_in_threadpool(store_probe.check, fresh=True)
         delivery: DeliveryThread | None = None
         if settings.penalty_webhook_url and settings.penalty_webhook_interval_s > 0:
             delivery = DeliveryThread(settings, state.sessions, settings.penalty_webhook_interval_s)
@@ -118,6 +128,7 @@ def create_app(
     )
     app.state.phatnguoi = state
     app.state.engine = engine
+    app.state.store_probe = store_probe
     app.state.notice_settings = notice_settings
 
     def limit_for(path: str) -> int:
@@ -130,7 +141,7 @@ def create_app(
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for module in (health, auth, users, violations, flows, stats, maps, exports, notices):
+    for module in (health, auth, users, devices, violations, flows, stats, maps, exports, notices):
         app.include_router(module.router)
     from api.web import mount as mount_web  # the review web app (pages, static files, lookup)
 
@@ -151,6 +162,36 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": line[:500]})
 
 
+def check_startup(app: FastAPI) -> None:
+    """What must hold before `app` (from `create_app`) listens: the database answers and is at the code's
+    migration head, and the evidence store takes a write (see `api.routes.health.probe_store`).
+
+    Raises:
+        DatabaseUnavailableError: the database cannot be opened or reached.
+        SchemaVersionError: the database is behind the code (run `phatnguoi db upgrade`) or ahead of it.
+        StorageError: the evidence store cannot be written, read or deleted.
+    """
+    engine: Engine = app.state.engine
+    try:
+        check_schema(engine)
+    finally:
+        engine.dispose()  # the server opens its own connections on its own threads
+    state: AppState = app.state.phatnguoi
+    try:
+        probe_store(state.store)
+    except StorageError as e:
+        settings = state.settings
+        where = (
+            f"PHATNGUOI_EVIDENCE_DIR={settings.evidence_dir}"
+            if settings.evidence_store == "local"
+            else f"PHATNGUOI_S3_BUCKET={settings.s3_bucket}"
+        )
+        raise StorageError(f"the evidence store ({where}) does not work: {e}") from None
+
+
 def app_from_env() -> FastAPI:
-    """`create_app` with settings from the environment (for `uvicorn --factory`)."""
-    return create_app(get_settings())
+    """`create_app` with settings from the environment, checked by `check_startup` (for
+    `uvicorn --factory`)."""
+    app = create_app(get_settings())
+    check_startup(app)
+    return app

@@ -26,6 +26,10 @@ class SchemaVersionError(ServerError):
     """The database schema is not at the revision this code expects (run `phatnguoi db upgrade`)."""
 
 
+class DatabaseUnavailableError(ServerError):
+    """The database cannot be opened or reached (the message names its URL, never its password)."""
+
+
 class RefusedError(Exception):
     """A request is refused: `status` is the HTTP status, `reason` one line for the client.
 

@@ -5,7 +5,8 @@ this metadata and reviewed. It holds what the review UI, statistics, exports, no
 need (migration 0002 added the reviewer's note, the time indexes of the review list and the webhook
 outbox's frozen body and idempotency key; 0004 let that outbox hold several messages per violation;
 0005 added SMS receipts held for a send not yet recorded, and the plates each notice was given out with;
-0006 the retention job's queue of blob deletions).
+0006 the retention job's queue of blob deletions; 0007 the reviewer's vehicle-class correction and why a
+notice is held).
 
 Personal data of vehicle owners lives only in `owners` (joined to `vehicles` by id): violations carry the
 plate, never a person, so the review, statistics and export code never touch personal data unless it
@@ -140,6 +141,9 @@ class Violation(Base):
 
     `plate_key` is the plate searched and exported: the reviewer's correction when there is one, else
     the OCR's compact text. The device's reading stays in `plate_compact`/`plate_text`.
+    `vehicle_class` likewise is the class the violation is fined as: the reviewer's correction
+    (`vehicle_class_corrected`, migration 0007) when there is one, else the detector's, which stays in
+    the signed manifest (a reopening puts it back).
     """
 
     __tablename__ = "violations"
@@ -208,6 +212,7 @@ class Violation(Base):
     decision_reason: Mapped[str | None] = mapped_column(Text)
     decision_note: Mapped[str | None] = mapped_column(Text)
     plate_corrected: Mapped[str | None] = mapped_column(String(32))
+    vehicle_class_corrected: Mapped[str | None] = mapped_column(String(32))
 
     manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
     manifest_sha256: Mapped[str] = mapped_column(String(64))
@@ -305,8 +310,9 @@ class Notice(Base):
 
     Unique per violation: a notice is never created twice. `lookup_code_hash` is the SHA-256 of the code
     printed in the notice and the SMS (the code itself is not stored). `awaiting_owner` is a notice
-    whose plate has no owner (or no way to reach one) in the registry yet: visible, never dropped.
-    Migration 0003 added the workflow states and their timestamps (`api.notices.workflow`).
+    whose plate has no owner (or no way to reach one) in the registry yet, or whose registered vehicle
+    is of another class than the violation's (`hold_reason`): visible, never dropped. Migration 0003
+    added the workflow states and their timestamps (`api.notices.workflow`).
     """
 
     __tablename__ = "notices"
@@ -331,6 +337,9 @@ class Notice(Base):
     responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Why an `awaiting_owner` notice is held for a supervisor although the registry knows the plate
+    # (its vehicle is of another class than the violation's; Vietnamese, shown to staff). Migration 0007.
+    hold_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class SmsMessage(Base):

@@ -30,10 +30,11 @@ class Message(BaseModel):
 
 
 class Health(BaseModel):
-    """Liveness and database reachability."""
+    """Liveness, database reachability and whether the evidence store takes a write."""
 
     status: Literal["ok", "degraded"]
     database: Literal["ok", "unreachable"]
+    evidence: Literal["ok", "unwritable"]
 
 
 class Token(BaseModel):
@@ -54,6 +55,18 @@ class UserPublic(BaseModel):
     role: str
     district_id: str | None
     active: bool
+
+
+class DevicePublic(BaseModel):
+    """A device as shown to itself: what the server holds for it (never the API key)."""
+
+    id: str
+    active: bool
+    cameras: list[str] = Field(description="The cameras the device may upload for.")
+    public_key_sha256: str = Field(
+        description="SHA-256 (hex) of the 32 raw bytes of the registered Ed25519 public key: the edge "
+        "worker compares it with its own key."
+    )
 
 
 class EvidenceFilePublic(BaseModel):
@@ -101,19 +114,54 @@ class PenaltyMessagePublic(BaseModel):
     last_error: str | None = Field(description="Why the last attempt failed (English, technical).")
 
 
+class LegalBasisPublic(BaseModel):
+    """The legal basis the owner and the penalty system are told for a violation (the notice and its
+    PDF, the public lookup, the webhook, the export: `api.notices.catalogue.legal_basis`)."""
+
+    citation: str = Field(description="The legal point: 'Điểm c khoản 7 Điều 7 Nghị định 168/2024/NĐ-CP'.")
+    in_catalogue: bool = Field(
+        description="False when the legal catalogue has no offence for the violation's rule, vehicle class "
+        "and day: the citation is then the device's and no fine is stated."
+    )
+    summary: str | None = Field(None, description="The behaviour in the decree's words.")
+    fine_min_vnd: int | None = Field(None, description="Fine range in force on the violation's day (đồng).")
+    fine_max_vnd: int | None = None
+    licence_points: int | None = Field(None, description="Points taken off the driving licence.")
+
+
 class ViolationPublic(BaseModel):
     """A violation with its evidence list, as an officer of its district sees it."""
 
     id: int
     event_id: str
     rule: str
-    legal_reference: str
+    legal_reference: str = Field(
+        description="The citation the owner and the penalty system are told (`legal_basis.citation`): the "
+        "legal catalogue's for the rule, the vehicle class (as corrected on review) and the day."
+    )
+    legal_reference_signed: str = Field(
+        description="The citation the device wrote and signed (evidence, kept as signed); it may differ "
+        "from `legal_reference` (another class, an amended decree, or a wrong table on the device)."
+    )
+    citation_mismatch: bool = Field(
+        False,
+        description="The legal catalogue has no such citation for the rule and the class the device "
+        "detected: the device's decree table may be wrong (audited at ingest as "
+        "`violation.citation_mismatch`).",
+    )
+    legal_basis: LegalBasisPublic
     camera_id: str
     district_id: str | None
     device_id: str
     occurred_at: datetime
     received_at: datetime
-    vehicle_class: str
+    vehicle_class: str = Field(
+        description="The class the violation is fined as: the reviewer's correction, else the detector's."
+    )
+    vehicle_class_detected: str = Field(description="The detector's class, as the device signed it.")
+    vehicle_class_corrected: str | None = Field(
+        None, description="The class the reviewer set on the decision (null: the detector's stands)."
+    )
     lat: float | None
     lon: float | None
     plate: PlatePublic | None
@@ -212,6 +260,9 @@ class FlowBatchResult(BaseModel):
 # ---------------------------------------------------------------------------------------------------
 
 DecisionReason = Literal["plate_unreadable", "not_a_violation", "emergency_vehicle", "duplicate", "other"]
+#: The classes a reviewer may set: the detector's vehicle classes the legal catalogue fines
+#: (`api.notices.catalogue.REGIME_OF_CLASS`, the registry's `VEHICLE_CLASSES`).
+VehicleClass = Literal["car", "motorcycle", "bus", "truck", "bicycle"]
 DECISION_REASONS: tuple[str, ...] = (
     "plate_unreadable",
     "not_a_violation",
@@ -244,6 +295,12 @@ class DecisionBase(BaseModel):
         description="The plate as the reviewer reads it on the evidence (replaces the OCR reading). "
         "Must be a valid Vietnamese plate, e.g. 30A-123.45.",
     )
+    vehicle_class: VehicleClass | None = Field(
+        None,
+        description="The vehicle class as the reviewer sees it on the evidence (replaces the detector's; "
+        "confirmations only): the violation is fined as this class. Refused (422) when the legal "
+        "catalogue has no single offence of the violation's rule for it.",
+    )
 
     @model_validator(mode="after")
     def _reason_fits(self) -> DecisionBase:
@@ -251,6 +308,8 @@ class DecisionBase(BaseModel):
             raise ValueError("a rejection needs a reason")
         if self.decision == "confirm" and self.reason is not None:
             raise ValueError("a confirmation takes no reason (use note)")
+        if self.decision == "reject" and self.vehicle_class is not None:
+            raise ValueError("a rejection takes no vehicle_class")
         if self.reason == "other" and not (self.note and self.note.strip()):
             raise ValueError("reason 'other' needs a note")
         return self

@@ -23,6 +23,10 @@ Secrets are required and placeholder values are refused. Nothing is read at impo
 | `PHATNGUOI_CAMERA_STALE_AFTER_S` | 900: a camera not heard from for longer is `stale` on the map |
 | `PHATNGUOI_RETENTION_REJECTED_DAYS`, `_RETENTION_UNREVIEWED_DAYS` | 180, 365 (evidence deletion) |
 
+The Docker image sets the database, the evidence store and the SMS file into its volume
+`/var/lib/phatnguoi` (see the Dockerfile). A list variable (`PHATNGUOI_UPLOAD_MEDIA_TYPES`) is JSON:
+`["image/jpeg", "video/mp4"]`.
+
 A device clock gone wrong dated violations 9999 or 1899 (they broke the due list and paging), hence the
 two ingest bounds. Where recorded video is never replayed, set `PHATNGUOI_INGEST_MAX_AGE_DAYS` (365,
 the unreviewed retention, keeps the retention job from deleting a package just received); the default
@@ -36,12 +40,14 @@ rotating it keeps issued codes valid, but staff pages can no longer show them.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 from api.errors import SettingsError
 
@@ -173,6 +179,15 @@ def _one_line(e: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def source_error_line(e: SourceError, prefix: str = "PHATNGUOI_") -> str:
+    """One line for a variable pydantic-settings could not even parse: a list or table variable
+    (`PHATNGUOI_UPLOAD_MEDIA_TYPES`) holds JSON, and `image/jpeg` is not JSON. Never echoes the value."""
+    found = re.search(r'field "(\w+)"', str(e))
+    name = f"{prefix}{found.group(1).upper()}" if found else "a setting"
+    cause = f": {e.__cause__}" if e.__cause__ is not None else ""
+    return f'{name} is not valid JSON (write a list as ["image/jpeg", "video/mp4"]){cause}'
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment (plus `overrides`).
 
@@ -183,6 +198,8 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as e:
         raise SettingsError(_one_line(e)) from None
+    except SourceError as e:
+        raise SettingsError(source_error_line(e)) from None
 
 
 @lru_cache(maxsize=1)

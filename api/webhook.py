@@ -26,6 +26,10 @@ The request (what the penalty system implements):
      "violation": {"id", "event_id", "rule", "occurred_at", "camera_id", "plate", "confirmed_at"},
      "withdrawn_at": ..., "withdrawn_by": <username>, "note": <why it was reopened>}
 
+`legal_reference` is the catalogue's citation in force at `occurred_at` for the rule and vehicle class
+(`api.notices.catalogue.legal_basis`: the one the owner's notice, its PDF, the public lookup and the
+CSV export state), not necessarily the one the device wrote into its evidence.
+
 `notice` is the owner notice made in the same transaction (`api.notices.service.on_confirmed`): its state
 at confirmation and the lookup code printed on it (null when the server cannot show it); the CSV export
 carries the notice's current state. A withdrawal names the confirmation it withdraws by the same
@@ -74,6 +78,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from api import audit
 from api.db import make_engine, make_sessionmaker, utcnow
 from api.models import PenaltyDelivery, User, Violation
+from api.notices.catalogue import legal_basis
 from api.periodic import PeriodicThread
 from api.settings import Settings
 
@@ -162,7 +167,7 @@ def payload_for(
             "id": v.id,
             "event_id": v.event_id,
             "rule": v.rule,
-            "legal_reference": v.legal_reference,
+            "legal_reference": legal_basis(v).citation,
             "occurred_at": v.occurred_at.isoformat(),
             "camera_id": v.camera_id,
             "district_id": v.district_id,

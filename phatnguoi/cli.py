@@ -44,6 +44,8 @@ plates_app = typer.Typer(
 db_app = typer.Typer(help="The server's database.", no_args_is_help=True)
 users_app = typer.Typer(help="Server users (police officers, supervisors, admins).", no_args_is_help=True)
 devices_app = typer.Typer(help="Edge devices allowed to upload evidence.", no_args_is_help=True)
+districts_app = typer.Typer(help="Districts: officers see their district's violations.", no_args_is_help=True)
+cameras_app = typer.Typer(help="Cameras: name, district, place on the map.", no_args_is_help=True)
 keys_app = typer.Typer(help="An edge device's Ed25519 signing key.", no_args_is_help=True)
 evidence_app = typer.Typer(help="Evidence packages.", no_args_is_help=True)
 scene_app = typer.Typer(help="Camera scenes: stop lines, lights, lanes, zones.", no_args_is_help=True)
@@ -55,6 +57,8 @@ app.add_typer(scene_app, name="scene")
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(devices_app, name="devices")
+app.add_typer(districts_app, name="districts")
+app.add_typer(cameras_app, name="cameras")
 app.add_typer(keys_app, name="keys")
 app.add_typer(evidence_app, name="evidence")
 app.add_typer(models_app, name="models")
@@ -123,6 +127,26 @@ def guarded(fn: Callable[[], T]) -> T:
         raise fail(str(e), 1) from None
     except ValidationError as e:
         raise fail(format_validation_error(e, "option"), 2) from None
+    except _database_errors() as e:  # one the server code did not turn into a ServerError itself
+        raise fail(_database_error_line(e), 1) from None
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (SQLAlchemyError, CommandError)
+
+
+def _database_error_line(e: BaseException) -> str:
+    """One line for a database or migration failure, with any password in it hidden."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from api.migrate import describe_database_error
+
+    if isinstance(e, SQLAlchemyError):
+        return describe_database_error(e)
+    return f"database migration: {' '.join(str(e).split())}"
 
 
 @contextmanager
@@ -1036,6 +1060,30 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     out.print(f"database at revision {guarded(lambda: upgrade_db(settings, revision))}")
 
 
+@db_app.command("verify-audit")
+def db_verify_audit(
+    anchor: Annotated[
+        str | None,
+        typer.Option(help="SEQ:HASH printed by an earlier run: also detects deletion of the newest rows."),
+    ] = None,
+) -> None:
+    """Recompute the audit log's hash chain; exit 1 if a row was edited, deleted or re-ordered."""
+    from api.admin import verify_audit
+
+    pinned: tuple[int, str] | None = None
+    if anchor is not None:
+        seq, _, digest = anchor.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            raise fail(f"--anchor must be SEQ:HASH (a row number and 64 hex digits), got '{anchor}'")
+        pinned = int(seq), digest.lower()
+    settings = _server_settings()
+    report = guarded(lambda: verify_audit(settings, pinned))
+    if not report.ok:
+        out.print(f"audit log BROKEN at row {report.bad_seq}: {report.problem}")
+        raise typer.Exit(1)
+    out.print(f"audit log intact: {report.rows} rows; anchor {report.head_seq}:{report.head_hash}")
+
+
 @users_app.command("add")
 def users_add(
     username: Annotated[str, typer.Argument(help="Login name.")],
@@ -1077,6 +1125,205 @@ def devices_add(
     key = guarded(lambda: add_device(settings, device_id, camera, public_key.read_bytes()))
     out.print(f"device {device_id} registered for {', '.join(camera)}; its API key (shown once):")
     out.print(key, highlight=False, soft_wrap=True)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return value.isoformat(timespec="seconds") if hasattr(value, "isoformat") else str(value)
+
+
+def _print_rows(rows: list[Any], columns: list[str], as_json: bool) -> None:
+    """Dataclass rows as a table, or as JSON (times in ISO 8601)."""
+    if as_json:
+        out.print_json(json.dumps([asdict(r) for r in rows], default=_cell))
+        return
+    table = Table(*columns)
+    for r in rows:
+        table.add_row(*(_cell(v) for v in asdict(r).values()))
+    out.print(table)
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="JSON output.")]
+UsernameArg = Annotated[str, typer.Argument(help="Login name.")]
+DeviceArg = Annotated[str, typer.Argument(help="Device id.")]
+
+
+@users_app.command("list")
+def users_list(as_json: JsonOption = False) -> None:
+    """Every user: role, district, whether active."""
+    from api.admin import list_users
+
+    settings = _server_settings()
+    rows = guarded(lambda: list_users(settings))
+    _print_rows(rows, ["user", "role", "district", "active", "created"], as_json)
+
+
+@users_app.command("disable")
+def users_disable(username: UsernameArg) -> None:
+    """Stop a user: their open sessions end at once and they cannot log in."""
+    from api.admin import set_user_active
+
+    settings = _server_settings()
+    guarded(lambda: set_user_active(settings, username, False))
+    out.print(f"user {username} disabled")
+
+
+@users_app.command("enable")
+def users_enable(username: UsernameArg) -> None:
+    """Let a disabled user log in again."""
+    from api.admin import set_user_active
+
+    settings = _server_settings()
+    guarded(lambda: set_user_active(settings, username, True))
+    out.print(f"user {username} enabled")
+
+
+@users_app.command("passwd")
+def users_passwd(
+    username: UsernameArg,
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt="New password",
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="PHATNGUOI_NEW_PASSWORD",
+            help="The new password (asked for if not given).",
+        ),
+    ] = "",
+) -> None:
+    """Set a user's password (open sessions stay until they expire; `users disable` ends them)."""
+    from api.admin import set_password
+
+    settings = _server_settings()
+    guarded(lambda: set_password(settings, username, password))
+    out.print(f"user {username}: password changed")
+
+
+@devices_app.command("list")
+def devices_list(as_json: JsonOption = False) -> None:
+    """Every device: its cameras, whether active, its key id, when last heard from."""
+    from api.admin import list_devices
+
+    settings = _server_settings()
+    rows = guarded(lambda: list_devices(settings))
+    _print_rows(rows, ["device", "cameras", "active", "key id", "last seen"], as_json)
+
+
+@devices_app.command("disable")
+def devices_disable(device_id: DeviceArg) -> None:
+    """Refuse a device's uploads from now on (403); its stored evidence stays verifiable."""
+    from api.admin import set_device_active
+
+    settings = _server_settings()
+    guarded(lambda: set_device_active(settings, device_id, False))
+    out.print(f"device {device_id} disabled")
+
+
+@devices_app.command("enable")
+def devices_enable(device_id: DeviceArg) -> None:
+    """Accept a disabled device's uploads again."""
+    from api.admin import set_device_active
+
+    settings = _server_settings()
+    guarded(lambda: set_device_active(settings, device_id, True))
+    out.print(f"device {device_id} enabled")
+
+
+@devices_app.command("rotate-key")
+def devices_rotate_key(device_id: DeviceArg) -> None:
+    """Give a device a new API key and print it (shown once); the old key stops working at once."""
+    from api.admin import rotate_device_key
+
+    settings = _server_settings()
+    key = guarded(lambda: rotate_device_key(settings, device_id))
+    out.print(f"device {device_id}: new API key (shown once; the old one no longer works):")
+    out.print(key, highlight=False, soft_wrap=True)
+
+
+@devices_app.command("set-public-key")
+def devices_set_public_key(
+    device_id: DeviceArg,
+    public_key: Annotated[Path, typer.Option("--public-key", help="The box's own Ed25519 public key (PEM).")],
+) -> None:
+    """Replace a device's registered signing key (the wrong .pub was registered); refused once the
+    server holds evidence from the device. The API key stays."""
+    from api.admin import set_device_public_key
+
+    if not public_key.is_file():
+        raise fail(f"public key file not found: {public_key}")
+    settings = _server_settings()
+    change = guarded(lambda: set_device_public_key(settings, device_id, public_key.read_bytes()))
+    if not change.changed:
+        out.print(
+            f"device {device_id} already has this public key (sha256 {change.sha256[:16]}…)", soft_wrap=True
+        )
+        return
+    out.print(
+        f"device {device_id}: public key sha256 {change.old_sha256[:16]}… replaced by {change.sha256[:16]}…",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@districts_app.command("add")
+def districts_add(
+    district_id: Annotated[str, typer.Argument(help="District id, e.g. ba-dinh.")],
+    name: Annotated[str | None, typer.Option(help="Display name, e.g. 'Ba Đình'.")] = None,
+) -> None:
+    """Register a district (or rename it). Cameras without a district whose evidence names it get it,
+    with their violations stored so far."""
+    from api.admin import add_district
+
+    settings = _server_settings()
+    change = guarded(lambda: add_district(settings, district_id, name))
+    given = "".join(
+        f"; camera {cam} now in it, with {n} violations that had no district"
+        for cam, n in change.cameras.items()
+    )
+    out.print(f"district {district_id} {'added' if change.created else 'updated'}{given}")
+
+
+@districts_app.command("list")
+def districts_list(as_json: JsonOption = False) -> None:
+    """Every district with its number of cameras and active officers."""
+    from api.admin import list_districts
+
+    settings = _server_settings()
+    rows = guarded(lambda: list_districts(settings))
+    _print_rows(rows, ["district", "name", "cameras", "officers"], as_json)
+
+
+@cameras_app.command("set")
+def cameras_set(
+    camera_id: Annotated[str, typer.Argument(help="A registered camera id.")],
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    district: Annotated[
+        str | None, typer.Option(help="A registered district; the camera's violations without one get it.")
+    ] = None,
+    lat: Annotated[float | None, typer.Option(help="Latitude (with --lon).")] = None,
+    lon: Annotated[float | None, typer.Option(help="Longitude (with --lat).")] = None,
+) -> None:
+    """Change a camera's name, district or place on the map."""
+    from api.admin import set_camera
+
+    settings = _server_settings()
+    filled = guarded(lambda: set_camera(settings, camera_id, name=name, district=district, lat=lat, lon=lon))
+    extra = f"; {filled} violations without a district given {district}" if district is not None else ""
+    out.print(f"camera {camera_id} updated{extra}")
+
+
+@cameras_app.command("list")
+def cameras_list(as_json: JsonOption = False) -> None:
+    """Every camera: district, place, when last heard from, violations without a district."""
+    from api.admin import list_cameras
+
+    settings = _server_settings()
+    rows = guarded(lambda: list_cameras(settings))
+    _print_rows(rows, ["camera", "name", "district", "lat", "lon", "last seen", "no district"], as_json)
 
 
 @keys_app.command("generate")

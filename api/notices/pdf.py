@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from api.errors import ServerError, StorageError
 from api.models import Camera, Device, District, Violation
-from api.notices.catalogue import VIETNAM_TZ, Catalogue
+from api.notices.catalogue import VIETNAM_TZ, Catalogue, legal_basis
 from api.notices.plate import shown_plate
 from api.notices.sms import VIOLATION_LABELS
 from api.services.violations import EvidenceIntegrityError, verified_bytes
@@ -87,9 +87,8 @@ def document_for(
     place = camera.name if camera is not None else violation.camera_id
     if district is not None:
         place = f"{place}, {district.name}"
-    entry = catalogue.entry_for(
-        violation.rule, violation.vehicle_class, violation.occurred_at, violation.legal_reference
-    )
+    basis = legal_basis(violation, catalogue)
+    entry = basis.entry
     stills: list[tuple[str, bytes]] = []
     crop: bytes | None = None
     device = session.get(Device, violation.device_id)
@@ -120,7 +119,7 @@ def document_for(
         occurred_at=violation.occurred_at,
         place=place,
         behaviour=entry.summary if entry is not None else label,
-        legal_reference=entry.citation(catalogue.decree) if entry is not None else violation.legal_reference,
+        legal_reference=basis.citation,
         fine_min_vnd=None if entry is None else entry.fine_min_vnd,
         fine_max_vnd=None if entry is None else entry.fine_max_vnd,
         licence_points=0 if entry is None else entry.licence_points,

@@ -82,6 +82,11 @@ class NoticePublic(BaseModel):
         None, description="What staff must do next (the due list's action); null when nothing is due."
     )
     overdue: bool = False
+    hold_reason: str | None = Field(
+        None,
+        description="Why the notice is held for a supervisor (Vietnamese): the registry's vehicle is of "
+        "another class than the violation's. A new decision with the right class (or plate) releases it.",
+    )
     fine_min_vnd: int | None = Field(None, description="Fine range in force at the violation's time.")
     fine_max_vnd: int | None = None
     legal_reference: str | None = None
@@ -114,6 +119,7 @@ class DueActionPublic(BaseModel):
     action: Literal["find_owner", "send_notice", "escalate"]
     due_at: datetime
     overdue: bool
+    hold_reason: str | None = Field(None, description="Why the notice is held (see `NoticePublic`).")
 
 
 class PostedRequest(BaseModel):

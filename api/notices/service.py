@@ -5,7 +5,10 @@ owner appears in the registry later.
   notice with its lookup code (`derived_lookup_code`) → SMS alert in the outbox when the owner has a
   phone and SMS is configured. A notice that exists already (a violation reopened and confirmed again)
   is kept: its alert, if it was cancelled by the reopening before it went out, is made due again; an
-  alert that was sent is never sent again (one outbox row per notice, `alert_key`).
+  alert that was sent is never sent again (one outbox row per notice, `alert_key`). A notice whose
+  registered vehicle is of another class regime than the violation's is held without an owner or an
+  alert (`api.notices.workflow.class_hold_reason`); the new decision that corrects the class (or the
+  plate) gives it its owner and queues the alert, and one that makes them disagree holds it again.
 - `on_reopened`: the pending alert is cancelled (the decision is being reconsidered).
 - `on_rejected`: the notice is closed and its pending alert cancelled.
 - `catch_up` (after a registry import): notices for confirmed violations that have none, and owners for
@@ -31,6 +34,7 @@ from api.notices.sms import SmsConfig, SmsTextError, alert_enqueuer, violation_a
 from api.notices.workflow import (
     NoticeResult,
     attach_owner,
+    class_hold_reason,
     create_notice,
     create_pending_notices,
     derived_lookup_code,
@@ -113,16 +117,22 @@ def on_confirmed(
     if v is not None and v.plate_key:
         registry = wiring.registry_for(session)
         owner = read_owner(session, registry, v.plate_key, actor=actor, purpose="notice", ip=ip)
+    hold = None if v is None else class_hold_reason(v, owner)
+    if hold is not None:
+        owner = None  # not this notice's owner until the classes agree
     owner_id = None if owner is None else owner.owner_id
     if owner_id != notice.owner_id:
-        _reassign(session, notice, owner, wiring, actor=actor, ip=ip)
+        _reassign(session, notice, owner, wiring, actor=actor, ip=ip, hold=hold)
         session.flush()
         return result
+    if notice.status == "awaiting_owner" and notice.hold_reason != hold:
+        notice.hold_reason = hold  # still held (another reason now), or no longer held but still ownerless
     if notice.status == "closed" and notice.responded_at is None:
         # Closed because the violation was rejected (`on_rejected`), now confirmed after a reopening:
         # the same notice (same code, same outbox key) carries on, so nothing can be sent twice.
         before_closed = "awaiting_owner" if notice.owner_id is None else "created"
         notice.status, notice.closed_at = before_closed, None
+        notice.hold_reason = hold if before_closed == "awaiting_owner" else None
         audit.record(
             session,
             actor=actor,
@@ -185,11 +195,14 @@ def _reassign(
     *,
     actor: str,
     ip: str | None,
+    hold: str | None = None,
 ) -> None:
     """The violation was confirmed again with a plate of another owner (a misread corrected after a
-    reopening): the notice starts over for that owner. Alerts not yet sent to the previous owner are
-    cancelled, the new owner's alert is queued, and the notice's clocks restart from the new owner's
-    notice. What the previous owner was sent stays in the outbox rows and the audit log."""
+    reopening), or its class now agrees, or no longer agrees, with the registry's (`hold`: why the
+    notice is held, with no owner): the notice starts over for that owner. Alerts not yet sent to the
+    previous owner are cancelled, the new owner's alert is queued, and the notice's clocks restart from
+    the new owner's notice. What the previous owner was sent stays in the outbox rows and the audit
+    log."""
     before = {"owner_id": notice.owner_id, "status": notice.status}
     session.execute(
         update(SmsMessage)
@@ -199,6 +212,7 @@ def _reassign(
     )
     notice.owner_id = None if owner is None else owner.owner_id
     notice.status = "awaiting_owner" if notice.owner_id is None else "created"
+    notice.hold_reason = hold if notice.owner_id is None else None
     notice.attempts, notice.next_attempt_at = 0, None
     notice.provider_message_id = notice.last_error = None
     notice.sent_at = notice.posted_at = notice.responded_at = notice.escalated_at = notice.closed_at = None
@@ -208,7 +222,12 @@ def _reassign(
         action="notice.reassign",
         object_type="notice",
         object_id=str(notice.id),
-        detail={"violation_id": notice.violation_id, "before": before, "owner_id": notice.owner_id},
+        detail={
+            "violation_id": notice.violation_id,
+            "before": before,
+            "owner_id": notice.owner_id,
+            "hold": notice.hold_reason,
+        },
         ip=ip,
     )
     if owner is not None and owner.owner_id is not None and wiring.sms is not None:

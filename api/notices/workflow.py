@@ -10,8 +10,12 @@ awaiting_owner ─► created ─► sms_sent ─► posted ─► responded ─
 ```
 
 `awaiting_owner`: the plate has no owner in the registry (or no plate was read); the notice waits,
-visible in the due list, until `attach_owner` finds one. Every transition is checked against
-`TRANSITIONS` and written to the audit log in the caller's transaction.
+visible in the due list, until `attach_owner` finds one. It also waits, held for a supervisor with
+its `hold_reason`, when the registry's vehicle is of another class regime than the violation's
+(`class_hold_reason`: a registered motorcycle detected as a car would be fined under the car article):
+the owner is not established until a new decision corrects the class or the plate
+(`api.notices.service.on_confirmed`) or the registry is corrected (`attach_owner`). Every transition is
+checked against `TRANSITIONS` and written to the audit log in the caller's transaction.
 
 Clocks (calendar days, as the circular counts them): the notice must be sent within `NOTICE_DAYS` (10)
 of the violation; `ESCALATE_DAYS` (20) after it was posted without a response, the registration /
@@ -47,8 +51,10 @@ from api import audit
 from api.db import utcnow
 from api.errors import ServerError
 from api.models import Notice, NoticePlate, Violation
-from api.notices.catalogue import VIETNAM_TZ
+from api.notices.catalogue import REGIME_OF_CLASS, VIETNAM_TZ
+from api.notices.plate import formatted_plate
 from api.notices.registry import OwnerRecord, RegistryAdapter, read_owner
+from api.web.i18n import labels
 from api.web.lookup import lookup_code_hash
 
 log = logging.getLogger(__name__)
@@ -111,6 +117,32 @@ def lookup_code_of(key: bytes, notice: Notice) -> str | None:
     return code if hmac.compare_digest(lookup_code_hash(code), notice.lookup_code_hash) else None
 
 
+def class_hold_reason(violation: Violation, owner: OwnerRecord | None) -> str | None:
+    """Why the notice of `violation` must wait for a supervisor although the registry knows its plate:
+    the registered vehicle (`owner.vehicle_class`) is of another regime than the class the violation is
+    fined as (`violation.vehicle_class`, the reviewer's correction once there is one) — car, bus and
+    truck are one regime (`REGIME_OF_CLASS`), so the fine would be another article's. In Vietnamese,
+    for staff. None when the regimes agree, or the registry or the catalogue does not know a class."""
+    if owner is None or owner.vehicle_class is None:
+        return None
+    registered = REGIME_OF_CLASS.get(owner.vehicle_class)
+    detected = REGIME_OF_CLASS.get(violation.vehicle_class)
+    if registered is None or detected is None or registered == detected:
+        return None
+    vi = labels("vi")
+
+    def name(vehicle_class: str) -> str:
+        return vi.get(f"vehicle.{vehicle_class}", vehicle_class)
+
+    plate = formatted_plate(violation.plate_key or owner.plate)
+    return (
+        f"Loại xe không khớp: đăng ký xe ghi biển {plate} là {name(owner.vehicle_class)}, "
+        f"vi phạm được ghi nhận là {name(violation.vehicle_class)}; mức phạt của hai loại xe khác nhau. "
+        "Thông báo và tin nhắn được giữ lại: chỉ huy xem lại ảnh, mở lại vi phạm và xác nhận với loại xe "
+        "(hoặc biển số) đúng."
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class NoticeResult:
     """`create_notice`'s answer. `code` is the lookup code, present only when the notice was created
@@ -138,7 +170,9 @@ def create_notice(
     Args:
         registry: where the owner comes from; the read is audited (`owner.read`).
         on_created: called once with (notice, code, owner) when a notice was created for a reachable
-            owner — the SMS outbox enqueues its alert there (`api.notices.sms.enqueue_alert`).
+            owner — the SMS outbox enqueues its alert there (`api.notices.sms.enqueue_alert`). Not
+            called for a notice held because the registry's vehicle class disagrees
+            (`class_hold_reason`): it is created `awaiting_owner`, without an owner, with its reason.
         code: the lookup code to give the notice (`derived_lookup_code`); None: a random one.
 
     Raises:
@@ -155,13 +189,16 @@ def create_notice(
     owner = None
     if v.plate_key:
         owner = read_owner(session, registry, v.plate_key, actor=actor, purpose="notice", ip=ip)
+    hold = class_hold_reason(v, owner)
+    reached = owner is not None and owner.owner_id is not None and hold is None
     code = code or new_lookup_code()
     notice = Notice(
         violation_id=violation_id,
-        owner_id=None if owner is None else owner.owner_id,
+        owner_id=owner.owner_id if reached and owner is not None else None,
         lookup_code_hash=lookup_code_hash(code),
-        status="created" if owner is not None and owner.owner_id is not None else "awaiting_owner",
+        status="created" if reached else "awaiting_owner",
         created_at=now or utcnow(),
+        hold_reason=hold,
     )
     # A savepoint: a concurrent creator wins the unique violation_id, and this call returns its notice.
     try:
@@ -179,10 +216,12 @@ def create_notice(
         action="notice.create",
         object_type="notice",
         object_id=str(notice.id),
-        detail={"violation_id": violation_id, "status": notice.status},
+        detail={"violation_id": violation_id, "status": notice.status, "hold": hold},
         ip=ip,
     )
-    if on_created is not None and owner is not None and owner.owner_id is not None:
+    if hold is not None:
+        log.warning("notice %d of violation %d held: registry class differs", notice.id, violation_id)
+    if on_created is not None and reached and owner is not None:
         on_created(notice, code, owner)
     return NoticeResult(notice, True, code, owner)
 
@@ -252,6 +291,7 @@ def transition(
     at = now or utcnow()
     before = notice.status
     notice.status = to
+    notice.hold_reason = None  # only an `awaiting_owner` notice is held, and no transition leads there
     if to == "sms_sent":
         notice.sent_at = notice.sent_at or at
     elif to == "posted":
@@ -317,7 +357,9 @@ def attach_owner(
 ) -> OwnerRecord | None:
     """Look the owner of an `awaiting_owner` notice up again; when found, the notice becomes `created`.
 
-    Returns the owner found, None when the registry still has none (the notice keeps waiting).
+    Returns the owner found, None when the registry still has none (the notice keeps waiting), or has
+    one whose vehicle class disagrees with the violation's (`class_hold_reason`: the notice keeps
+    waiting, with that reason, for a supervisor's new decision or a corrected registry).
     The caller sends the alert: this notice's code was shown once and is not stored, so a new code is
     not made here — the paper notice carries the one staff recorded.
 
@@ -331,6 +373,9 @@ def attach_owner(
         return None
     owner = read_owner(session, registry, v.plate_key, actor=actor, purpose="notice", ip=ip)
     if owner is None or owner.owner_id is None:
+        return None
+    notice.hold_reason = class_hold_reason(v, owner)
+    if notice.hold_reason is not None:
         return None
     notice.owner_id = owner.owner_id
     transition(session, notice, "created", actor=actor, note="owner found", ip=ip)
@@ -399,12 +444,14 @@ class DueAction:
     action: str  # "find_owner" | "send_notice" | "escalate"
     due_at: datetime
     overdue: bool
+    hold_reason: str | None = None
 
 
 def due_actions(session: Session, now: datetime | None = None) -> list[DueAction]:
     """The next action of every open notice, soonest due first.
 
-    - `awaiting_owner`: find the owner — due at the end of the 10th day after the violation;
+    - `awaiting_owner`: find the owner — due at the end of the 10th day after the violation (a notice
+      held because the registry's vehicle class disagrees carries its `hold_reason`);
     - `created` / `sms_sent` (not yet posted): send the notice — due at the end of the 10th day after
       the violation (an SMS alert is not the legal notice);
     - `posted` without response: warn the registration bodies — due at the end of the 20th day after
@@ -425,7 +472,15 @@ def due_actions(session: Session, now: datetime | None = None) -> list[DueAction
         c = clocks(notice, occurred_at, at)
         assert c.next_action is not None and c.due_at is not None  # open states only
         out.append(
-            DueAction(notice.id, notice.violation_id, notice.status, c.next_action, c.due_at, c.overdue)
+            DueAction(
+                notice.id,
+                notice.violation_id,
+                notice.status,
+                c.next_action,
+                c.due_at,
+                c.overdue,
+                notice.hold_reason,
+            )
         )
     out.sort(key=lambda d: (d.due_at, d.notice_id))
     return out

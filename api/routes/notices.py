@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Annotated
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, status
 from sqlalchemy import select
@@ -19,7 +19,7 @@ from api.models import Camera, Device, District, Notice, SmsMessage, User, Viola
 from api.notices import pdf, service, sms, workflow
 from api.notices import registry as reg
 from api.notices import schemas as s
-from api.notices.catalogue import default_catalogue
+from api.notices.catalogue import default_catalogue, legal_basis
 from api.notices.settings import NoticeSettings, load_notice_settings
 from api.services.violations import visible_violation
 from api.web.lookup import CODE_PATTERN, lookup_code_hash
@@ -59,7 +59,8 @@ def notice_public(session: Session, notice: Notice, code_key: bytes | None = Non
     v = session.get(Violation, notice.violation_id)
     if v is None:  # a notice's violation is never deleted (foreign key)
         raise HTTPException(status.HTTP_404_NOT_FOUND, "violation not found")
-    entry = default_catalogue().entry_for(v.rule, v.vehicle_class, v.occurred_at, v.legal_reference)
+    basis = legal_basis(v)
+    entry = basis.entry
     c = workflow.clocks(notice, v.occurred_at)
     return s.NoticePublic(
         id=notice.id,
@@ -86,9 +87,10 @@ def notice_public(session: Session, notice: Notice, code_key: bytes | None = Non
         escalate_due_at=c.escalate_due_at,
         next_action=c.next_action,
         overdue=c.overdue,
+        hold_reason=notice.hold_reason,
         fine_min_vnd=None if entry is None else entry.fine_min_vnd,
         fine_max_vnd=None if entry is None else entry.fine_max_vnd,
-        legal_reference=None if entry is None else entry.citation(default_catalogue().decree),
+        legal_reference=basis.citation,
     )
 
 
@@ -223,6 +225,7 @@ def due(user: CurrentSupervisor, session: SessionDep, ip: ClientIP) -> list[s.Du
             action=d.action,
             due_at=d.due_at,
             overdue=d.overdue,
+            hold_reason=d.hold_reason,
         )
         for d in actions
     ]
@@ -267,6 +270,14 @@ def get_notice(
     return public
 
 
+_UNDER_REVIEW = "its violation is back under review; the notice waits for the new decision"
+
+#: The notice states its paper notice is printed in: the owner is known, and the notice is to be posted
+#: or was posted (a copy). Not `awaiting_owner`: there is no one to send it to (nor can it be marked
+#: posted); not `closed`: withdrawn with its rejected violation, or done with.
+PRINTABLE_STATES: Final = frozenset({"created", "sms_sent", "posted", "escalated_20d", "responded"})
+
+
 def _staff_transition(
     session: Session, notice: Notice, to: str, user: User, note: str | None, ip: str
 ) -> None:
@@ -276,8 +287,7 @@ def _staff_transition(
     if to != "closed":
         decided = session.scalar(select(Violation.status).where(Violation.id == notice.violation_id))
         if decided != "confirmed":
-            waits = "its violation is back under review; the notice waits for the new decision"
-            raise HTTPException(status.HTTP_409_CONFLICT, f"notice {notice.id}: {waits}")
+            raise HTTPException(status.HTTP_409_CONFLICT, f"notice {notice.id}: {_UNDER_REVIEW}")
     try:
         workflow.transition(session, notice, to, actor=f"user:{user.username}", note=note, ip=ip)
     except workflow.NoticeError as e:
@@ -302,6 +312,22 @@ def mark_posted(
     return notice_public(session, notice, notice_wiring(request).code_key)
 
 
+def _check_printable(session: Session, notice: Notice) -> None:
+    """409 with the reason when `notice` is not to be printed (see `notice_pdf`)."""
+    decided = session.scalar(select(Violation.status).where(Violation.id == notice.violation_id))
+    if decided == "rejected":
+        reason = f"notice {notice.id}: its violation was rejected; there is no fine to print"
+    elif decided != "confirmed":
+        reason = f"notice {notice.id}: {_UNDER_REVIEW}"
+    elif notice.status == "awaiting_owner":
+        reason = f"notice {notice.id} waits for its owner; it is printed once it has one"
+    elif notice.status not in PRINTABLE_STATES:
+        reason = f"notice {notice.id} is {notice.status}; it is not printed"
+    else:
+        return
+    raise HTTPException(status.HTTP_409_CONFLICT, reason)
+
+
 @router.get(
     "/violations/{violation_id}/notice.pdf",
     response_class=Response,
@@ -324,8 +350,12 @@ def notice_pdf(
 
     Everything the document needs is loaded, the request audited and the transaction ended before the
     evidence is read and the PDF drawn: on SQLite the transaction holds the write lock, which would
-    stall every ingest and decision for the length of the rendering."""
+    stall every ingest and decision for the length of the rendering.
+
+    409 unless the violation is confirmed and the notice in `PRINTABLE_STATES`: a paper notice of a
+    fine that was withdrawn (violation reopened or rejected) or that has no one to go to is not made."""
     notice = _notice_of(session, violation_id)
+    _check_printable(session, notice)
     if code is not None and lookup_code_hash(code) != notice.lookup_code_hash:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "code does not match this notice")
     if code is None:

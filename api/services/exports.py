@@ -1,8 +1,10 @@
 """CSV export of confirmed violations for the penalty system (streamed, keyset batches).
 
 One row per confirmed violation that happened in [from, to), oldest first. The plate is the one
-searched and fined: the reviewer's correction when there is one. The export lists plates, so it is
-audited (who, which period, how many rows) before the first byte is sent.
+searched and fined: the reviewer's correction when there is one. `legal_reference` is the catalogue's
+citation in force at the violation's time (`api.notices.catalogue.legal_basis`, as on the owner's
+notice and in the penalty webhook), not necessarily the one the device wrote into its evidence. The
+export lists plates, so it is audited (who, which period, how many rows) before the first byte is sent.
 
 Cells that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab or CR) are
 prefixed with `'` (OWASP's CSV-injection advice); numbers are written as numbers.
@@ -32,7 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import audit
 from api.db import is_postgresql
 from api.models import User, Violation
-from api.notices.catalogue import VIETNAM_TZ
+from api.notices.catalogue import VIETNAM_TZ, legal_basis
 from api.pagination import Cursor
 from api.services.review import keyset_after
 
@@ -176,6 +178,7 @@ def csv_chunks(
                     Violation.reviewed_at,
                     reviewer.c.username,
                     Violation.manifest_sha256,
+                    Violation.details,  # the speeding excess, for `legal_basis`
                 )
                 .outerjoin(reviewer, reviewer.c.id == Violation.reviewed_by)
                 .where(*page)
@@ -196,7 +199,7 @@ def csv_chunks(
                         r.event_id,
                         local_time(r.occurred_at),
                         r.rule,
-                        r.legal_reference,
+                        legal_basis(r).citation,
                         r.camera_id,
                         r.district_id,
                         r.lat,

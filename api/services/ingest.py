@@ -9,6 +9,9 @@ Order of work (each step refuses with a one-line reason and stores nothing):
 6. media types (declared, allowed, and the bytes start like that type);
 7. a stored violation with the same `event_id`: the same manifest → the stored result (200), another
    manifest → 409.
+A legal reference the catalogue does not have for the rule and vehicle class is not refused (the
+evidence is signed as it is) but flagged: logged and audited as `violation.citation_mismatch`; owners
+and the penalty system are told the catalogue's (`_flag_citation`).
 Then the files go to the content-addressed store (all at once, outside any database transaction:
 SQLite's write lock is not held during disk writes), and the rows are written in ONE transaction. A
 failure after the files are stored leaves only unreferenced blobs, never a row without its files. Two
@@ -34,6 +37,8 @@ from api import audit
 from api.db import utcnow
 from api.errors import RefusedError
 from api.models import Camera, Device, District, EvidenceFile, Violation
+from api.notices.catalogue import default_catalogue, legal_basis
+from api.services import cameras
 from api.services.auth import AuthenticatedDevice
 from api.settings import Settings
 from api.storage import EvidenceStore
@@ -243,18 +248,28 @@ def _update_camera(session: Session, camera: Camera, manifest: dict[str, Any], n
     district = manifest.get("district")
     if camera.district_id is None and district:
         # First use decides only among districts an admin registered: a device cannot create one.
-        if session.get(District, district) is not None:
-            camera.district_id = district
-            log.info("camera %s: district %s taken from its first manifest", camera.id, district)
+        found = cameras.district_named(session, district)
+        if found is not None:
+            # Its violations stored without a district (before it was registered) get it too.
+            actor = f"device:{manifest['device_id']}"
+            cameras.assign_district(session, camera, found.id, actor=actor, source="manifest")
+            log.info("camera %s: district %s taken from its first manifest", camera.id, found.id)
         else:
-            log.warning("camera %s: manifest names unknown district %r; left unassigned", camera.id, district)
+            log.warning(
+                "camera %s: manifest names unknown district %r; left unassigned until it is registered "
+                "(phatnguoi districts add) or the camera's is set (phatnguoi cameras set)",
+                camera.id,
+                district,
+            )
     elif district and district != camera.district_id:
-        log.warning(
-            "camera %s: manifest says district %r, registered %r (kept)",
-            camera.id,
-            district,
-            camera.district_id,
-        )
+        registered = session.get(District, camera.district_id)
+        if registered is None or not cameras.names(registered, district):  # not its name either
+            log.warning(
+                "camera %s: manifest says district %r, registered %r (kept)",
+                camera.id,
+                district,
+                camera.district_id,
+            )
 
 
 def _store_files(
@@ -272,6 +287,29 @@ def _store_files(
     with ThreadPoolExecutor(max_workers=min(len(entries), 8), thread_name_prefix="evidence-put") as pool:
         uris = pool.map(lambda e: store.put(files[e["name"]].data, e["sha256"]), entries)
         return {e["name"]: uri for e, uri in zip(entries, uris, strict=True)}
+
+
+def _flag_citation(session: Session, row: Violation, *, actor: str, ip: str | None) -> None:
+    """Flag (log and audit log, `violation.citation_mismatch`) a device citation that the legal
+    catalogue does not have for the rule and vehicle class. It is stored as signed — the evidence
+    stays checkable, and the device's own decree table may be wrong without the violation being so —
+    but no one is told it: the notice, the lookup, the webhook and the export state the catalogue's
+    (`api.notices.catalogue.legal_basis`)."""
+    catalogue = default_catalogue()
+    problem = catalogue.citation_problem(row.rule, row.vehicle_class, row.legal_reference)
+    if problem is None:
+        return
+    stated = legal_basis(row, catalogue).citation
+    log.warning("violation %s: device citation flagged: %s; stated instead: %s", row.id, problem, stated)
+    audit.record(
+        session,
+        actor=actor,
+        action="violation.citation_mismatch",
+        object_type="violation",
+        object_id=row.id,
+        detail={"problem": problem, "device": row.legal_reference, "stated": stated},
+        ip=ip,
+    )
 
 
 def ingest_violation(
@@ -306,7 +344,9 @@ def ingest_violation(
 
     now = utcnow()
     try:
-        camera = session.get(Camera, manifest["camera_id"])
+        # Locked (PostgreSQL) until this commit: an admin giving the camera its district meanwhile
+        # waits, then files this violation under it too; or this one waits and reads the district.
+        camera = session.get(Camera, manifest["camera_id"], with_for_update=True)
         if camera is None:  # deleted since the device was authorised
             raise RefusedError(403, f"camera {manifest['camera_id']!r} is not registered")
         _update_camera(session, camera, manifest, now)
@@ -336,6 +376,7 @@ def ingest_violation(
             detail={"event_id": event_id, "manifest_sha256": manifest_sha256, "files": len(row.files)},
             ip=ip,
         )
+        _flag_citation(session, row, actor=f"device:{device.id}", ip=ip)
         session.commit()
     except IntegrityError:
         session.rollback()

@@ -43,11 +43,12 @@ from api.db import is_postgresql, utcnow
 from api.errors import RefusedError
 from api.models import User, Violation
 from api.notices import service as notices
+from api.notices.catalogue import legal_basis
 from api.notices.workflow import lookup_code_of
 from api.pagination import Cursor
 from api.plate_query import PlateQuery, glob_pattern, like_pattern, neighbours
 from api.schemas import DecisionCreate, ViolationPagePublic, ViolationSummaryPublic
-from api.services.violations import visible_violation
+from api.services.violations import detected_class, visible_violation
 from api.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -368,6 +369,35 @@ def _corrected_plate(text: str) -> str:
     return parsed.compact
 
 
+@dataclass(frozen=True, slots=True)
+class _Reclassed:
+    """A violation's facts as `legal_basis` reads them, with the class a reviewer set."""
+
+    rule: str
+    vehicle_class: str
+    occurred_at: datetime
+    legal_reference: str
+    details: dict[str, Any]
+
+
+def _corrected_class(v: Violation, vehicle_class: str) -> str:
+    """The class a reviewer set, when the legal catalogue fines the violation's rule for it.
+
+    Raises:
+        RefusedError: 422 when the catalogue has no single offence of the rule for that class at the
+            violation's time (speeding by a bicycle; a speeding band the other class does not have): the
+            notice could not state a fine, so the reviewer rejects the violation instead.
+    """
+    as_corrected = _Reclassed(v.rule, vehicle_class, v.occurred_at, v.legal_reference, v.details)
+    if legal_basis(as_corrected).entry is None:
+        raise RefusedError(
+            422,
+            f"vehicle class {vehicle_class!r}: the legal catalogue has no single offence of rule "
+            f"{v.rule!r} for it; reject the violation instead",
+        )
+    return vehicle_class
+
+
 def decide(
     session: Session,
     settings: Settings,
@@ -383,12 +413,18 @@ def decide(
     webhook, all in the decision's transaction; a rejection closes the notice of a violation that was
     confirmed before (reopened).
 
+    A confirmation may correct the plate (`body.plate`) and the vehicle class (`body.vehicle_class`):
+    the corrected class becomes `vehicle_class`, the class the notice, its PDF, the public lookup and
+    the penalty webhook fine (`vehicle_class_corrected` keeps the correction, the signed manifest the
+    detector's class). Both corrections are in the decision's audit entry.
+
     Returns:
         The decided violation, or None when `user` may not see it (the caller answers 404).
 
     Raises:
         RefusedError: 409 when it is already decided, or confirmed after its evidence was deleted;
-            422 for a plate that is not valid, or a confirmation without any plate.
+            422 for a plate that is not valid, a confirmation without any plate, or a class the
+            catalogue cannot fine the violation's rule for.
     """
     v = visible_violation(session, user, violation_id)
     if v is None:
@@ -407,6 +443,10 @@ def decide(
     plate_key = corrected or v.plate_key
     if body.decision == "confirm" and plate_key is None:
         raise RefusedError(422, "a violation without a plate cannot be confirmed: give the plate")
+    class_read = detected_class(v)
+    class_corrected: str | None = None  # the reviewer confirming the detector's class: no correction
+    if body.vehicle_class is not None and body.vehicle_class != class_read:
+        class_corrected = _corrected_class(v, body.vehicle_class)
     now = utcnow()
     status = "confirmed" if body.decision == "confirm" else "rejected"
     note = body.note.strip() if body.note and body.note.strip() else None
@@ -426,6 +466,8 @@ def decide(
             decision_note=note,
             plate_corrected=corrected,
             plate_key=plate_key,
+            vehicle_class_corrected=class_corrected,
+            vehicle_class=class_corrected or class_read,
         )
         .execution_options(synchronize_session="fetch")
     )
@@ -443,6 +485,12 @@ def decide(
             "note": note,
             "plate_read": v.plate_compact,
             "plate_corrected": corrected,
+            # the class is decided on a confirmation only (a rejection fines nothing)
+            **(
+                {"vehicle_class_read": class_read, "vehicle_class_corrected": class_corrected}
+                if status == "confirmed"
+                else {}
+            ),
         },
         ip=ip,
     )
@@ -462,6 +510,7 @@ def decide(
 def reopen(session: Session, user: User, violation_id: int, note: str, ip: str | None) -> Violation | None:
     """Put a decided violation back to `new` (supervisors; audited with the decision it undoes).
 
+    The decision's corrections are undone (the plate read, the detector's class come back).
     A confirmation never sent to the penalty system is cancelled; one that may have reached it
     (delivered, or sent at least once) is withdrawn: a signed `violation.withdrawn` message is queued in
     this transaction and sent before any later confirmation (`api.webhook.on_reopened`; the audit
@@ -492,6 +541,7 @@ def reopen(session: Session, user: User, violation_id: int, note: str, ip: str |
         "reviewed_by": v.reviewed_by,
         "reviewed_at": v.reviewed_at.isoformat() if v.reviewed_at else None,
         "plate_corrected": v.plate_corrected,
+        "vehicle_class_corrected": v.vehicle_class_corrected,
     }
     result = session.execute(
         update(Violation)
@@ -504,6 +554,8 @@ def reopen(session: Session, user: User, violation_id: int, note: str, ip: str |
             decision_note=None,
             plate_corrected=None,
             plate_key=Violation.plate_compact,
+            vehicle_class_corrected=None,
+            vehicle_class=detected_class(v),
         )
         .execution_options(synchronize_session="fetch")
     )

@@ -11,6 +11,11 @@ served file, and every still of the public lookup, is the hash the device signed
 `evidence_package` gives the signed package itself (a zip laid out as the edge's evidence folder, plus
 the device's public key) so anyone can verify a violation with `phatnguoi evidence verify`, without
 trusting this server.
+
+The staff view (`to_public`) states the legal basis the owner will be told (`legal_basis_public`: the
+legal catalogue's citation, fine range and licence points), so a reviewer never confirms on the figures
+a device wrote with a wrong decree table; the device's citation stays in `legal_reference_signed`
+(evidence) and `citation_mismatch` says when the catalogue does not have it.
 """
 
 from __future__ import annotations
@@ -30,7 +35,14 @@ from sqlalchemy.orm import Session, object_session
 from api import audit
 from api.errors import StorageError
 from api.models import Device, EvidenceFile, PenaltyDelivery, User, Violation
-from api.schemas import EvidenceFilePublic, PenaltyMessagePublic, PlatePublic, ViolationPublic
+from api.notices.catalogue import default_catalogue, legal_basis
+from api.schemas import (
+    EvidenceFilePublic,
+    LegalBasisPublic,
+    PenaltyMessagePublic,
+    PlatePublic,
+    ViolationPublic,
+)
 from api.storage import ContentMismatchError, EvidenceStore, address_of
 from violations.manifest import (
     MANIFEST_NAME,
@@ -362,9 +374,44 @@ def reviewer_name(v: Violation) -> str | None:
     return reviewer.username if reviewer is not None else None
 
 
+def detected_class(v: Violation) -> str:
+    """The detector's vehicle class of `v`, as its device signed it (`vehicle_class` is the class it is
+    fined as, which a reviewer may have corrected)."""
+    manifest = v.manifest if isinstance(v.manifest, Mapping) else {}
+    signed = manifest.get("vehicle_class")
+    return signed if isinstance(signed, str) else v.vehicle_class
+
+
+def legal_basis_public(v: Violation) -> LegalBasisPublic:
+    """What `v`'s owner and the penalty system are told of its legal basis (`legal_basis`: the
+    catalogue's citation, fine range and licence points for its rule, class and day), so that the
+    reviewer confirms what the notice will state, not the figures the device wrote."""
+    basis = legal_basis(v)
+    entry = basis.entry
+    if entry is None:
+        return LegalBasisPublic(citation=basis.citation, in_catalogue=False)
+    return LegalBasisPublic(
+        citation=basis.citation,
+        in_catalogue=True,
+        summary=entry.summary,
+        fine_min_vnd=entry.fine_min_vnd,
+        fine_max_vnd=entry.fine_max_vnd,
+        licence_points=entry.licence_points,
+    )
+
+
+def citation_mismatch(v: Violation) -> bool:
+    """Whether the catalogue lacks `v`'s signed citation for its rule and the class the device
+    detected: the check ingest flags (`violation.citation_mismatch`), so a wrong decree table on a
+    device shows on the review page too."""
+    return default_catalogue().citation_problem(v.rule, detected_class(v), v.legal_reference) is not None
+
+
 def to_public(v: Violation, penalty: Sequence[PenaltyMessagePublic] = ()) -> ViolationPublic:
     """The API view of a violation (`penalty`: its messages to the penalty system, see
-    `penalty_messages`; the reviewer's username is read through `v`'s session)."""
+    `penalty_messages`; the reviewer's username is read through `v`'s session). `legal_reference`
+    is the citation the owner is told (`legal_basis_public`), `legal_reference_signed` the device's."""
+    basis = legal_basis_public(v)
     plate = None
     if v.plate_text is not None or v.plate_compact is not None or v.plate_corrected is not None:
         plate = PlatePublic(
@@ -382,13 +429,18 @@ def to_public(v: Violation, penalty: Sequence[PenaltyMessagePublic] = ()) -> Vio
         id=v.id,
         event_id=v.event_id,
         rule=v.rule,
-        legal_reference=v.legal_reference,
+        legal_reference=basis.citation,
+        legal_reference_signed=v.legal_reference,
+        citation_mismatch=citation_mismatch(v),
+        legal_basis=basis,
         camera_id=v.camera_id,
         district_id=v.district_id,
         device_id=v.device_id,
         occurred_at=v.occurred_at,
         received_at=v.received_at,
         vehicle_class=v.vehicle_class,
+        vehicle_class_detected=detected_class(v),
+        vehicle_class_corrected=v.vehicle_class_corrected,
         lat=v.lat,
         lon=v.lon,
         plate=plate,

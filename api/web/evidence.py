@@ -9,9 +9,10 @@ nothing changed since (a database edit, a swapped blob in the store). The check 
   `evidence_purged_at` and the job's `evidence.purge` audit entry naming the file); a row the manifest
   does not list fails;
 - the columns shown, confirmed, exported and fined (plate, time, rule, legal reference, camera, device,
-  vehicle, signal, speed, place...) against the signed values. The one difference allowed is the
-  reviewer's plate correction (`plate_corrected`, then `plate_key`), and only the one the latest
-  audited decision recorded.
+  vehicle, signal, speed, place...) against the signed values. The differences allowed are the
+  reviewer's plate correction (`plate_corrected`, then `plate_key`) and vehicle-class correction
+  (`vehicle_class_corrected`, then `vehicle_class`), and only the ones the latest audited decision
+  recorded.
 Each failure is reported by name (`EvidenceCheck.problems`). The check is audited like a view.
 """
 
@@ -49,10 +50,12 @@ class AuditedRecord:
         purged_files: files the retention job recorded deleting.
         plate_correction: the plate correction of the latest decision (None when there is none, or
             the violation was reopened since).
+        class_correction: the same for the vehicle class.
     """
 
     purged_files: frozenset[str] = frozenset()
     plate_correction: str | None = None
+    class_correction: str | None = None
 
 
 def audited_record(session: Session, violation_id: int) -> AuditedRecord:
@@ -68,6 +71,7 @@ def audited_record(session: Session, violation_id: int) -> AuditedRecord:
     ).all()
     purged: set[str] = set()
     correction: str | None = None
+    class_correction: str | None = None
     for action, detail in rows:
         try:
             facts = json.loads(detail)
@@ -82,7 +86,9 @@ def audited_record(session: Session, violation_id: int) -> AuditedRecord:
         else:  # a reopening clears the correction; a decision sets its own (or none)
             value = facts.get("plate_corrected") if action != "violation.reopen" else None
             correction = value if isinstance(value, str) else None
-    return AuditedRecord(frozenset(purged), correction)
+            value = facts.get("vehicle_class_corrected") if action != "violation.reopen" else None
+            class_correction = value if isinstance(value, str) else None
+    return AuditedRecord(frozenset(purged), correction, class_correction)
 
 
 def _number(value: Any) -> float | None:
@@ -148,11 +154,23 @@ def column_problems(v: Violation, record: AuditedRecord) -> list[str]:
     """Each column of `v` recorded otherwise than its manifest says (call it on a verified manifest),
     as ``column: <recorded> recorded, the device signed <signed>``."""
     manifest = v.manifest if isinstance(v.manifest, Mapping) else {}
+    signed_class = manifest.get("vehicle_class")
+    reclassed = v.vehicle_class_corrected
     problems = [
         f"{column}: {_shown(getattr(v, column))} recorded, the device signed {_shown(signed)}"
         for column, signed in signed_columns(manifest).items()
-        if getattr(v, column) != signed
+        if getattr(v, column) != signed and not (column == "vehicle_class" and reclassed is not None)
     ]
+    if reclassed is not None and (v.status == "new" or reclassed != record.class_correction):
+        problems.append(
+            f"vehicle_class_corrected: {_shown(reclassed)} recorded, the audited decision corrected "
+            f"{_shown(record.class_correction)}, the device signed {_shown(signed_class)}"
+        )
+    if reclassed is not None and v.vehicle_class != reclassed:
+        problems.append(
+            f"vehicle_class: {_shown(v.vehicle_class)} recorded, the device signed {_shown(signed_class)}, "
+            f"the reviewer corrected {_shown(reclassed)}"
+        )
     read = _section(manifest, "plate").get("text")
     corrected = v.plate_corrected
     if corrected is not None and (v.status == "new" or corrected != record.plate_correction):

@@ -197,6 +197,12 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
     "ev.plate_unread": ("Không đọc được biển số", "Plate not read"),
     "ev.plate_corrected": ("Đã sửa thành", "Corrected to"),
     "ev.plate_edit": ("Sửa biển số", "Correct the plate"),
+    "ev.class_edit": ("Sửa loại xe", "Correct the vehicle class"),
+    "ev.class_edit_hint": (
+        "Chọn loại xe đúng nếu camera nhận dạng sai; mức phạt tính theo loại xe này khi xác nhận.",
+        "Pick the right class if the camera got it wrong; the confirmation fines this class.",
+    ),
+    "ev.class_corrected": ("đã sửa; camera nhận dạng: {d}", "corrected; the camera saw: {d}"),
     "ev.plate_edit_hint": (
         "Biển số được kiểm tra theo quy định khi xác nhận (vd 30A-123.45).",
         "Checked against the plate rules when you confirm (e.g. 30A-123.45).",
@@ -211,6 +217,34 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
     "ev.red_for": ("đỏ được {s} giây", "red for {s} s"),
     "ev.speed": ("Tốc độ", "Speed"),
     "ev.legal": ("Căn cứ pháp lý", "Legal basis"),
+    # The note under the legal basis when it is not the citation the device signed (review.js).
+    "ev.legal_device": ("Thiết bị ghi căn cứ khác: {c}.", "The device wrote another citation: {c}."),
+    "ev.legal_device_wrong": (
+        "Danh mục pháp lý không có căn cứ này cho loại xe camera nhận dạng ({d}): bảng căn cứ pháp lý "
+        "của thiết bị có thể sai, cần báo bộ phận kỹ thuật.",
+        "The legal catalogue has no such citation for the class the camera saw ({d}): the device's "
+        "decree table may be wrong; tell the technical staff.",
+    ),
+    "ev.legal_device_class": (
+        "Đó là căn cứ cho loại xe camera nhận dạng ({d}); vi phạm được xử phạt theo loại xe đã sửa.",
+        "That is the citation for the class the camera saw ({d}); the violation is fined as the "
+        "corrected class.",
+    ),
+    "ev.legal_device_amended": (
+        "Quy định có hiệu lực vào ngày vi phạm ghi căn cứ khác.",
+        "The rules in force on the violation's day cite another point.",
+    ),
+    "ev.legal_stated": (
+        "Thông báo gửi chủ xe ghi căn cứ và mức phạt ở trên.",
+        "The owner's notice states the citation and fine above.",
+    ),
+    "ev.legal_none": (
+        "Danh mục pháp lý không có mục cho vi phạm này (loại vi phạm, loại xe, ngày vi phạm): thông báo "
+        "gửi chủ xe ghi căn cứ do thiết bị ghi và không ghi mức phạt. Kiểm tra lại loại xe trước khi "
+        "xác nhận.",
+        "The legal catalogue has no entry for this violation (rule, vehicle class, day): the owner's "
+        "notice states the device's citation and no fine. Check the vehicle class before confirming.",
+    ),
     "ev.fine": ("Mức phạt", "Fine"),
     "ev.points": ("Trừ điểm GPLX", "Licence points"),
     "ev.integrity": ("Toàn vẹn bằng chứng", "Evidence integrity"),
@@ -333,6 +367,15 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
     "due.at": ("Hạn", "Due"),
     "due.empty": ("Không có việc nào đến hạn.", "Nothing is due."),
     "due.count": ("{n} việc", "{n} actions"),
+    # A notice held for a supervisor (`hold_reason`, Vietnamese from the server: why, and what to do).
+    "due.held_action": ("Xem lại loại xe, biển số", "Review the vehicle class, the plate"),
+    "due.held": ("Đang giữ lại, chưa gửi cho chủ xe:", "Held, not sent to the owner:"),
+    "due.held_registry": (
+        "Nếu đăng ký xe ghi sai loại xe: quản trị viên sửa tệp đăng ký và nhập lại, thông báo sẽ được "
+        "lập cho chủ xe.",
+        "If the registry has the wrong vehicle class: an admin corrects the registry file and imports it "
+        "again, and the notice goes to the owner.",
+    ),
     # --- vehicle registry import (admins; api/notices/registry.py)
     "import.title": ("Nhập dữ liệu đăng ký xe", "Import the vehicle registry"),
     "import.intro": (
@@ -533,6 +576,20 @@ _ERRORS_VI: Final[tuple[tuple[str, str], ...]] = (
     (
         r"^notice (\d+): its violation is back under review; the notice waits for the new decision$",
         "Thông báo #{1}: vi phạm đang được duyệt lại; thông báo chờ quyết định mới",
+    ),
+    (
+        r"^notice (\d+): its violation was rejected; there is no fine to print$",
+        "Thông báo #{1}: vi phạm đã bị loại bỏ; không có quyết định phạt để in",
+    ),
+    (
+        r"^notice (\d+) waits for its owner; it is printed once it has one$",
+        "Thông báo #{1} đang chờ xác định chủ xe; chỉ in được khi đã có chủ xe",
+    ),
+    (r"^notice (\d+) is closed; it is not printed$", "Thông báo #{1} đã đóng; không in thông báo này"),
+    (
+        r"^vehicle class '(.+)': the legal catalogue has no single offence of rule '(.+)' for it; "
+        r"reject the violation instead$",
+        "Không có mức phạt của hành vi này cho loại xe đã chọn; hãy loại bỏ vi phạm",
     ),
     (r"^notice PDF unavailable: (.+)$", "Chưa tạo được bản PDF của thông báo: {1}"),
     (r"^registry CSV: missing column\(s\) (.+)$", "Tệp CSV đăng ký xe thiếu cột: {1}"),

@@ -13,7 +13,8 @@ notice is no longer theirs: the answer is that it was withdrawn (`NoticeWithdraw
 nothing of the violation.
 
 Notices are made when a violation is confirmed (`api.notices.service.on_confirmed`); the answer
-carries the notice's state (never who the owner is).
+carries the notice's state (never who the owner is), and the legal basis the notice states
+(`api.notices.catalogue.legal_basis`), not the citation the device wrote.
 Each answered lookup is written to the audit log (actor `public`, with the client IP).
 
 The stills are read through `api.services.violations.verified_bytes`: a still that is not the one the
@@ -35,6 +36,7 @@ from sqlalchemy.orm import Session
 from api import audit
 from api.errors import RefusedError, StorageError
 from api.models import Camera, Device, District, Notice, NoticePlate, Violation
+from api.notices.catalogue import legal_basis
 from api.notices.plate import formatted_plate, shown_plate
 from api.plate_query import normalise_plate
 from api.services.violations import EvidenceIntegrityError, record_mismatch, verified_bytes
@@ -143,7 +145,7 @@ def lookup(session: Session, store: EvidenceStore, plate: str, code: str, ip: st
         place=camera.name if camera is not None else v.camera_id,
         district=district.name if district is not None else None,
         rule=v.rule,
-        legal_reference=v.legal_reference,
+        legal_reference=legal_basis(v).citation,
         status=v.status,
         notice_status=notice_status,
         corrected_from=match.corrected_from,

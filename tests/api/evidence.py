@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +155,16 @@ def ingest(client: TestClient, world: World, camera: str = "cam-a1", **kw: Any) 
     )
     assert r.status_code == 201, r.text
     return int(r.json()["id"])
+
+
+def register_owner(
+    client: TestClient, auth: Callable[[str], dict[str, str]], plate: str = "30A-123.45"
+) -> None:
+    """Import an owner of `plate` into the vehicle registry (as admin, through the API): the notice of a
+    violation of that plate then has someone to go to (`created`, not `awaiting_owner`), and prints."""
+    csv = f"plate,owner_name,phone\n{plate},Nguyễn Văn An,0912345678\n"
+    r = client.post("/api/v1/registry/import", json={"csv": csv}, headers=auth("admin"))
+    assert r.status_code == 200 and not r.json()["rejected"], r.text
 
 
 def point_file_at(database_url: str, violation_id: int, name: str, sha256: str) -> None:

@@ -197,13 +197,14 @@ def test_the_server_refuses_to_start_on_an_unmigrated_database(tmp_path: Path) -
 
 
 def test_health(client: TestClient, tmp_path: Path) -> None:
-    assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
+    assert client.get("/healthz").json() == {"status": "ok", "database": "ok", "evidence": "ok"}
     # No lifespan here (it would refuse to start): a server whose database went away answers 503.
     gone = Settings(
         database_url=f"sqlite:///{tmp_path}/no/such/dir/x.db", jwt_secret=JWT_SECRET, evidence_dir=tmp_path
     )
     r = TestClient(create_app(gone)).get("/healthz")
-    assert r.status_code == 503 and r.json() == {"status": "degraded", "database": "unreachable"}
+    assert r.status_code == 503
+    assert r.json() == {"status": "degraded", "database": "unreachable", "evidence": "ok"}
 
 
 def test_0006_adds_the_queue_of_blob_deletions_and_reverts(db: Db) -> None:

@@ -18,7 +18,7 @@ from api.models import AuditEntry
 from api.settings import Settings
 from api.storage import LocalStore
 from tests.api.conftest import Db, World
-from tests.api.evidence import ingest
+from tests.api.evidence import ingest, register_owner
 
 Auth = Callable[[str], dict[str, str]]
 
@@ -46,6 +46,7 @@ def test_reading_a_notice_its_pdf_and_the_due_list_is_audited(
     client: TestClient, world: World, auth: Auth, session: Session
 ) -> None:
     pytest.importorskip("fpdf", reason="fpdf2 not installed (pip install fpdf2)")
+    register_owner(client, auth)  # a notice with no one to go to is not printed
     vid = confirmed_violation(client, world, auth)
     assert notice_reads(session) == []
 
@@ -142,6 +143,7 @@ def test_the_notice_pdf_is_made_without_holding_the_write_lock(
     settings = make_settings()
     store = WriterCheckingStore(settings.evidence_dir, Path(db.url.removeprefix("sqlite:///")))
     with TestClient(create_app(settings, store=store)) as client:
+        register_owner(client, auth)
         vid = confirmed_violation(client, world, auth)
         store.reads = store.reads_while_locked = 0
         r = client.get(f"/api/v1/violations/{vid}/notice.pdf", headers=auth("sup"))

@@ -229,7 +229,13 @@ def test_csv_export_streams_confirmed_violations_oldest_first(
     rows += [
         violation_row(occurred_at=T0, status="rejected"),
         violation_row(occurred_at=T0, status="new"),
-        violation_row(occurred_at=T0, status="confirmed", legal_reference='=HYPERLINK("http://x")'),
+        # A class the legal catalogue has no offence for: the device's citation is exported (made safe).
+        violation_row(
+            occurred_at=T0,
+            status="confirmed",
+            vehicle_class="tractor",
+            legal_reference='=HYPERLINK("http://x")',
+        ),
         violation_row(occurred_at=T0 + minutes(9999), status="confirmed"),  # after `to`
     ]
     ids = add_violations(db.url, rows)

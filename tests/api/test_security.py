@@ -25,7 +25,7 @@ PUBLIC = {
     ("GET", "/api/v1/lookup"),
     ("POST", "/api/v1/sms/receipts"),
 }
-DEVICE_ROUTES = {("POST", "/api/v1/violations"), ("POST", "/api/v1/flows")}
+DEVICE_ROUTES = {("POST", "/api/v1/violations"), ("POST", "/api/v1/flows"), ("GET", "/api/v1/devices/me")}
 
 
 def api_routes(client: TestClient) -> list[tuple[str, str]]:

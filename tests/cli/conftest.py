@@ -1,8 +1,10 @@
-"""The real run of the Giang Vo clip, shared by the tests that check its outputs (one run per session)."""
+"""The real run of the Giang Vo clip, shared by the tests that check its outputs (one run per session),
+and the environment of a server command (`server_env`)."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,19 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 GIANGVO_START = "2022-09-25T09:15:40Z"
+
+
+@pytest.fixture
+def server_env(tmp_path: Path) -> dict[str, str]:
+    """Environment of a server command: a SQLite file and an evidence store in `tmp_path`, a random
+    secret."""
+    return {
+        **os.environ,
+        "PHATNGUOI_DATABASE_URL": f"sqlite:///{tmp_path / 'pn.db'}",
+        "PHATNGUOI_EVIDENCE_DIR": str(tmp_path / "evidence"),
+        "PHATNGUOI_JWT_SECRET": secrets.token_urlsafe(40),
+        "COLUMNS": "200",
+    }
 
 
 @pytest.fixture(scope="session")

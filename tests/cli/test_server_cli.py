@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,7 +15,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 
-def run(args: list[str], env: dict[str, str], **kw: object) -> subprocess.CompletedProcess[str]:
+def run(args: list[str], env: dict[str, str], **kw: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "phatnguoi.cli", *args],
         capture_output=True,
@@ -24,19 +23,8 @@ def run(args: list[str], env: dict[str, str], **kw: object) -> subprocess.Comple
         timeout=120,
         cwd=REPO_ROOT,
         env=env,
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
-
-
-@pytest.fixture
-def server_env(tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PHATNGUOI_DATABASE_URL": f"sqlite:///{tmp_path / 'pn.db'}",
-        "PHATNGUOI_EVIDENCE_DIR": str(tmp_path / "evidence"),
-        "PHATNGUOI_JWT_SECRET": secrets.token_urlsafe(40),
-        "COLUMNS": "200",
-    }
 
 
 def test_set_up_a_server_and_a_device(tmp_path: Path, server_env: dict[str, str]) -> None:
@@ -124,9 +112,9 @@ def test_evidence_verify_detects_an_altered_byte(tmp_path: Path, server_env: dic
     ok = run(["evidence", "verify", str(folder), "--public-key", str(tmp_path / "k.pub")], server_env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     still = folder / "still_at.jpg"
-    data = bytearray(still.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    still.write_bytes(bytes(data))
+    altered = bytearray(still.read_bytes())
+    altered[len(altered) // 2] ^= 0x01
+    still.write_bytes(bytes(altered))
     bad = run(["evidence", "verify", str(folder), "--public-key", str(tmp_path / "k.pub")], server_env)
     assert bad.returncode == 1
     assert "still_at.jpg" in bad.stdout

@@ -32,10 +32,13 @@ from tests.api.conftest import (  # noqa: F401  (fixtures shared with the API te
     world,
 )
 
+# The test packages are cars (`tests.api.evidence.build_package`): a registry entry of another class
+# regime would hold their notices (`api.notices.workflow.class_hold_reason`, tested in
+# test_vehicle_class.py), so the second vehicle's class is left out, as the CSV allows.
 REGISTRY_CSV = (
     "plate,owner_name,phone,national_id,address,vehicle_class,colour\n"
     "30A-123.45,Nguyễn Văn An,0912 345 678,001090000001,12 Láng Hạ,car,trắng\n"
-    "29-X1 234.56,Trần Thị Bình,+84987654321,,3 Tràng Tiền,motorcycle,đỏ\n"
+    "29-X1 234.56,Trần Thị Bình,+84987654321,,3 Tràng Tiền,,đỏ\n"
 )
 
 

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from api.notices.catalogue import VIETNAM_TZ
 from api.settings import Settings
 from tests.api.conftest import Db, World
-from tests.api.evidence import build_package, ingest, post_package
+from tests.api.evidence import build_package, ingest, post_package, register_owner
 
 pytest.importorskip("fpdf", reason="fpdf2 not installed (pip install fpdf2)")
 if shutil.which("pdftoppm") is None or shutil.which("pdftotext") is None:
@@ -25,6 +25,7 @@ if shutil.which("pdftoppm") is None or shutil.which("pdftotext") is None:
 def test_notice_pdf_of_a_real_evidence_package(
     client: TestClient, world: World, auth: Callable[[str], dict[str, str]], tmp_path: Path
 ) -> None:
+    register_owner(client, auth)
     vid = ingest(client, world)
     r = client.post(f"/api/v1/violations/{vid}/decision", json={"decision": "confirm"}, headers=auth("off-a"))
     assert r.status_code == 200, r.text
@@ -139,6 +140,7 @@ def test_notice_pdf_of_the_sample_clip_is_the_readme_picture(
     r = post_package(client, signed(manifest, key, files), device_key)
     assert r.status_code == 201, r.text
     vid = int(r.json()["id"])
+    register_owner(client, auth)
     assert client.post(
         f"/api/v1/violations/{vid}/decision", json={"decision": "confirm"}, headers=auth("sup")
     ).is_success
@@ -176,6 +178,7 @@ def test_notice_pdf_of_the_sample_clip_is_the_readme_picture(
 def test_notice_pdf_prints_the_corrected_plate_not_the_misreading(
     client: TestClient, world: World, auth: Callable[[str], dict[str, str]], tmp_path: Path
 ) -> None:
+    register_owner(client, auth, "30A-999.99")
     vid = ingest(client, world)
     assert client.get(f"/api/v1/violations/{vid}", headers=auth("sup")).json()["plate"]["formatted"] == (
         "30A-123.45"
@@ -210,6 +213,7 @@ def test_notice_pdf_prints_only_photos_that_are_as_signed(
     from api.storage import LocalStore
     from tests.api.evidence import jpeg, point_file_at
 
+    register_owner(client, auth)
     vid = ingest(client, world, seed=7)
     other = ingest(client, world, seed=8)
     r = client.post(f"/api/v1/violations/{vid}/decision", json={"decision": "confirm"}, headers=auth("off-a"))

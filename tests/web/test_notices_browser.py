@@ -40,12 +40,14 @@ def test_the_violation_page_shows_the_notice_and_staff_mark_it_posted(
     assert page.locator("#notice-due").inner_text() == vn(due_after(live.seeded.occurred_at["a-side"], 10))
     assert page.locator("#notice-sms").inner_text().startswith("Không có SMS")
     assert page.get_by_role("button", name="Đánh dấu đã gửi bưu điện").is_hidden()
+    assert page.get_by_role("button", name="In thông báo (PDF)").is_hidden()  # no one to post it to yet
 
     # The notice of "a-lookup" has its owner and its SMS went out: staff post the paper notice.
     lookup = live.seeded.ids["a-lookup"]
     web.goto(f"/review?id={lookup}&period=all&status=")
     page.locator("#notice-body").wait_for(state="visible")
     page.wait_for_function("() => document.getElementById('notice-state').textContent === 'Đã gửi SMS'")
+    assert page.get_by_role("button", name="In thông báo (PDF)").is_visible()
     assert page.locator("#notice-code").inner_text() == "Không hiển thị được"  # made before derived codes
     assert page.locator("#notice-escalate").inner_text() == "Tính từ ngày gửi bưu điện"
     page.get_by_role("button", name="Đánh dấu đã gửi bưu điện").click()

@@ -1,5 +1,6 @@
 // Supervisors' list of due notice actions: find the owner / send the notice (10 days after the
-// violation), warn the registration bodies (20 days after posting), soonest first, overdue marked.
+// violation), warn the registration bodies (20 days after posting), soonest first, overdue marked. A
+// notice held for a supervisor (its registered vehicle is of another class) shows why and what to do.
 // Admins also import the vehicle registry here (a CSV file): the rows it refused are listed with their
 // reasons in the page's language (the API's English reasons through `translateError`).
 import { api, el, flash, fmtTime, initPage, label, t, translateError } from "./common.js";
@@ -19,7 +20,9 @@ async function main() {
   const body = document.getElementById("due-body");
   body.replaceChildren(...due.map((d) => el("tr", { class: d.overdue ? "overdue" : "", dataset: { notice: String(d.notice_id) } },
     el("td", {}, fmtTime(d.due_at), d.overdue ? el("span", { class: "badge warn" }, " " + t("notice.overdue")) : null),
-    el("td", {}, label("action", d.action)),
+    // A held notice (the registry's vehicle class disagrees): the server's reason says why and what to do.
+    el("td", {}, d.hold_reason ? t("due.held_action") : label("action", d.action),
+      d.hold_reason ? el("p", { class: "warning hold-reason" }, el("strong", {}, t("due.held")), " " + d.hold_reason + " " + t("due.held_registry")) : null),
     el("td", {}, el("span", { class: "badge n-" + d.status }, label("nstate", d.status))),
     el("td", { class: "plate-text" }, d.plate || t("ev.plate_unread")),
     el("td", {}, fmtTime(d.occurred_at)),

@@ -22,6 +22,7 @@ const more = document.getElementById("queue-more");
 const viewerBody = document.getElementById("viewer-body");
 const viewerEmpty = document.getElementById("viewer-empty");
 const plateEdit = document.getElementById("ev-plate-edit");
+const classEdit = document.getElementById("ev-class-edit"); // the vehicle class the confirmation fines
 const evError = document.getElementById("ev-error");
 
 const state = {
@@ -215,7 +216,6 @@ function keepIdInUrl(id) {
 }
 
 function render(v, extras) {
-  const legal = (v.details && v.details.legal) || null;
   setText("ev-rule", label("rule", v.rule));
   const status = document.getElementById("ev-status");
   status.textContent = label("status", v.status);
@@ -250,16 +250,27 @@ function render(v, extras) {
   setText("ev-time", fmtTime(v.occurred_at));
   setText("ev-camera", (extras.camera_name ? extras.camera_name + " " : "") + "(" + v.camera_id + ")");
   setText("ev-district", extras.district_name || v.district_id);
-  setText("ev-vehicle", label("vehicle", v.vehicle_class));
+  setText("ev-vehicle", label("vehicle", v.vehicle_class)
+    + (v.vehicle_class_corrected ? " (" + t("ev.class_corrected", { d: label("vehicle", v.vehicle_class_detected) }) + ")" : ""));
+  classEdit.value = v.vehicle_class; // "" for a class the catalogue does not fine (no option)
+  classEdit.dataset.initial = classEdit.value;
+  classEdit.disabled = v.status !== "new";
   setText("ev-signal", v.signal_state
     ? label("signal", v.signal_state) + (v.red_for_s !== null && v.signal_state === "red" ? " — " + t("ev.red_for", { s: fmtNumber(v.red_for_s, 1) }) : "")
     : null);
   setText("ev-speed", v.speed_kmh !== null ? fmtNumber(v.speed_kmh, 1) + " km/h" + (v.speed_limit_kmh !== null ? " / " + fmtNumber(v.speed_limit_kmh) + " km/h" : "") : null);
-  const legalNode = document.getElementById("ev-legal");
-  // (replaceChildren writes a null as the text "null": leave the summary out when there is none)
-  legalNode.replaceChildren(el("span", {}, v.legal_reference), ...(legal && legal.summary ? [el("br"), el("span", { class: "muted" }, legal.summary)] : []));
-  setText("ev-fine", legal && Array.isArray(legal.fine_vnd) ? fmtVnd(legal.fine_vnd[0]) + " – " + fmtVnd(legal.fine_vnd[1]) : null);
-  setText("ev-points", legal && legal.licence_points ? String(legal.licence_points) : null);
+  // What the owner's notice will state (the legal catalogue's basis for the rule, the class as
+  // corrected and the day), never the figures the device wrote (its `details.legal`): a device with a
+  // wrong decree table would have the officer confirm a motorbike on the car's fine.
+  const basis = v.legal_basis;
+  const note = citationNote(v);
+  // (replaceChildren writes a null as the text "null": leave out what there is not)
+  document.getElementById("ev-legal").replaceChildren(
+    el("span", { id: "ev-legal-citation" }, basis.citation),
+    ...(basis.summary ? [el("br"), el("span", { class: "muted" }, basis.summary)] : []),
+    ...(note ? [note] : []));
+  setText("ev-fine", basis.fine_min_vnd !== null && basis.fine_max_vnd !== null ? fmtVnd(basis.fine_min_vnd) + " – " + fmtVnd(basis.fine_max_vnd) : null);
+  setText("ev-points", basis.licence_points !== null ? String(basis.licence_points) : null);
   const integrity = document.getElementById("ev-integrity");
   // Every failure, by name (a file, a column recorded otherwise than the device signed it, ...).
   const problems = extras.check.problems && extras.check.problems.length ? extras.check.problems : [extras.check.problem || "?"];
@@ -281,6 +292,29 @@ function render(v, extras) {
     : el("p", { class: "muted" }, t("ev.no_clip")));
   document.getElementById("ev-clip-note").hidden = !clip;
   renderPenalty(v.penalty_messages || []);
+}
+
+/**
+ * Why the legal basis shown is not the citation the device signed, or null when it is: the catalogue
+ * has no such citation for the class the camera saw (a wrong decree table on the device: flagged at
+ * ingest), the class was corrected on review, or the decree was amended; or the catalogue has no
+ * entry at all (the notice then states the device's citation and no fine).
+ */
+function citationNote(v) {
+  const basis = v.legal_basis;
+  const detected = label("vehicle", v.vehicle_class_detected);
+  let text;
+  if (!basis.in_catalogue) {
+    text = t("ev.legal_none");
+  } else if (v.legal_reference_signed !== basis.citation) {
+    const why = v.citation_mismatch ? t("ev.legal_device_wrong", { d: detected })
+      : v.vehicle_class_corrected ? t("ev.legal_device_class", { d: detected })
+        : t("ev.legal_device_amended");
+    text = t("ev.legal_device", { c: v.legal_reference_signed }) + " " + why + " " + t("ev.legal_stated");
+  } else {
+    return null;
+  }
+  return el("p", { id: "ev-legal-note", class: "warning" }, text);
 }
 
 /**
@@ -324,6 +358,9 @@ function renderNotice(notice) {
   if (!notice) return;
   const badge = document.getElementById("notice-state");
   badge.textContent = label("nstate", notice.status);
+  const hold = document.getElementById("notice-hold"); // held for a supervisor: why (Vietnamese, from the server)
+  hold.textContent = notice.hold_reason || "";
+  hold.hidden = !notice.hold_reason;
   badge.className = "badge n-" + notice.status;
   document.getElementById("notice-overdue").hidden = !notice.overdue;
   setText("notice-code", notice.lookup_code || t("notice.code_unknown"));
@@ -338,7 +375,11 @@ function renderNotice(notice) {
     m.last_error ? el("span", { class: "muted" }, " " + t("notice.sms_error", { e: m.last_error })) : null))
     : [el("span", { class: "muted" }, t("notice.sms_none"))]));
   document.getElementById("notice-post").hidden = !["created", "sms_sent"].includes(notice.status);
-  document.getElementById("notice-pdf").hidden = !(user.role === "supervisor" || user.role === "admin");
+  // Printed only for a confirmed violation whose notice has an owner and is not closed (the server's
+  // PRINTABLE_STATES, api/routes/notices.py): never a fine that was withdrawn on review.
+  const printable = state.current && state.current.status === "confirmed"
+    && ["created", "sms_sent", "posted", "escalated_20d", "responded"].includes(notice.status);
+  document.getElementById("notice-pdf").hidden = !printable || !(user.role === "supervisor" || user.role === "admin");
 }
 
 async function markPosted() {
@@ -459,6 +500,8 @@ async function decide(v, payload) {
       document.getElementById("viewer").focus({ preventScroll: true });
     } else if (payload.plate) {
       plateEdit.focus();
+    } else if (payload.vehicle_class) {
+      classEdit.focus();
     }
     return null;
   } finally {
@@ -503,6 +546,7 @@ async function confirmCurrent() {
   const edited = plateEdit.value.trim();
   const payload = { decision: "confirm" };
   if (edited && edited !== plateEdit.dataset.initial) payload.plate = edited;
+  if (classEdit.value !== classEdit.dataset.initial) payload.vehicle_class = classEdit.value;
   const updated = await decide(v, payload);
   if (updated) {
     flash(t("ev.confirmed_ok", { id: updated.id }));
@@ -605,6 +649,7 @@ function restorePending(pending) {
       plateEdit.value = p.plate;
       checkPlate();
     }
+    if (p.vehicle_class) classEdit.value = p.vehicle_class;
     document.getElementById("ev-pending").hidden = false;
     document.getElementById("ev-confirm").focus();
   } else if (p.decision === "reject") {
