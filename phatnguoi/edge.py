@@ -19,7 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -31,6 +31,9 @@ from phatnguoi.uploader import UploaderConfig
 from streams.clock import frame_clock
 from streams.frame import Frame
 from violations.evidence import EvidenceConfig
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 logger = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per upload otherwise
@@ -187,6 +190,7 @@ class EdgeWorker:
                 f"cannot read public key {public}: {e.strerror or e}; it is made with the private key by "
                 f"`phatnguoi keys generate --private {private} --public {public}`"
             ) from None
+        _check_key_pair(private_key, public_key, config.device)
         data = config.data_dir
         try:
             data.mkdir(parents=True, exist_ok=True)
@@ -198,7 +202,7 @@ class EdgeWorker:
             key = device_key or os.environ.get(DEVICE_KEY_ENV, "")
             if not key:
                 raise ConfigError(f"uploading needs the device's API key in ${DEVICE_KEY_ENV}")
-            self.uploader = Uploader(self.outbox, key, config.upload)
+            self.uploader = Uploader(self.outbox, key, config.upload, key_file=config.device.public_key)
         self.detector = YoloOnnxDetector(config.detector)
         self.cameras: list[_Camera] = []
         for cam in config.cameras:
@@ -559,8 +563,9 @@ class EdgeWorker:
 
     def health(self) -> dict[str, Any]:
         """JSON health for /healthz: ok when every camera is live (or a file that ended; or connecting
-        for the first time, within STARTUP_GRACE_S of the start), the disk is not full, and the server
-        has not refused the device's key."""
+        for the first time, within STARTUP_GRACE_S of the start), the disk is not full, the server
+        has not refused the device's API key, holds this box's public key (``uploader.key``), and no
+        item is held for a configuration reason (``outbox.held``, ``outbox.held_reason``)."""
         cams = {}
         ok = True
         for cam in self.cameras:
@@ -594,9 +599,12 @@ class EdgeWorker:
                     "disk_full": stats.disk_full,
                     "storage_error": getattr(stats, "storage_error", None),
                     "waiting_to_queue": len(self._unqueued),
+                    "held": stats.held,
+                    "held_reason": stats.held_reason,
                 }
                 self._last_outbox = dict(outbox)
-                ok &= not stats.disk_full and not outbox["storage_error"]
+                # held: the server refuses them for how the box or the device is set up; a person must act
+                ok &= not stats.disk_full and not outbox["storage_error"] and not stats.held
             except Exception as e:  # noqa: BLE001 - health must answer even when the outbox cannot
                 outbox = {"error": str(e)}
                 ok = False
@@ -608,8 +616,11 @@ class EdgeWorker:
                 "consecutive_failures": up.consecutive_failures,
                 "last_cause": up.last_cause,
                 "last_error": up.last_error,
+                "key": up.key,
+                "key_problem": up.key_problem,
             }
             ok &= not (up.consecutive_failures and up.last_cause == "auth")  # a person must act
+            ok &= up.key != "mismatch"  # the server holds another public key: no evidence goes
         return {
             "ok": ok,
             "device": self.config.device.id,
@@ -617,6 +628,26 @@ class EdgeWorker:
             "outbox": outbox,
             "uploader": uploader,
         }
+
+
+def _check_key_pair(
+    private_key: Ed25519PrivateKey, public_key: Ed25519PublicKey, device: DeviceSection
+) -> None:
+    """The configured public key must be the private key's own half: the outbox checks every package
+    with it (another key refuses them all as corrupt) and the server must hold it.
+
+    Raises:
+        ConfigError: another key, in one line naming both files.
+    """
+    from violations.manifest import public_key_fingerprint
+
+    if public_key_fingerprint(private_key) != public_key_fingerprint(public_key):
+        raise ConfigError(
+            f"device.public_key {device.public_key} is not the public half of device.private_key "
+            f"{device.private_key} (sha256 {public_key_fingerprint(public_key)[:16]}… instead of "
+            f"{public_key_fingerprint(private_key)[:16]}…): point public_key at the .pub made with this "
+            "private key by `phatnguoi keys generate`"
+        )
 
 
 def _origin(start_time: str | None) -> float:

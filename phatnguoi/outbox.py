@@ -9,12 +9,19 @@ direction, class and interval)::
 
     queued ──next_due──► sending ──mark_sent──► sent ──(retention)──► local package deleted
       ▲                    │ mark_retry (attempts+1, next_attempt_at = now + backoff)
+      ├────────────────────┤ mark_held (the same, held: the box's or the server's configuration)
       └────────────────────┤
                            └ mark_permanent_failure ──► failed_permanent (alerted; `requeue_failed`)
 
 - **Verified before queued**: `enqueue_package` checks the package's signature and every file hash
   with the device's own public key (`violations.manifest.verify_package`); a corrupt package is
   refused and alerted, never uploaded.
+- **Held, not failed**: an item the server refuses because of how the box or the device is set up
+  (the server holds another signing key for the device, the package names another device or a
+  camera the device is not registered for) stays ``queued`` with ``last_error`` starting with
+  ``held: `` and is retried with backoff; `stats` counts such items (the edge's health is not ok
+  while there are any). `release_held` (the key was found right again, `requeue_failed`) makes
+  them due at once.
 - **Idempotent**: enqueueing an event id or a flow key again is a no-op (a different manifest for a
   known event id is alerted as a conflict and the first one kept).
 - **Restart**: rows left ``sending`` by a crash go back to ``queued`` on open; the server is idempotent
@@ -71,6 +78,8 @@ Kind = Literal["evidence", "flow"]
 State = Literal["queued", "sending", "sent", "failed_permanent"]
 STATES: tuple[State, ...] = ("queued", "sending", "sent", "failed_permanent")
 SCHEMA_VERSION = 1
+#: ``last_error`` of a queued item held for a configuration reason (see `Outbox.mark_held`).
+HELD_PREFIX = "held: "
 _MIB = 1024 * 1024
 _TABLE: dict[Kind, str] = {"evidence": "evidence", "flow": "flows"}
 _KEY: dict[Kind, str] = {"evidence": "event_id", "flow": "id"}
@@ -239,6 +248,8 @@ class OutboxStats:
         disk_full: over budget or short of free disk, with nothing left that may be freed (operator
             alerted); storage_error: the last failed database write, None once a write succeeds.
         alerts: alerts raised by this process, per kind.
+        held: queued items (both kinds) held for a configuration reason (`Outbox.mark_held`);
+            held_reason: the reason of one of them (as the server worded it), None when none is.
     """
 
     evidence: Mapping[str, int]
@@ -251,6 +262,8 @@ class OutboxStats:
     disk_full: bool
     storage_error: str | None
     alerts: Mapping[str, int]
+    held: int = 0
+    held_reason: str | None = None
 
     @property
     def depth(self) -> int:
@@ -833,29 +846,67 @@ class Outbox:
         subjects = ", ".join(i.key for i in batch[:3]) + (" …" if len(batch) > 3 else "")
         self.alert(alert_kind, subjects, f"{len(batch)} {batch[0].kind} item(s) refused for good: {reason}")
 
+    def mark_held(
+        self,
+        items: OutboxItem | Sequence[OutboxItem],
+        reason: str,
+        backoff_s: float,
+        now: float | None = None,
+    ) -> None:
+        """The server refused these items because of the box's or the device's configuration (a
+        registered key that is not the box's, another device's package): they stay queued, held,
+        and are tried again in `backoff_s` seconds or at once after `release_held`. Not alerted here:
+        the uploader tells the operator once per cause."""
+        t = self.clock() if now is None else now
+        self._update(
+            items,
+            "UPDATE {table} SET state='queued', attempts=attempts+1, next_attempt_at=?, last_error=?"
+            " WHERE {key} = ?",
+            (t + max(0.0, backoff_s), (HELD_PREFIX + reason)[:500]),
+        )
+
+    def release_held(self, now: float | None = None) -> int:
+        """Make every held item due now (its cause may be fixed). Returns how many."""
+        t = self.clock() if now is None else now
+        n = 0
+        with self._tx() as c:
+            for table in _TABLE.values():
+                n += c.execute(
+                    f"UPDATE {table} SET next_attempt_at=? WHERE state='queued' AND last_error LIKE ?",
+                    (t, HELD_PREFIX + "%"),
+                ).rowcount
+        if n:
+            self._notify()
+        return n
+
     def release(self, items: OutboxItem | Sequence[OutboxItem]) -> None:
         """Give claimed items back unattempted (shutdown, server found unreachable mid-round)."""
         self._update(items, "UPDATE {table} SET state='queued' WHERE {key} = ? AND state='sending'", ())
 
     def requeue_failed(self, kind: Kind | None = None, now: float | None = None) -> int:
-        """Queue permanently failed items again (after the operator fixed the cause). Returns how many."""
+        """Queue permanently failed items again, and make held ones due now (after the operator fixed
+        the cause). Returns how many."""
         t = self.clock() if now is None else now
         n = 0
         with self._tx() as c:
             for k in (kind,) if kind else ("evidence", "flow"):
                 sql = (
                     f"UPDATE {_TABLE[k]} SET state='queued', next_attempt_at=? WHERE state='failed_permanent'"
+                    " OR (state='queued' AND last_error LIKE ?)"
                 )
-                n += c.execute(sql, (t,)).rowcount
+                n += c.execute(sql, (t, HELD_PREFIX + "%")).rowcount
         if n:
             self._notify()
         return n
 
-    def next_attempt_at(self) -> float | None:
-        """When the earliest queued item becomes due (epoch seconds), or None when nothing is queued."""
+    def next_attempt_at(self, kind: Kind | None = None) -> float | None:
+        """When the earliest queued item (of `kind`, default both) becomes due (epoch seconds), or None
+        when nothing is queued."""
         rows = self._read(
-            "SELECT min(t) FROM (SELECT min(next_attempt_at) AS t FROM evidence WHERE state='queued'"
-            " UNION ALL SELECT min(next_attempt_at) FROM flows WHERE state='queued')"
+            " UNION ALL ".join(
+                f"SELECT min(next_attempt_at) AS t FROM {_TABLE[k]} WHERE state='queued'"
+                for k in ((kind,) if kind else ("evidence", "flow"))
+            ).join(("SELECT min(t) FROM (", ")"))
         )
         return float(rows[0][0]) if rows and rows[0][0] is not None else None
 
@@ -1099,7 +1150,15 @@ class Outbox:
             per[kind] = {s: 0 for s in STATES} | {str(s): int(n) for s, n in rows}
             oldest = self._read(f"SELECT min(created_at) FROM {table} WHERE state IN ('queued', 'sending')")
             ages[kind] = max(0.0, t - float(oldest[0][0])) if oldest[0][0] is not None else 0.0
+        held = self._read(
+            "SELECT count(*), max(reason) FROM (SELECT last_error AS reason FROM evidence WHERE"
+            " state='queued' AND last_error LIKE ?1 UNION ALL SELECT last_error FROM flows WHERE"
+            " state='queued' AND last_error LIKE ?1)",
+            (HELD_PREFIX + "%",),
+        )[0]
         return OutboxStats(
+            held=int(held[0]),
+            held_reason=str(held[1]).removeprefix(HELD_PREFIX) if held[1] is not None else None,
             evidence=per["evidence"],
             flows=per["flow"],
             oldest_evidence_age_s=ages["evidence"],

@@ -9,6 +9,7 @@ per evidence file named as in the manifest), then the due flow counts, batched p
 |---|---|
 | 201; 200 (already stored); with our manifest hash | sent (the server is idempotent on ``event_id``) |
 | 409 | refused for good: the server holds another manifest for this event id (alerted) |
+| 400 ``signature: …``; 403 ``manifest device_id …``, ``… may not post for camera …`` | held (see below) |
 | 401, 403, 408, 429 | retried: the key may be re-registered, the device re-enabled, a limit pass |
 | other 4xx with the server's reason (its JSON ``detail``) | refused for good, with that reason (alerted) |
 | 404, or a 4xx without a reason (a proxy, a wrong URL) | retried: it did not come from the ingest API |
@@ -19,6 +20,20 @@ A retried item waits ``min(backoff_max_s, backoff_initial_s * 2^(attempts-1))``,
 in step), or the server's ``Retry-After`` if longer. A retryable failure also pauses the whole
 uploader for the same kind of delay, grown with consecutive failures: when the server is down, the
 uploader makes one attempt per pause instead of one per queued item. The first success resets it.
+
+**The device as the server has it.** At start, then every ``key_check_s``, the uploader asks
+``GET /api/v1/devices/me`` for the device's id, cameras and the fingerprint of its registered signing
+key. A registered key that is not this box's (the installer registered another ``.pub``) would have
+every package refused: the uploader sends no evidence while it lasts (flow counts are not signed and
+still go), alerts ``key_mismatch`` once, says so in `stats` (``key``, ``key_problem``: the edge's
+health is not ok), and asks again with backoff (at least every ``MISMATCH_CHECK_MAX_S``), so that
+once the right key is registered (``phatnguoi devices set-public-key``) everything queued goes. A
+package that names another device or a camera the server does not list for the device, or that the
+server refuses for one of those reasons (or for its signature, which also triggers a new check of
+the key), is **held**: it stays queued (`Outbox.mark_held`), is tried again after ``key_check_s`` or
+at once when the server's answer about the device changes, and does not pause the other items; each
+cause is alerted once. An answer that is not about the device (an older server's 404, an outage)
+changes nothing; the question is asked again with backoff.
 
 `stop` sets the stop event; the thread then flushes what is due within ``shutdown_flush_s`` (each
 request's timeout is cut to the time left), gives back what it claimed, and ends.
@@ -38,6 +53,7 @@ import json
 import logging
 import math
 import random
+import re
 import threading
 import time
 from collections import defaultdict
@@ -50,17 +66,29 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from phatnguoi.outbox import Outbox, OutboxError, OutboxItem
-from violations.manifest import MANIFEST_NAME, SIGNATURE_NAME
+from violations.manifest import MANIFEST_NAME, SIGNATURE_NAME, public_key_fingerprint
 
 logger = logging.getLogger(__name__)
 
 #: The wall clock going back by more than this between two rounds has been set back (NTP, a person).
 CLOCK_STEP_S = 2.0
 
-Verdict = Literal["sent", "conflict", "retry", "refused"]
+Verdict = Literal["sent", "conflict", "retry", "refused", "hold"]
+KeyState = Literal["unchecked", "ok", "mismatch"]
 USER_AGENT = "phatnguoi-edge/0.1"
+DEVICE_PATH = "/api/v1/devices/me"
+#: While the server holds another key, it is asked again at least this often (the installer waits).
+MISMATCH_CHECK_MAX_S = 60.0
 # Statuses that look like a refusal but may pass without changing the item (see the module table).
 _RETRYABLE_4XX = frozenset({401, 403, 408, 429})
+# The server's reasons (status, start of its `detail`) for refusing a package because of how the box
+# or the device is set up: fixed on the server or the box, then the same package goes.
+_CONFIGURATION_REFUSALS = (
+    (400, re.compile(r"signature: ")),
+    (403, re.compile(r"manifest device_id .* is not the calling device ")),
+    (403, re.compile(r"device \S+ may not post for camera ")),
+    (403, re.compile(r"camera .* is not registered")),
+)
 
 
 class UploaderConfig(BaseModel):
@@ -87,6 +115,13 @@ class UploaderConfig(BaseModel):
         60.0, gt=0.0, description="Seconds between retention and disk-budget passes."
     )
     shutdown_flush_s: float = Field(10.0, ge=0.0, le=600.0, description="Time allowed to flush at stop.")
+    key_check_s: float = Field(
+        300.0,
+        gt=0.0,
+        le=86400.0,
+        description="Seconds between checks that the server holds this box's public key (and between"
+        " retries of held items).",
+    )
 
 
 @dataclass(slots=True)
@@ -106,6 +141,10 @@ class UploaderStats:
         last_cause: the cause (as in ``errors``) of the last retryable failure; None after a success.
         consecutive_failures: retryable failures since the last success.
         paused_until: no attempt before this epoch time (server unreachable or asked us to wait).
+        held: items held for a configuration reason (see the module docstring), counted per hold.
+        key: whether the server's registered public key for the device is this box's (``unchecked``
+            until the server first answered); key_problem: the one line saying what to do when not.
+        key_checked_at: epoch seconds of the server's last answer about the device.
     """
 
     evidence_sent: int = 0
@@ -123,6 +162,10 @@ class UploaderStats:
     last_cause: str | None = None
     consecutive_failures: int = 0
     paused_until: float = 0.0
+    held: int = 0
+    key: KeyState = "unchecked"
+    key_problem: str | None = None
+    key_checked_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +175,16 @@ class _Answer:
     cause: str = ""
     retry_after_s: float | None = None
     body: dict[str, Any] | None = None
+    key_refused: bool = False  # the server could not verify the signature: check which key it holds
+
+
+@dataclass(frozen=True, slots=True)
+class _Registered:
+    """What ``GET /api/v1/devices/me`` said about the device."""
+
+    device_id: str
+    cameras: frozenset[str]
+    key_sha256: str
 
 
 def backoff_delay(attempts: int, initial_s: float, max_s: float, jitter: float, u: float) -> float:
@@ -175,6 +228,13 @@ def classify_status(status: int, *, explained: bool = True) -> Verdict:
     return "retry"
 
 
+def configuration_refusal(status: int, reason: str) -> bool:
+    """Whether the server's refusal (`status` and its ``detail``) comes from the box's or the device's
+    configuration (another signing key registered, another device's package, a camera the device is
+    not registered for): the package is held, not refused for good nor retried as an outage."""
+    return any(status == code and pattern.match(reason) for code, pattern in _CONFIGURATION_REFUSALS)
+
+
 def _explained(response: httpx.Response) -> bool:
     try:
         body = response.json()
@@ -212,6 +272,7 @@ class Uploader:
         transport: an httpx transport (tests, or a proxy set-up); default: plain HTTP(S).
         rng: randomness for the jitter.
         clock: epoch seconds.
+        key_file: where this box's public key is (named in the message of a key mismatch).
     """
 
     def __init__(
@@ -223,12 +284,21 @@ class Uploader:
         transport: httpx.BaseTransport | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
+        key_file: Path | None = None,
     ) -> None:
         if not device_key:
             raise ValueError("device_key is empty")
         self.outbox = outbox
         self.config = config
         self.clock = clock
+        self.key_file = key_file
+        # The outbox verifies packages with the box's public key: the key the server must hold.
+        self._fingerprint = public_key_fingerprint(outbox.public_key)
+        self._registered: _Registered | None = None  # the server's last answer about the device
+        self._check_at = 0.0  # epoch seconds of the next GET /devices/me (0: at the first round)
+        self._check_failures = 0  # answers in a row that were not about the device
+        self._mismatches = 0  # answers in a row with another key
+        self._alerted_holds: set[str] = set()
         self._rng = rng or random.Random()
         self._client = httpx.Client(
             base_url=config.server_url.rstrip("/"),
@@ -330,14 +400,20 @@ class Uploader:
         with self._stats_lock:
             if self._stats.paused_until > now:
                 self._stats.paused_until = max(now, self._stats.paused_until - step_s)
+        self._check_at = min(self._check_at, now)
         self.outbox.rebase(step_s, now)
 
     def _idle_wait(self, now: float) -> float:
         with self._stats_lock:
             paused_until = self._stats.paused_until
-        due = self.outbox.next_attempt_at()
-        target = max(paused_until, due if due is not None else now + self.config.idle_s)
+        # While the server holds another key, queued evidence waits for the next check, not its time.
+        due = self.outbox.next_attempt_at("flow" if self._evidence_held() else None)
+        target = max(paused_until, min(due, self._check_at) if due is not None else self._check_at)
         return min(max(target - now, 0.01), self.config.idle_s)
+
+    def _evidence_held(self) -> bool:
+        with self._stats_lock:
+            return self._stats.key == "mismatch"
 
     def flush(self, deadline: float) -> int:
         """Send what is due until nothing is, the server fails, or `deadline` (epoch seconds).
@@ -387,8 +463,14 @@ class Uploader:
             self._unsettled.clear()
         if self.paused:
             return 0
+        if t >= self._check_at:
+            self._check_device(t, deadline)
         attempted = 0
-        evidence = self._claim(self.outbox.next_due(t, self.config.evidence_batch, "evidence"))
+        evidence = (
+            []
+            if self._evidence_held()
+            else self._claim(self.outbox.next_due(t, self.config.evidence_batch, "evidence"))
+        )
         flows = self._claim(self.outbox.next_due(t, self.config.flow_batch, "flow"))
         by_camera: dict[str, list[OutboxItem]] = defaultdict(list)
         for item in flows:
@@ -431,11 +513,14 @@ class Uploader:
         """Post one package and record the outcome. Returns False when the round should stop."""
         assert item.path is not None and item.manifest_sha256 is not None
         try:
-            parts, signature, size = _package_parts(item.path, item.manifest_sha256)
+            parts, signature, size, manifest = _package_parts(item.path, item.manifest_sha256)
         except (OSError, ValueError) as e:
             self._count(refused=1, error=str(e), cause="local")
             self.outbox.mark_permanent_failure(item, f"local package unreadable: {e}")
             return True
+        problem = self._not_for_this_device(manifest.get("device_id"), item.camera_id)
+        if problem is not None:  # the server would refuse it (403): not sent, held
+            return self._failed([item], _Answer("hold", problem, "config"))
         t0 = time.perf_counter()
         try:
             response = self._client.post(
@@ -481,10 +566,16 @@ class Uploader:
                 return _Answer("conflict", f"server holds manifest {str(body.get('manifest_sha256'))[:12]}…")
             return _Answer("sent", "", body=body)
         retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock())
-        return _Answer(verdict, f"HTTP {status}: {_reason(response)}", _cause(status), retry_after)
+        reason = _reason(response)
+        if verdict != "conflict" and _explained(response) and configuration_refusal(status, reason):
+            return _Answer("hold", f"HTTP {status}: {reason}", "config", key_refused=status == 400)
+        return _Answer(verdict, f"HTTP {status}: {reason}", _cause(status), retry_after)
 
     def _send_flows(self, items: Sequence[OutboxItem], deadline: float | None) -> bool:
         """Post one camera's flow counts. Returns False when the round should stop."""
+        problem = self._not_for_this_device(None, items[0].camera_id)
+        if problem is not None:
+            return self._failed(items, _Answer("hold", problem, "config"))
         body = {"camera_id": items[0].camera_id, "counts": [dict(i.payload or {}) for i in items]}
         try:
             response = self._client.post("/api/v1/flows", json=body, timeout=self._timeout(deadline))
@@ -511,20 +602,105 @@ class Uploader:
             self._succeeded(flows=len(items), flow_conflicts=conflicts)
             return True
         retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock())
+        reason = _reason(response)
+        if _explained(response) and configuration_refusal(status, reason):
+            return self._failed(items, _Answer("hold", f"HTTP {status}: {reason}", "config"))
         # A flow batch has no "other manifest": a 409 is a plain refusal here.
         answer = _Answer(
             "refused" if verdict == "conflict" else verdict,
-            f"HTTP {status}: {_reason(response)}",
+            f"HTTP {status}: {reason}",
             _cause(status),
             retry_after,
         )
         return self._failed(items, answer)
+
+    # ------------------------------------------------------------------ the device on the server
+
+    def _check_device(self, now: float, deadline: float | None) -> None:
+        """Ask the server what it holds for this device (see the module docstring)."""
+        cfg = self.config
+        try:
+            response = self._client.get(DEVICE_PATH, timeout=self._timeout(deadline))
+        except httpx.HTTPError as e:
+            self._check_failed(now, f"{type(e).__name__}: {e}")
+            return
+        seen = _registered(response)
+        if seen is None:
+            self._check_failed(now, f"HTTP {response.status_code}: {_reason(response)}")
+            return
+        self._check_failures = 0
+        changed, self._registered = seen != self._registered, seen
+        if seen.key_sha256 != self._fingerprint:
+            self._mismatches += 1
+            self._check_at = now + backoff_delay(
+                self._mismatches,
+                cfg.backoff_initial_s,
+                min(cfg.backoff_max_s, MISMATCH_CHECK_MAX_S),
+                cfg.jitter,
+                self._rng.random(),
+            )
+            problem = self._mismatch_line(seen)
+            if self._set_key("mismatch", problem, now) != "mismatch":
+                self.outbox.alert("key_mismatch", seen.device_id, problem)
+            return
+        self._mismatches = 0
+        self._check_at = now + cfg.key_check_s
+        if self._set_key("ok", None, now) == "mismatch":
+            logger.warning("the server now holds this box's public key for device %s", seen.device_id)
+        if changed:  # the first answer, or the device changed on the server: held items may go now
+            released = self.outbox.release_held(now)
+            if released:
+                logger.info("%d held items are tried again", released)
+
+    def _set_key(self, state: KeyState, problem: str | None, now: float) -> KeyState:
+        """Record the server's answer about the key; returns the state before."""
+        with self._stats_lock:
+            was = self._stats.key
+            self._stats.key, self._stats.key_problem, self._stats.key_checked_at = state, problem, now
+        return was
+
+    def _check_failed(self, now: float, why: str) -> None:
+        """No answer about the device (an outage, an older server without the route, a refused API
+        key): nothing changes; asked again with backoff. Uploads meet the same failure, if any."""
+        self._check_failures += 1
+        cfg = self.config
+        u = self._rng.random()
+        self._check_at = now + backoff_delay(
+            self._check_failures, cfg.backoff_initial_s, cfg.backoff_max_s, cfg.jitter, u
+        )
+        logger.debug("cannot ask the server about this device: %s", why)
+
+    def _mismatch_line(self, seen: _Registered) -> str:
+        where = f", {self.key_file}" if self.key_file is not None else ""
+        pub = self.key_file if self.key_file is not None else "<this box's public key file>"
+        return (
+            f"the server has another public key for device {seen.device_id} (sha256 {seen.key_sha256[:16]}…)"
+            f" than this box signs with (sha256 {self._fingerprint[:16]}…{where}): register this box's key"
+            f" with `phatnguoi devices set-public-key {seen.device_id} --public-key {pub}` on the server;"
+            " evidence stays queued on the box until then"
+        )
+
+    def _not_for_this_device(self, device_id: object, camera_id: str) -> str | None:
+        """Why the server would refuse an item of `device_id` (None: not known) and `camera_id` from
+        this device (as its last answer described it), or None."""
+        seen = self._registered
+        if seen is None:
+            return None
+        if device_id is not None and device_id != seen.device_id:
+            return (
+                f"manifest device_id {device_id!r} is not the calling device {seen.device_id!r} (on the box)"
+            )
+        if camera_id not in seen.cameras:
+            return f"device {seen.device_id} may not post for camera {camera_id!r} (on the box)"
+        return None
 
     # ------------------------------------------------------------------ outcomes
 
     def _failed(self, items: Sequence[OutboxItem], answer: _Answer) -> bool:
         now = self.clock()
         cfg = self.config
+        if answer.verdict == "hold":
+            return self._held(items, answer, now)
         if answer.verdict == "conflict":
             self._count(conflicts=len(items), error=answer.detail)
             # Two different packages claim one event id: retrying cannot help, a person must look.
@@ -566,6 +742,28 @@ class Uploader:
             self.outbox.alert("auth", None, f"the server refuses this device's key: {answer.detail}")
         return False
 
+    def _held(self, items: Sequence[OutboxItem], answer: _Answer, now: float) -> bool:
+        """Hold items the server refuses (or would refuse) for a configuration reason: queued, tried
+        again after ``key_check_s`` (or when the server's answer about the device changes); the other
+        items go on. Returns False when the round should stop (the key is to be checked first)."""
+        with self._stats_lock:
+            self._stats.held += len(items)
+            self._stats.errors["config"] = self._stats.errors.get("config", 0) + 1
+            self._stats.last_error = answer.detail
+        self.outbox.mark_held(items, answer.detail, self.config.key_check_s, now)
+        if answer.detail not in self._alerted_holds:
+            self._alerted_holds.add(answer.detail)
+            self.outbox.alert(
+                "held",
+                items[0].camera_id,
+                f"{items[0].kind} {items[0].key} and any like it stay queued, not sent, until this is"
+                f" fixed on the server or the box: {answer.detail}",
+            )
+        if answer.key_refused:
+            self._check_at = now  # which key does the server hold? asked before the next package
+            return False
+        return True
+
     def _count(
         self, *, refused: int = 0, conflicts: int = 0, error: str | None = None, cause: str = ""
     ) -> None:
@@ -603,10 +801,26 @@ class Uploader:
             s.paused_until = 0.0
 
 
+def _registered(response: httpx.Response) -> _Registered | None:
+    """The device in a ``GET /api/v1/devices/me`` answer, or None when it is not one."""
+    if response.status_code != 200:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    device_id, cameras, key = body.get("id"), body.get("cameras"), body.get("public_key_sha256")
+    if not (isinstance(device_id, str) and isinstance(key, str) and isinstance(cameras, list)):
+        return None
+    return _Registered(device_id, frozenset(str(c) for c in cameras), key)
+
+
 def _package_parts(
     folder: Path, manifest_sha256: str
-) -> tuple[list[tuple[str, tuple[str, bytes, str]]], str, int]:
-    """Multipart parts of a package, its signature, and the bytes sent.
+) -> tuple[list[tuple[str, tuple[str, bytes, str]]], str, int, dict[str, Any]]:
+    """Multipart parts of a package, its signature, the bytes sent, and its manifest.
 
     Raises:
         OSError: a file is missing or unreadable.
@@ -623,4 +837,4 @@ def _package_parts(
         data = (folder / entry["name"]).read_bytes()
         parts.append(("files", (entry["name"], data, entry["media_type"])))
         size += len(data)
-    return parts, signature, size
+    return parts, signature, size, manifest

@@ -45,7 +45,8 @@ class Seen:
 
 
 class FaultProxy:
-    """Proxy from ``url`` to `upstream`; `plan(n, path)` picks the action of the n-th POST to a path."""
+    """Proxy from ``url`` to `upstream`; `plan(n, path)` picks the action of the n-th POST to a path
+    (of a GET with n = 0)."""
 
     def __init__(self, upstream: str, plan: Plan | None = None) -> None:
         self.upstream = upstream.rstrip("/")
@@ -83,7 +84,7 @@ class FaultProxy:
                 n = self._counts[path] = self._counts.get(path, 0) + 1
             action = self.plan(n, path)
         else:
-            n, action = 0, FORWARD
+            n, action = 0, self.plan(0, path)
         if action.kind == "status":
             self._record(t_in, path, n, str(action.status))
             self._answer(

@@ -66,7 +66,7 @@ class LiveServer:
             "PHATNGUOI_EVIDENCE_DIR": str(root / "server-evidence"),
             "PHATNGUOI_PENALTY_WEBHOOK_INTERVAL_S": "0",
         }
-        settings = Settings(
+        self.settings = settings = Settings(
             database_url=self.db_url,
             evidence_dir=root / "server-evidence",
             jwt_secret=self.env["PHATNGUOI_JWT_SECRET"],

@@ -157,23 +157,6 @@ def test_a_wrong_device_key_is_retried_not_given_up(
     assert right.stats().last_cause is None
 
 
-def test_a_package_the_server_cannot_verify_is_refused_for_good(
-    server: LiveServer, make_outbox: Callable[..., Outbox], evidence_root: Path
-) -> None:
-    """Signed with a key the server does not know for this device (a replaced device key): 400, a
-    permanent failure with the server's reason, alerted; the next package still goes."""
-    stranger = Ed25519PrivateKey.generate()
-    ob = make_outbox(stranger.public_key())
-    [bad] = make_packages(stranger, evidence_root, 1, device_id=DEVICE_ID, camera_id="cam-a1")
-    ob.enqueue_package(bad)
-    up = Uploader(ob, server.device_key, UploaderConfig(server_url=server.url, **FAST))
-    assert up.run_once() == 1
-    [row] = ob.evidence_rows()
-    assert row["state"] == "failed_permanent" and "HTTP 400: signature" in row["last_error"]
-    assert [a["kind"] for a in ob.alerts()] == ["refused"]
-    assert not up.paused and up.stats().refused == 1 and server.stored() == {}
-
-
 def test_flow_counts_arrive_batched_per_camera_and_conflicts_keep_the_server_value(
     server: LiveServer, make_outbox: Callable[..., Outbox]
 ) -> None:
