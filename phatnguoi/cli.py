@@ -961,7 +961,11 @@ def outbox_requeue(
     path = cfg.data_dir / "outbox.sqlite"
     if not path.is_file():
         raise fail(f"no outbox at {path}", 1)
-    public_key = guarded(lambda: load_public_key(cfg.device.public_key))
+    try:
+        public_key = guarded(lambda: load_public_key(cfg.device.public_key))
+    except OSError as e:
+        where = f"{cfg.device.public_key}: {e.strerror or e}"
+        raise fail(f"cannot read public key {where} (device.public_key in {config})", 1) from None
     with guarded(lambda: Outbox(path, public_key, evidence_root=cfg.data_dir, config=cfg.outbox)) as box:
         n = guarded(lambda: box.requeue_failed(None if kind == "all" else kind))  # type: ignore[arg-type]
     out.print(f"queued again: {n}")

@@ -12,6 +12,7 @@ per evidence file named as in the manifest), then the due flow counts, batched p
 | 400 ``signature: …``; 403 ``manifest device_id …``, ``… may not post for camera …`` | held (see below) |
 | 401, 403, 408, 429 | retried: the key may be re-registered, the device re-enabled, a limit pass |
 | other 4xx with the server's reason (its JSON ``detail``) | refused for good, with that reason (alerted) |
+| the same for a batch of flow counts | the batch is split until only the refused counts are left |
 | 404, or a 4xx without a reason (a proxy, a wrong URL) | retried: it did not come from the ingest API |
 | 5xx, 2xx without the expected body, network error, timeout | retried |
 
@@ -572,15 +573,55 @@ class Uploader:
         return _Answer(verdict, f"HTTP {status}: {reason}", _cause(status), retry_after)
 
     def _send_flows(self, items: Sequence[OutboxItem], deadline: float | None) -> bool:
-        """Post one camera's flow counts. Returns False when the round should stop."""
+        """Post one camera's flow counts. Returns False when the round should stop.
+
+        The server refuses a batch whole when one of its counts is wrong (an interval starting beyond
+        its clock skew, counted before the box's clock was set back; an interval that overlaps a
+        stored one): the batch is then split in halves, and those again, until only the refused
+        counts are left. They are refused for good with one alert saying how many and why; the
+        others are sent. Counts a split could not send (an outage, the deadline) are given back.
+        """
         problem = self._not_for_this_device(None, items[0].camera_id)
         if problem is not None:
             return self._failed(items, _Answer("hold", problem, "config"))
+        todo: list[Sequence[OutboxItem]] = [items]  # a stack: the earlier half is on top
+        refused: list[tuple[OutboxItem, _Answer]] = []
+        sent = 0
+        go_on = True
+        while todo:
+            batch = todo.pop()
+            answer = self._post_flows(batch, deadline)
+            if answer.verdict == "refused" and len(batch) > 1:
+                # In start order, the counts dated ahead (the usual cause) are the end of the batch:
+                # the halves before them go whole.
+                batch = sorted(batch, key=_interval_start)
+                half = len(batch) // 2
+                todo += [batch[half:], batch[:half]]
+            elif answer.verdict == "refused":
+                refused.append((batch[0], answer))
+            elif answer.verdict == "sent":
+                self._flows_sent(batch, answer)
+                sent += len(batch)
+            else:
+                go_on = self._failed(batch, answer)
+                if not go_on or len(batch) < len(items):
+                    break  # the server is away, or holds the camera: the rest waits for the next round
+            if todo and self._out_of_time(deadline):
+                break
+        left = [i for b in todo for i in b]
+        if left:
+            self.outbox.release(left)
+        if refused:
+            self._flows_refused(refused, sent, len(items))
+        return go_on
+
+    def _post_flows(self, items: Sequence[OutboxItem], deadline: float | None) -> _Answer:
+        """Post flow counts of one camera; the answer (``sent`` with the server's result as body)."""
         body = {"camera_id": items[0].camera_id, "counts": [dict(i.payload or {}) for i in items]}
         try:
             response = self._client.post("/api/v1/flows", json=body, timeout=self._timeout(deadline))
         except httpx.HTTPError as e:
-            return self._failed(items, _Answer("retry", f"{type(e).__name__}: {e}", "network"))
+            return _Answer("retry", f"{type(e).__name__}: {e}", "network")
         status = response.status_code
         verdict = classify_status(status, explained=_explained(response))
         if verdict == "sent":
@@ -588,31 +629,41 @@ class Uploader:
                 result = response.json()
                 conflicts = len(result["conflicts"])
             except (ValueError, KeyError, TypeError):
-                return self._failed(
-                    items, _Answer("retry", f"HTTP {status} without a flow result", "bad_answer")
-                )
-            self.outbox.mark_sent(items, {"status": status, "batch": len(items), "conflicts": conflicts})
-            if conflicts:
-                logger.warning(
-                    "camera %s: the server kept its own value for %d of %d flow counts",
-                    items[0].camera_id,
-                    conflicts,
-                    len(items),
-                )
-            self._succeeded(flows=len(items), flow_conflicts=conflicts)
-            return True
+                return _Answer("retry", f"HTTP {status} without a flow result", "bad_answer")
+            return _Answer("sent", "", body={"status": status, "batch": len(items), "conflicts": conflicts})
         retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock())
         reason = _reason(response)
         if _explained(response) and configuration_refusal(status, reason):
-            return self._failed(items, _Answer("hold", f"HTTP {status}: {reason}", "config"))
+            return _Answer("hold", f"HTTP {status}: {reason}", "config")
         # A flow batch has no "other manifest": a 409 is a plain refusal here.
-        answer = _Answer(
+        return _Answer(
             "refused" if verdict == "conflict" else verdict,
             f"HTTP {status}: {reason}",
             _cause(status),
             retry_after,
         )
-        return self._failed(items, answer)
+
+    def _flows_sent(self, items: Sequence[OutboxItem], answer: _Answer) -> None:
+        result = answer.body or {}
+        conflicts = int(result.get("conflicts", 0))
+        self.outbox.mark_sent(items, result)
+        if conflicts:
+            logger.warning(
+                "camera %s: the server kept its own value for %d of %d flow counts",
+                items[0].camera_id,
+                conflicts,
+                len(items),
+            )
+        self._succeeded(flows=len(items), flow_conflicts=conflicts)
+
+    def _flows_refused(self, refused: Sequence[tuple[OutboxItem, _Answer]], sent: int, total: int) -> None:
+        """Refuse for good the flow counts the server refused one by one: one alert for all of them
+        (how many, the first reason, what happened to the rest of their batch)."""
+        first = refused[0][1]
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        rest = f"; {sent} other count(s) of their batch of {total} were sent" if total > len(refused) else ""
+        self._count(refused=len(refused), error=first.detail, cause=first.cause)
+        self.outbox.mark_permanent_failure([i for i, _ in refused], f"{first.detail}{more}{rest}")
 
     # ------------------------------------------------------------------ the device on the server
 
@@ -799,6 +850,11 @@ class Uploader:
             s.consecutive_failures = 0
             s.last_cause = None
             s.paused_until = 0.0
+
+
+def _interval_start(item: OutboxItem) -> str:
+    """A flow count's interval start as queued (ISO 8601 UTC to the second: sorts as time)."""
+    return str((item.payload or {}).get("interval_start", ""))
 
 
 def _registered(response: httpx.Response) -> _Registered | None:

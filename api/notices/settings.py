@@ -143,16 +143,19 @@ class NoticeSettings(BaseSettings):
 def load_notice_settings(**overrides: object) -> NoticeSettings:
     """Read the environment (plus `overrides`).
 
+    No notice setting is a list or a table, so pydantic-settings never decodes one as JSON (its own
+    ``SettingsError``, which `api.settings.load_settings` turns into a line, cannot come from here);
+    a JSON template (``PHATNGUOI_SMS_GATEWAY_BODY``) is a string checked by its validator.
+
     Raises:
-        SettingsError: a variable has an invalid value.
+        SettingsError: a variable has an invalid value (one line naming each).
     """
     try:
         return NoticeSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as e:
-        problems = "; ".join(
-            str(err["msg"]).removeprefix("Value error, ")
-            if not err["loc"]
-            else f"PHATNGUOI_{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in e.errors()
-        )
-        raise SettingsError(f"notice settings: {problems}") from None
+        problems = []
+        for err in e.errors():
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            field = ".".join(str(p) for p in err["loc"]).upper()
+            problems.append(f"PHATNGUOI_{field}: {msg}" if field else msg)
+        raise SettingsError(f"notice settings: {'; '.join(problems)}") from None
