@@ -260,6 +260,7 @@ class EdgePipeline:
         # crossings since `pop_crossings` (flow counts by stop-line crossing); bounded for callers that
         # never drain them (`phatnguoi run`)
         self.new_crossings: deque[CrossingRecord] = deque(maxlen=ESTABLISHED_WINDOW)
+        self._exit_lines = {line.id for line in scene.stop_lines if line.exits}
         self._last_ts: float | None = None  # time of the last frame stepped
         self._monotonic = monotonic
         self._last_mono: float | None = None  # monotonic time when the last frame was stepped
@@ -280,10 +281,7 @@ class EdgePipeline:
         self.signals = {lid: reader.update(frame.image, frame.ts) for lid, reader in self.lights.items()}
         t2 = time.perf_counter()
         events = self.engine.update(self.job.store, self.signals, frame.ts)
-        for crossing in self.engine.pop_crossings():
-            self.crossings += 1
-            self._crossings_fh.write(json.dumps(asdict(crossing)))
-            self.new_crossings.append(crossing)
+        self._log_crossings()
         t3 = time.perf_counter()
         self._last_ts = frame.ts
         plate_ms = self._take(events, frame.ts)
@@ -351,10 +349,24 @@ class EdgePipeline:
             self._start_evidence(event, signal, result)
         return plate_ms
 
+    def _log_crossings(self) -> None:
+        """Write the crossings the rules decided to crossings.jsonl and keep them for the flow counter.
+        ``movement`` is written only for lines with exits (elsewhere there is none to see)."""
+        for crossing in self.engine.pop_crossings():
+            self.crossings += 1
+            row = asdict(crossing)
+            if crossing.line_id not in self._exit_lines:
+                del row["movement"]
+            self._crossings_fh.write(json.dumps(row))
+            self.new_crossings.append(crossing)
+
     def _decide_held(self) -> None:
-        """Decide now the events the rules hold back for a moment (the video ended, or went silent)."""
-        if self._last_ts is not None and self.engine.held:
-            self._take(self.engine.finish(self._last_ts), self._last_ts)
+        """Decide now what the rules hold back for a moment (the video ended, or went silent): held
+        events, and crossings waiting for their vehicle's movement (written with what was seen)."""
+        if self._last_ts is None:
+            return
+        self._take(self.engine.finish(self._last_ts), self._last_ts)
+        self._log_crossings()
 
     def flush_evidence(self) -> None:
         """Build every pending package now, with the frames it has (its camera stopped sending): the

@@ -460,14 +460,18 @@ class RuleEngine:
 
     def finish(self, now_ts: float) -> list[ViolationEvent]:
         """The video ended at `now_ts`: the events still held (red lights waiting for the light
-        reader to settle), decided on the readings there are."""
+        reader to settle), decided on the readings there are. Crossings waiting for their vehicle's
+        movement (lines with exits) are decided too, with the movement seen so far: call
+        `pop_crossings` after it."""
         if self._signal_rule is None:
             return []
         events = self._signal_rule.release(self.signals, now_ts, final=True)
         return self._dedup(events, now_ts) if events else events
 
     def pop_crossings(self) -> list[CrossingRecord]:
-        """Stop-line crossings (any light state) since the last call, oldest first."""
+        """Stop-line crossings (any light state) decided since the last call, oldest first. On a line
+        with exits a crossing is decided once its movement is known (see `SignalLineRule`), up to
+        ``movement_window_s`` after it, or at `finish`."""
         if self._signal_rule is None:
             return []
         out, self._signal_rule.crossings = self._signal_rule.crossings, []

@@ -29,6 +29,14 @@ fine for a permitted turn is worse than a missed one). When no movement was perm
 On such lines events give ``details["movement"]`` (the exit entered; None when not seen yet) and
 ``details["permitted_movements"]``.
 
+The crossing log (`CrossingRecord`, every vehicle that drove over a governed line and on, whatever the
+light: `phatnguoi run`'s crossings.jsonl and the edge's flow counts) gives, on lines with exits, the
+movement too (turn counts). A vehicle is logged once it is ``red_light_min_travel_px`` past the line
+(it drove on); on a line with exits its record then waits for its movement, at most
+``movement_window_s`` (not restarted by a stop: flow counts close an interval ``grace_s`` after its
+end), and says None when it is not seen by then, its track ends first, or the video ends (`release`
+with ``final``, `forget`). Every record is written once, when it is decided.
+
 A vehicle already past the line when red began (it entered on green) is neither. The crossing time
 is interpolated between the two observations that straddle the line. If a vehicle that was reported for
 the stop line later drives on through the red, the red-light event says so in ``details["supersedes"]``.
@@ -84,6 +92,9 @@ class CrossingRecord:
     signal: str  # red | amber | green | unknown when the front crossed
     on_red: bool  # red, confident, after the amber grace, when the front crossed
     front_ts: float | None = None  # estimated time the front crossed (see the module docstring)
+    # Lines with exits: the exit entered after the crossing, None when not seen within movement_window_s
+    # (or before the track or the video ended); always None on a line without exits.
+    movement: str | None = None
 
 
 @dataclass(slots=True)
@@ -199,6 +210,9 @@ class SignalLineRule:
             if line.exits
         }
         self._due: dict[tuple[int, str], _Due] = {}
+        # Lines with exits: crossing records waiting for the vehicle's movement (see `_log_movements`),
+        # with the crossing and the time the vehicle went on past the line (the wait starts then).
+        self._unlogged: list[tuple[CrossingRecord, _Crossing, float]] = []
         self._shows_amber = {
             light.id: light.lamps is None or light.lamps.amber is not None for light in scene.lights
         }
@@ -223,7 +237,8 @@ class SignalLineRule:
         ~0.3 s late and its confidence climbs for a second, so deciding when the vehicle went on read
         a rider who left on green as leaving on red. `final` (the video ended): decide every held event
         on the readings there are. Vehicles waiting to show their movement (lines with exits) whose
-        movement window passed, or all of them when `final`, are dropped: not fined."""
+        movement window passed, or all of them when `final`, are dropped: not fined. The crossing
+        records waiting for a movement are decided likewise (`_log_movements`)."""
         out: list[ViolationEvent] = []
         keep: list[_Held] = []
         for held in self._held:
@@ -257,13 +272,34 @@ class SignalLineRule:
                     if final
                     else f"in no exit within {window:g} s",
                 )
+        self._log_movements(now_ts, final=final)
         return out
+
+    def _log_movements(
+        self, now_ts: float | None, *, final: bool = False, gone: set[int] | frozenset[int] = frozenset()
+    ) -> None:
+        """Write the crossing records waiting for their vehicle's movement once it is known: the exit
+        entered, or None when by `now_ts` `movement_window_s` passed since the vehicle went on past the
+        line (`now_ts` None: not judged by time), the vehicle left (`gone`), the stream ended (`final`)
+        or time went back."""
+        if not self._unlogged:
+            return
+        window = self.tol.movement_window_s
+        keep: list[tuple[CrossingRecord, _Crossing, float]] = []
+        for rec, c, went_on in self._unlogged:
+            late = now_ts is not None and (now_ts < went_on or now_ts - went_on > window)
+            if c.movement is not None or final or late or rec.vehicle_key in gone:
+                self.crossings.append(dataclasses.replace(rec, movement=c.movement))
+            else:
+                keep.append((rec, c, went_on))
+        self._unlogged = keep
 
     def forget(self, keys: set[int]) -> None:
         """Drop the state of vehicles that left. One that crossed on red while a turn was permitted and
         left before its movement was seen is not fined: it may have turned."""
         for k in [k for k in self._state if k[0] in keys]:
             del self._state[k]
+        self._log_movements(None, gone=keys)
         for k in [k for k in self._due if k[0] in keys]:
             due = self._due.pop(k)
             logger.info(
@@ -515,20 +551,23 @@ class SignalLineRule:
             # (a queued vehicle jittering on the line never gets this far past it).
             c.logged = True
             reading = signals.at(line.light, c.front_ts)
-            self.crossings.append(
-                CrossingRecord(
-                    vehicle_key=key,
-                    tracker_id=batch.tracker_ids[i],
-                    line_id=line.id,
-                    ts=c.ts,
-                    frame_index=c.frame,
-                    x=float(batch.points[i][0]),
-                    vehicle_class=batch.classes[i],
-                    signal=reading.state if reading is not None else "unknown",
-                    on_red=c.on_red,
-                    front_ts=c.front_ts,
-                )
+            record = CrossingRecord(
+                vehicle_key=key,
+                tracker_id=batch.tracker_ids[i],
+                line_id=line.id,
+                ts=c.ts,
+                frame_index=c.frame,
+                x=float(batch.points[i][0]),
+                vehicle_class=batch.classes[i],
+                signal=reading.state if reading is not None else "unknown",
+                on_red=c.on_red,
+                front_ts=c.front_ts,
+                movement=c.movement,
             )
+            if line.exits and c.movement is None:
+                self._unlogged.append((record, c, t))  # written once its movement is known (`release`)
+            else:
+                self.crossings.append(record)
         if c is None or st.side != 1 or not c.on_red:
             return None
         if t - c.ts < tol.signal_settle_s:
