@@ -87,7 +87,11 @@ def create_app(
         sessions=make_sessionmaker(engine),
         read_sessions=make_sessionmaker(engine, read_only=True),
         store=store if store is not None else make_store(settings),
-        login_limiter=LoginLimiter(settings.login_max_failures, settings.login_window_s),
+        login_limiter=LoginLimiter(
+            settings.login_max_failures,
+            settings.login_window_s,
+            max_failures_per_ip=settings.login_max_failures_per_ip,
+        ),
     )
     store_probe = StoreProbe(state.store)
 

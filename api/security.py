@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
@@ -11,7 +12,7 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import jwt
 from argon2 import PasswordHasher
@@ -126,22 +127,45 @@ def device_key_matches(key: str, stored_hash: str) -> bool:
     return hmac.compare_digest(device_key_hash(key), stored_hash)
 
 
+class LoginRefusal(NamedTuple):
+    """Why an attempt may not be made now: the seconds until one may, and whether it is the client
+    address's cap (`max_failures_per_ip`) rather than the username's that is reached."""
+
+    wait_s: float
+    per_address: bool
+
+
 class LoginLimiter:
-    """Failed logins per (username, client IP) in a sliding window, in this process's memory.
+    """Failed attempts per (username, client IP) in a sliding window, and optionally per client IP
+    whatever the username, in this process's memory.
+
+    The per-address cap is what stops password spraying (one guess at each of many usernames from one
+    address), which the per-pair limit never sees. It counts failures only, so officers behind one NAT
+    address do not use it up by logging in; their mistakes do add up, hence a cap well above the
+    per-pair one.
 
     In-process is enough for one server process; with several workers each counts separately, so
     the effective limit is workers × `max_failures` (a shared store would fix that). At most
-    `max_keys` pairs are remembered (oldest forgotten first) so a flood cannot exhaust memory.
+    `max_keys` keys (pairs and addresses) are remembered (oldest forgotten first) so a flood cannot
+    exhaust memory.
     """
 
-    def __init__(self, max_failures: int, window_s: float, max_keys: int = 100_000) -> None:
+    def __init__(
+        self,
+        max_failures: int,
+        window_s: float,
+        max_keys: int = 100_000,
+        max_failures_per_ip: int | None = None,
+    ) -> None:
         self.max_failures = max_failures
         self.window_s = window_s
         self.max_keys = max_keys
-        self._failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
+        self.max_failures_per_ip = max_failures_per_ip
+        # (username, ip) for a pair; (None, ip) for an address's total.
+        self._failures: OrderedDict[tuple[str | None, str], deque[float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float] | None:
+    def _recent(self, key: tuple[str | None, str], now: float) -> deque[float] | None:
         q = self._failures.get(key)
         if q is None:
             return None
@@ -152,29 +176,58 @@ class LoginLimiter:
             return None
         return q
 
-    def acquire(self, username: str, ip: str) -> float:
-        """Count an attempt of this pair before it is checked, and say whether it may be made: 0 when
-        it may (it counts as a failure until `succeeded`), else the seconds until one may (not counted).
+    def _count(self, key: tuple[str | None, str], q: deque[float] | None, now: float) -> None:
+        q = q if q is not None else deque()
+        q.append(now)
+        self._failures[key] = q
+        self._failures.move_to_end(key)
+
+    def _wait(self, q: deque[float] | None, cap: int | None, now: float) -> float:
+        """Seconds until `q` is under `cap` again; 0 when it is."""
+        if q is None or cap is None or len(q) < cap:
+            return 0.0
+        return max(q[-cap] + self.window_s - now, 0.001)
+
+    def admit(self, username: str, ip: str) -> LoginRefusal | None:
+        """Count an attempt before it is checked, and say whether it may be made: None when it may (it
+        counts as a failure until `succeeded`), else why not and for how long (then nothing is counted).
 
         Counting before the (slow, ~0.15 s) password check, under one lock, is what keeps a burst of
-        parallel guesses to `max_failures`: checked first and counted after, every request already in
+        parallel guesses to the caps: checked first and counted after, every request already in
         flight would pass.
         """
-        key = (username.lower(), ip)
+        pair = (username.lower(), ip)
+        address = (None, ip)
         now = time.monotonic()
         with self._lock:
-            q = self._recent(key, now)
-            if q is not None and len(q) >= self.max_failures:
-                return max(q[0] + self.window_s - now, 0.001)
-            q = q if q is not None else deque()
-            q.append(now)
-            self._failures[key] = q
-            self._failures.move_to_end(key)
+            pair_q = self._recent(pair, now)
+            address_q = self._recent(address, now) if self.max_failures_per_ip is not None else None
+            pair_wait = self._wait(pair_q, self.max_failures, now)
+            address_wait = self._wait(address_q, self.max_failures_per_ip, now)
+            if pair_wait > 0 or address_wait > 0:
+                return LoginRefusal(max(pair_wait, address_wait), per_address=address_wait > 0)
+            self._count(pair, pair_q, now)
+            if self.max_failures_per_ip is not None:
+                self._count(address, address_q, now)
             while len(self._failures) > self.max_keys:
                 self._failures.popitem(last=False)
-            return 0.0
+            return None
+
+    def acquire(self, username: str, ip: str) -> float:
+        """`admit` as a number: 0 when the attempt may be made (and is counted), else the seconds until
+        one may."""
+        refusal = self.admit(username, ip)
+        return refusal.wait_s if refusal is not None else 0.0
 
     def succeeded(self, username: str, ip: str) -> None:
-        """Forget the pair's failures."""
+        """Forget the pair's failures, and take this attempt off the address's count (the address keeps
+        the pair's earlier failures: a success must not reset a sprayer's count)."""
         with self._lock:
-            self._failures.pop((username.lower(), ip), None)
+            pair_q = self._failures.pop((username.lower(), ip), None)
+            address_q = self._failures.get((None, ip))
+            if pair_q and address_q:
+                # This attempt was counted at the same instant under both keys (the newest of the pair).
+                with contextlib.suppress(ValueError):
+                    address_q.remove(pair_q[-1])
+                if not address_q:
+                    del self._failures[(None, ip)]

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     request_max_bytes: int = Field(1024 * 1024, ge=1024, description="Largest body of any other request.")
 
     login_max_failures: int = Field(5, ge=1, description="Failed logins per username+IP in the window.")
+    login_max_failures_per_ip: int = Field(
+        30, ge=1, description="Failed logins per IP, any username, in the window (password spraying)."
+    )
     login_window_s: float = Field(300.0, gt=0, description="Window of the login rate limit.")
 
     penalty_webhook_url: str | None = Field(None, description="Penalty system endpoint (confirmed fines).")

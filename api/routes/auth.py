@@ -1,4 +1,5 @@
-"""`POST /api/v1/auth/token`: OAuth2 password flow for officers, rate-limited per username + IP."""
+"""`POST /api/v1/auth/token`: OAuth2 password flow for officers, rate-limited per username + IP and
+per IP (failed logins only: `api.security.LoginLimiter`)."""
 
 from __future__ import annotations
 
@@ -35,12 +36,14 @@ def login(
 ) -> Token:
     """Exchange a username and password for a bearer token (form fields, as OAuth2 specifies)."""
     limiter = state.login_limiter
-    wait = limiter.acquire(username, ip)  # counted now, cleared on success
-    if wait > 0:
+    refusal = limiter.admit(username, ip)  # counted now, taken back on success
+    if refusal is not None:
+        wait = math.ceil(refusal.wait_s)
+        whose = "from this address" if refusal.per_address else "for this username"
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
-            f"too many failed logins; try again in {math.ceil(wait)} s",
-            headers={"Retry-After": str(math.ceil(wait))},
+            f"too many failed logins {whose}; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
         )
     user = auth_service.authenticate_user(session, username, password, ip)
     if user is None:

@@ -8,10 +8,23 @@ const form = document.getElementById("login-form");
 const error = document.getElementById("login-error");
 document.getElementById("login-expired").hidden = new URLSearchParams(location.search).get("expired") !== "1";
 
+/**
+ * Where to go after logging in: `?next=` when it is a page of this site, else the map. Decided on the
+ * URL as the browser parses it (it drops tabs and newlines and reads "\\" as "/": "/\t/host" is
+ * "//host", another site), not on the raw string; and the parsed, absolute URL is what is opened. A
+ * path starting "//" ("/.//host" parses to one) is no page of ours, and opened as a path it would be
+ * another site: the map instead.
+ */
 function safeNext() {
-  const next = new URLSearchParams(location.search).get("next") || "/map";
-  // Only a path of this site (not "//other.host" nor "https://...").
-  return next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/map";
+  const next = new URLSearchParams(location.search).get("next");
+  if (!next) return "/map";
+  let url;
+  try {
+    url = new URL(next, location.origin);
+  } catch {
+    return "/map";
+  }
+  return url.origin === location.origin && !url.pathname.startsWith("//") ? url.href : "/map";
 }
 
 form.addEventListener("submit", async (event) => {
