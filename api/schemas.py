@@ -89,7 +89,18 @@ class PlatePublic(BaseModel):
     compact: str | None = Field(description="Compact plate (no separators), as read.")
     formatted: str | None
     confidence: float | None
-    valid: bool | None = Field(description="Whether it parses as a Vietnamese plate.")
+    valid: bool = Field(
+        description="Whether the reading (`compact`) is a valid Vietnamese plate by this server's grammar, "
+        "exactly as read, and `formatted` is the same plate. A confirmation without a typed plate is "
+        "refused (422) when false."
+    )
+    valid_signed: bool | None = Field(
+        None, description="Whether the device said its reading was valid (its manifest; not checked)."
+    )
+    canonical: str | None = Field(
+        None, description="The reading the Vietnamese way (`30A-123.45`) when `valid`, else null."
+    )
+    problem: str | None = Field(None, description="Why the reading is not valid (one line); null when valid.")
     lines: int | None
     colour: str | None
     corrected: str | None = Field(description="Compact plate entered by the reviewer.")

@@ -48,7 +48,7 @@ from api.notices.workflow import lookup_code_of
 from api.pagination import Cursor
 from api.plate_query import PlateQuery, glob_pattern, like_pattern, neighbours
 from api.schemas import DecisionCreate, ViolationPagePublic, ViolationSummaryPublic
-from api.services.violations import detected_class, visible_violation
+from api.services.violations import checked_reading, detected_class, visible_violation
 from api.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -369,6 +369,23 @@ def _corrected_plate(text: str) -> str:
     return parsed.compact
 
 
+def _check_reading(v: Violation) -> None:
+    """Refuse to fine the device's plate reading of `v` unless this server's grammar finds it a plate
+    (`checked_reading`; the manifest's `valid` is only the device's word).
+
+    Raises:
+        RefusedError: 422 asking the reviewer to type the plate.
+    """
+    reading = checked_reading(v.plate_key, v.plate_formatted)
+    if not reading.valid:
+        shown = (v.plate_formatted or v.plate_key or "")[:32]
+        raise RefusedError(
+            422,
+            f"the plate read by the device ({shown!r}) is not a valid Vietnamese plate: "
+            f"{reading.problem}; type the plate",
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class _Reclassed:
     """A violation's facts as `legal_basis` reads them, with the class a reviewer set."""
@@ -413,6 +430,9 @@ def decide(
     webhook, all in the decision's transaction; a rejection closes the notice of a violation that was
     confirmed before (reopened).
 
+    A confirmation fines the plate the reviewer typed (`body.plate`), else the device's reading, which
+    this server's plate grammar must find valid (`checked_reading`; the `valid` of the device's manifest
+    is never trusted): an invalid or hostile reading is refused until the reviewer types the plate.
     A confirmation may correct the plate (`body.plate`) and the vehicle class (`body.vehicle_class`):
     the corrected class becomes `vehicle_class`, the class the notice, its PDF, the public lookup and
     the penalty webhook fine (`vehicle_class_corrected` keeps the correction, the signed manifest the
@@ -423,8 +443,9 @@ def decide(
 
     Raises:
         RefusedError: 409 when it is already decided, or confirmed after its evidence was deleted;
-            422 for a plate that is not valid, a confirmation without any plate, or a class the
-            catalogue cannot fine the violation's rule for.
+            422 for a typed plate that is not valid, a confirmation without any plate or of a device
+            reading that is not a valid plate (and none typed), or a class the catalogue cannot fine
+            the violation's rule for.
     """
     v = visible_violation(session, user, violation_id)
     if v is None:
@@ -437,12 +458,15 @@ def decide(
         raise RefusedError(
             409, f"violation {violation_id}: its evidence was deleted (retention); it can only be rejected"
         )
-    corrected = _corrected_plate(body.plate) if body.plate is not None else None
-    if corrected == v.plate_compact:
-        corrected = None  # the reviewer confirmed the reading: not a correction
+    typed = _corrected_plate(body.plate) if body.plate is not None else None
+    # the reviewer typing the reading confirms it: not a correction
+    corrected = None if typed == v.plate_compact else typed
     plate_key = corrected or v.plate_key
-    if body.decision == "confirm" and plate_key is None:
-        raise RefusedError(422, "a violation without a plate cannot be confirmed: give the plate")
+    if body.decision == "confirm":
+        if plate_key is None:
+            raise RefusedError(422, "a violation without a plate cannot be confirmed: give the plate")
+        if typed is None:
+            _check_reading(v)
     class_read = detected_class(v)
     class_corrected: str | None = None  # the reviewer confirming the detector's class: no correction
     if body.vehicle_class is not None and body.vehicle_class != class_read:

@@ -15,7 +15,9 @@ trusting this server.
 The staff view (`to_public`) states the legal basis the owner will be told (`legal_basis_public`: the
 legal catalogue's citation, fine range and licence points), so a reviewer never confirms on the figures
 a device wrote with a wrong decree table; the device's citation stays in `legal_reference_signed`
-(evidence) and `citation_mismatch` says when the catalogue does not have it.
+(evidence) and `citation_mismatch` says when the catalogue does not have it. Likewise the plate: its
+`valid` is this server's grammar on the device's reading (`checked_reading`), never the `valid` the
+device wrote (that stays in `valid_signed`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ from api.schemas import (
     ViolationPublic,
 )
 from api.storage import ContentMismatchError, EvidenceStore, address_of
+from plates.grammar import compact as compact_text
+from plates.grammar import parse_vn  # pure Python: no OpenCV / ONNX Runtime behind it
 from violations.manifest import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
@@ -407,6 +411,41 @@ def citation_mismatch(v: Violation) -> bool:
     return default_catalogue().citation_problem(v.rule, detected_class(v), v.legal_reference) is not None
 
 
+@dataclass(frozen=True, slots=True)
+class ReadingCheck:
+    """A device's plate reading judged by this server's Vietnamese plate grammar (`checked_reading`).
+
+    Attributes:
+        valid: the reading is a plate that can be fined as it is.
+        formatted: that plate the Vietnamese way (`30A-123.45`); None when not valid.
+        problem: why it is not valid, one line (English; the web UI translates it); None when valid.
+    """
+
+    valid: bool
+    formatted: str | None
+    problem: str | None
+
+
+def checked_reading(compact: str | None, formatted: str | None) -> ReadingCheck:
+    """Whether a device's reading is a plate, by the server's own grammar (the manifest's `valid` is
+    the device's claim, and a device may be wrong or hostile).
+
+    Valid when `compact` (the plate searched, fined and sent to the owner's registry) is a Vietnamese
+    plate exactly as written, in its canonical compact form (no OCR confusion repaired), and
+    `formatted` (the reading the reviewer and the owner see), when there is one, is the same plate.
+    """
+    if not compact:
+        return ReadingCheck(False, None, "no plate read")
+    parsed = parse_vn(compact)
+    if not parsed.valid or parsed.compact is None:
+        return ReadingCheck(False, None, parsed.problem or "not a plate")
+    if parsed.corrections or parsed.compact != compact:
+        return ReadingCheck(False, None, f"not a plate as written (the grammar reads {parsed.formatted})")
+    if formatted is not None and compact_text(formatted) != compact:
+        return ReadingCheck(False, None, f"it is recorded as another plate, {parsed.formatted}")
+    return ReadingCheck(True, parsed.formatted, None)
+
+
 def to_public(v: Violation, penalty: Sequence[PenaltyMessagePublic] = ()) -> ViolationPublic:
     """The API view of a violation (`penalty`: its messages to the penalty system, see
     `penalty_messages`; the reviewer's username is read through `v`'s session). `legal_reference`
@@ -414,12 +453,16 @@ def to_public(v: Violation, penalty: Sequence[PenaltyMessagePublic] = ()) -> Vio
     basis = legal_basis_public(v)
     plate = None
     if v.plate_text is not None or v.plate_compact is not None or v.plate_corrected is not None:
+        reading = checked_reading(v.plate_compact, v.plate_formatted)
         plate = PlatePublic(
             text=v.plate_text,
             compact=v.plate_compact,
             formatted=v.plate_formatted,
             confidence=v.plate_confidence,
-            valid=v.plate_valid,
+            valid=reading.valid,
+            valid_signed=v.plate_valid,
+            canonical=reading.formatted,
+            problem=reading.problem,
             lines=v.plate_lines,
             colour=v.plate_colour,
             corrected=v.plate_corrected,

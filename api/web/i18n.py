@@ -510,6 +510,11 @@ _ERRORS_VI: Final[tuple[tuple[str, str], ...]] = (
         r"^a violation without a plate cannot be confirmed: give the plate$",
         "Không thể xác nhận vi phạm khi chưa có biển số: hãy nhập biển số",
     ),
+    (
+        r"^the plate read by the device \(['\"](.*)['\"]\) is not a valid Vietnamese plate: (.+); "
+        r"type the plate$",
+        "Biển số thiết bị đọc được ({1}) không hợp lệ: {2}; hãy nhập biển số",
+    ),
     (r"^plate ['\"](.*)['\"] is not a valid Vietnamese plate: (.+)$", "Biển số {1} không hợp lệ: {2}"),
     (
         r"^plate ['\"](.*)['\"] is not exactly a plate; did you mean (.+)\?$",
@@ -538,6 +543,13 @@ _ERRORS_VI: Final[tuple[tuple[str, str], ...]] = (
         r"^not a valid Vietnamese plate as typed; did you mean (.+)\?$",
         "Chưa đúng dạng biển số; có phải là {1}?",
     ),
+    # why a device's reading is not a plate (api/services/violations.py `checked_reading`)
+    (r"^no plate read$", "không đọc được biển số"),
+    (
+        r"^not a plate as written \(the grammar reads (.+)\)$",
+        "không đúng dạng biển số như đã ghi (đọc theo quy định: {1})",
+    ),
+    (r"^it is recorded as another plate, (.+)$", "được ghi nhận là một biển số khác: {1}"),
     # why a plate is invalid (plates.grammar.vn)
     (r"^empty reading$", "chưa có ký tự nào"),
     (r"^expected 1 or 2 text lines, got (\d+)$", "biển số có 1 hoặc 2 dòng, ở đây có {1}"),

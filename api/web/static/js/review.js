@@ -232,8 +232,10 @@ function render(v, extras) {
   const reading = plate ? (plate.formatted || plate.text || plate.compact) : null;
   setText("ev-plate-text", reading || t("ev.plate_unread"));
   const valid = document.getElementById("ev-plate-valid");
+  // `valid` is the server's own grammar check of the reading, never the device's word
   valid.textContent = plate ? (plate.valid ? t("ev.plate_valid") : t("ev.plate_invalid")) : "";
   valid.className = "badge " + (plate && plate.valid ? "ok" : "warn");
+  valid.title = plate && !plate.valid && plate.problem ? translateError(plate.problem) : "";
   valid.hidden = !plate;
   setText("ev-plate-conf", plate && plate.confidence !== null ? fmtPercent(plate.confidence) : null);
   const alts = (extras.plate_alternatives || []).filter(([text]) => text !== reading);
@@ -242,7 +244,8 @@ function render(v, extras) {
   setText("ev-plate-colour", plate ? label("colour", plate.colour) : null);
   setText("ev-plate-lines", plate ? plate.lines : null);
   const corrected = plate && plate.corrected ? plate.corrected : null;
-  plateEdit.value = corrected || reading || "";
+  // A reading that is not a plate is no default: the officer types the plate (the server refuses it too).
+  plateEdit.value = corrected || (plate && plate.valid ? reading : "") || "";
   plateEdit.dataset.initial = plateEdit.value;
   plateEdit.disabled = v.status !== "new";
   document.getElementById("ev-plate-check").textContent = corrected ? t("ev.plate_corrected") + " " + corrected : "";
@@ -498,7 +501,7 @@ async function decide(v, payload) {
       document.getElementById("reject-dialog").close();
       await refresh(v.id);
       document.getElementById("viewer").focus({ preventScroll: true });
-    } else if (payload.plate) {
+    } else if (payload.plate || (status === 422 && !(v.plate && v.plate.valid))) {
       plateEdit.focus();
     } else if (payload.vehicle_class) {
       classEdit.focus();
