@@ -7,12 +7,16 @@ Three layers, each usable alone:
   scene gives lamp positions — the share of lit pixels in a small disc around each lamp. Hue ranges
   are configurable per camera because cameras disagree about colour (some render red as orange),
   and an over-exposed lamp core (clipped to white/yellow) counts as lit at its lamp position
-  whatever its hue.
+  whatever its hue. Something bright at a lamp is not enough: in lamp mode the lamp must stand out
+  from the housing around it and from the other lamps, and show its colour, which must end around
+  it (`lamp_contrast`); in ROI mode a colour may not cover much of the head (`max_roi_fraction`).
+  A vehicle in front of the head, glare or over-exposure makes the frame `obscured` instead of lit.
 - `PhaseTracker`: per-frame colours → a debounced phase with `since_ts`. A new colour must be seen
   for `confirm_frames` frames spanning `confirm_s` before it is accepted (and is then dated back to
   its first frame); a lit lamp survives unlit frames for `hold_s` (LED PWM flicker makes cameras
   sample lamps dark); an unlit gap after green shorter than `amber_max_s` is amber (many cameras
-  render the amber lamp poorly); a state seen again after a short occlusion keeps its start time.
+  render the amber lamp poorly); a state seen again after a short unlit gap (an occlusion) keeps its
+  start time, if nothing else was seen in between and it had lasted `resume_min_s`.
 - `LightReader` (classifier + tracker for one camera) and `SignalReader`, which prefers an external
   controller feed (`violations.signal_feed`) and falls back to the camera when the feed goes stale.
 
@@ -116,11 +120,37 @@ class LightReaderConfig(BaseModel):
         description="ROI mode: pixels at least this bright are left out of the hue vote (a clipped "
         "core's hue is the sensor's, not the lamp's). None keeps them.",
     )
+    lamp_contrast: float = Field(
+        1.3,
+        ge=1,
+        le=10,
+        description="Lamp mode: a lamp is lit only when its lit pixels are at least this many times as "
+        "bright (HSV value) as the housing around it (a quarter of some ring around the disc) and as any "
+        "other lamp that looks lit. A vehicle in front of the head, glare or over-exposure brightens lamp "
+        "and housing together: such a frame reads as unknown.",
+    )
+    housing_radius: int | None = Field(
+        None,
+        ge=3,
+        le=60,
+        description="Lamp mode: outer radius in pixels of the rings around each lamp disc where the housing "
+        "(and the end of the lamp's colour) is looked for, clipped to the roi. Default 4 × lamp_radius + 2, "
+        "enough to reach past a lamp about twice the disc's size. Give the roi some housing around each "
+        "lamp; raise this for a lamp whose glow at night spreads further.",
+    )
     min_lamp_fraction: float = Field(
         0.3, gt=0, le=1, description="Share of a lamp disc that must be lit for the lamp to count as on."
     )
     min_roi_fraction: float = Field(
         0.01, gt=0, le=1, description="ROI mode: share of ROI pixels of one colour for that colour to count."
+    )
+    max_roi_fraction: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="ROI mode: a colour covering more than this share of the ROI is a vehicle or a sign in "
+        "front of the head, not a lamp (the frame reads as unknown). A lamp is a small part of its head: "
+        "draw the roi around the whole head.",
     )
     ambiguity_ratio: float = Field(
         0.6,
@@ -153,7 +183,15 @@ class LightReaderConfig(BaseModel):
         ge=0,
         le=30,
         description="A state seen again after an unlit gap no longer than this keeps its first since_ts "
-        "(an occluded lamp, not a new phase).",
+        "(an occluded lamp, not a new phase), if it had lasted resume_min_s before the gap.",
+    )
+    resume_min_s: float = Field(
+        1.5,
+        ge=0,
+        le=30,
+        description="A state seen for less than this before an unlit gap starts afresh when seen again: a "
+        "short red is more likely a misreading (a red vehicle, glare) than a phase, and must not date the "
+        "red that follows.",
     )
     confidence_window_s: float = Field(
         1.0, gt=0, le=30, description="Recent time over which the reading's confidence is measured."
@@ -171,6 +209,16 @@ class LightReaderConfig(BaseModel):
                     raise ValueError(
                         f"lamps.{colour} disc ({x}, {y}) radius {r} must lie inside roi {list(self.roi)}"
                     )
+        if self.housing_radius is not None and self.housing_radius < self.lamp_radius + 2:
+            raise ValueError(
+                f"housing_radius ({self.housing_radius}) must be at least lamp_radius + 2 "
+                f"({self.lamp_radius + 2}): the housing lies around the disc"
+            )
+        if self.max_roi_fraction <= self.min_roi_fraction:
+            raise ValueError(
+                f"max_roi_fraction ({self.max_roi_fraction}) must be above min_roi_fraction "
+                f"({self.min_roi_fraction})"
+            )
         return self
 
 
@@ -179,14 +227,21 @@ class LampObservation:
     """What one frame shows.
 
     Attributes:
-        colour: the lit colour, or None when no lamp is lit or the frame is ambiguous.
-        scores: lit share per colour in `COLOURS` order (of the lamp disc, or of the ROI).
-        ambiguous: two colours were lit about equally.
+        colour: the lit colour, or None when no lamp is lit or the frame is ambiguous or obscured.
+        scores: lit share per colour in `COLOURS` order (of the lamp disc, or of the ROI), counting only
+            lamps that stand out from the housing (0 for the others).
+        ambiguous: two colours were lit about equally (lamp mode: two or more lamps looked lit and none
+            was `lamp_contrast` times as bright as the others).
+        obscured: lamp mode: a lamp looked lit but was no lamp (no darker housing around it, not
+            brighter than the other lamps, no colour, or a colour that does not end around it); ROI
+            mode: a colour covered more than `max_roi_fraction` of the ROI. A vehicle in front of the
+            head, glare, over-exposure. The tracker treats it like an ambiguous frame.
     """
 
     colour: Colour | None
     scores: tuple[float, float, float]
     ambiguous: bool = False
+    obscured: bool = False
 
 
 def hue_lut(ranges: tuple[tuple[int, int], ...]) -> npt.NDArray[np.bool_]:
@@ -204,8 +259,55 @@ def hue_lut(ranges: tuple[tuple[int, int], ...]) -> npt.NDArray[np.bool_]:
     return lut
 
 
+Pixels = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]
+
+# Lamp mode: rings around each disc, _RING_WIDTH pixels wide; a ring with fewer pixels inside the roi
+# than _MIN_RING_PIXELS says too little and is left out.
+_RING_WIDTH = 2
+_MIN_RING_PIXELS = 8
+# Housing: at least this share of some ring is darker than the lamp by lamp_contrast. A quarter, not
+# half: a lamp as wide as a narrow head has housing only above and below it (sky or wall at its sides).
+_HOUSING_SHARE = 0.25
+# A lamp's colour: pixels of its hue at min_saturation × _HALO_SATURATION (its fringe around a clipped
+# core is paler than the lamp), at least _MIN_HALO_DISCS disc areas of them in the disc and its first two
+# rings; and some ring around it less than _MAX_RING_COLOUR of that colour (the lamp ends; a red vehicle
+# in front of the head does not).
+_HALO_SATURATION = 0.5
+_HALO_RINGS = 2
+_MIN_HALO_DISCS = 0.5
+_MAX_RING_COLOUR = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class _Lamp:
+    """Pixel indices of one lamp in roi coordinates, computed once."""
+
+    colour: int  # index into COLOURS
+    disc: Pixels
+    ring: Pixels  # every ring's pixels, concatenated, inner ring first
+    ring_id: npt.NDArray[np.intp]  # ring index of each ring pixel
+    ring_size: npt.NDArray[np.float64]  # pixels per ring
+    halo_end: int  # ring pixels before this index belong to the first _HALO_RINGS rings
+
+
+def _offsets(r_in: int, r_out: int) -> Pixels:
+    """(dy, dx) of the pixels with r_in < distance <= r_out from the origin (r_in < 0: the whole disc)."""
+    dy, dx = np.mgrid[-r_out : r_out + 1, -r_out : r_out + 1]
+    d2 = dx * dx + dy * dy
+    inside = (d2 <= r_out * r_out) & (d2 > r_in * r_in if r_in >= 0 else True)
+    return dy[inside].astype(np.intp), dx[inside].astype(np.intp)
+
+
 class LampClassifier:
     """Per-frame lamp colour from the signal head's pixels (no memory between frames).
+
+    Lamp mode: a lamp is lit when at least `min_lamp_fraction` of its disc is lit (its colour, or a
+    clipped core) and it stands out as a lamp: its lit pixels are `lamp_contrast` times as bright as the
+    housing (a quarter of some ring around the disc) and as every other lamp disc; its colour shows in
+    or around the disc; and some ring around it is mostly not of its colour. A white vehicle or glare on
+    the lamp (no colour), a red vehicle (its colour does not end, nothing darker around), over-exposure
+    (everything bright) make the frame `obscured` instead. ROI mode votes on the hue of lit pixels; a
+    colour covering more than `max_roi_fraction` of the ROI is obscured.
 
     Raises:
         ImportError: OpenCV is not installed (needed for the BGR → HSV conversion).
@@ -222,16 +324,47 @@ class LampClassifier:
         x1, y1, x2, y2 = config.roi
         self._roi = (x1, y1, x2, y2)
         self._area = (x2 - x1) * (y2 - y1)
-        # Disc offsets once; per frame only fancy indexing of ~30 pixels per lamp.
-        r = config.lamp_radius
-        dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
-        inside = dx * dx + dy * dy <= r * r
-        self._lamps: list[tuple[int, npt.NDArray[np.intp], npt.NDArray[np.intp]]] = []
-        if config.lamps is not None:
-            for colour, (x, y) in config.lamps.items():
-                ys = (dy[inside] + (y - y1)).astype(np.intp)
-                xs = (dx[inside] + (x - x1)).astype(np.intp)
-                self._lamps.append((COLOURS.index(colour), ys, xs))
+        # Pixel indices once; per frame only fancy indexing of a few hundred pixels per lamp.
+        self._lamps = [
+            self._lamp(COLOURS.index(colour), x - x1, y - y1)
+            for colour, (x, y) in (config.lamps.items() if config.lamps is not None else [])
+        ]
+
+    def _lamp(self, colour: int, cx: int, cy: int) -> _Lamp:
+        cfg = self.config
+        r = cfg.lamp_radius
+        outer = cfg.housing_radius if cfg.housing_radius is not None else 4 * r + 2
+        h, w = cfg.roi[3] - cfg.roi[1], cfg.roi[2] - cfg.roi[0]
+        dy, dx = _offsets(-1, r)
+        rings: list[Pixels] = []
+        halo_end = 0
+        for k, inner in enumerate(range(r, outer, _RING_WIDTH)):
+            ry, rx = _offsets(inner, min(inner + _RING_WIDTH, outer))
+            ys, xs = ry + cy, rx + cx
+            ok = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+            if np.count_nonzero(ok) >= _MIN_RING_PIXELS:
+                rings.append((ys[ok], xs[ok]))
+                if k < _HALO_RINGS:
+                    halo_end += int(np.count_nonzero(ok))
+        if not rings:
+            logger.warning(
+                "signal roi %s leaves no housing around the %s lamp: a vehicle or glare in front of it "
+                "cannot be told from a lit lamp; draw the roi around the whole head",
+                list(cfg.roi),
+                COLOURS[colour],
+            )
+        sizes = [len(ys) for ys, _ in rings]
+        return _Lamp(
+            colour=colour,
+            disc=(dy + cy, dx + cx),
+            ring=(
+                np.concatenate([ys for ys, _ in rings]) if rings else np.zeros(0, np.intp),
+                np.concatenate([xs for _, xs in rings]) if rings else np.zeros(0, np.intp),
+            ),
+            ring_id=np.repeat(np.arange(len(rings), dtype=np.intp), sizes),
+            ring_size=np.asarray(sizes, dtype=np.float64),
+            halo_end=halo_end,
+        )
 
     def crop(self, image_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         """The ROI of a frame, (y2 - y1, x2 - x1, 3) uint8, a view.
@@ -268,33 +401,102 @@ class LampClassifier:
         if hsv.shape != (y2 - y1, x2 - x1, 3):
             raise SignalError(f"expected the ROI as ({y2 - y1}, {x2 - x1}, 3) HSV, got {hsv.shape}")
         cfg = self.config
-        scores = np.zeros(3, dtype=np.float64)
+        tied = False
         if self._lamps:
-            for ci, ys, xs in self._lamps:
-                px = hsv[ys, xs]
-                v = px[:, 2]
-                lit = (v >= cfg.min_value) & (px[:, 1] >= cfg.min_saturation) & self._luts[ci][px[:, 0]]
-                if cfg.core_value is not None:
-                    lit |= v >= cfg.core_value
-                scores[ci] = np.count_nonzero(lit) / lit.size
+            scores, obscured, tied = self._lamp_scores(hsv)
             threshold = cfg.min_lamp_fraction
         else:
-            v = hsv[..., 2]
-            vote = (v >= cfg.min_value) & (hsv[..., 1] >= cfg.min_saturation)
-            if cfg.clip_value is not None:
-                # A clipped core's hue is the sensor's, not the lamp's (red LEDs clip to yellow-white).
-                vote &= v < cfg.clip_value
-            hist = np.bincount(hsv[..., 0][vote], minlength=256)
-            scores = (self._luts @ hist[:256]) / self._area
+            scores, obscured = self._roi_scores(hsv)
             threshold = cfg.min_roi_fraction
         order = np.argsort(scores)[::-1]
         best, second = float(scores[order[0]]), float(scores[order[1]])
         out = (float(scores[0]), float(scores[1]), float(scores[2]))
         if best < threshold:
-            return LampObservation(None, out)
+            return LampObservation(None, out, ambiguous=tied, obscured=obscured and not tied)
         if second >= threshold and second >= cfg.ambiguity_ratio * best:
             return LampObservation(None, out, ambiguous=True)
         return LampObservation(COLOURS[int(order[0])], out)
+
+    def _lamp_scores(self, hsv: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float64], bool, bool]:
+        """Lit share per colour of the lamps that stand out; whether a lamp looked lit but did not stand
+        out; whether two or more lamps looked lit and none stood out (lit about equally)."""
+        cfg = self.config
+        n = len(self._lamps)
+        share = np.zeros(n)
+        lit_value = np.zeros(n)  # mean value of a lamp's lit pixels
+        disc_value = np.zeros(n)  # mean value of its whole disc
+        for i, lamp in enumerate(self._lamps):
+            px = hsv[lamp.disc]
+            v = px[:, 2]
+            lit = (v >= cfg.min_value) & (px[:, 1] >= cfg.min_saturation) & self._luts[lamp.colour][px[:, 0]]
+            if cfg.core_value is not None:
+                lit |= v >= cfg.core_value
+            count = np.count_nonzero(lit)
+            share[i] = count / lit.size
+            disc_value[i] = v.mean()
+            if count:
+                lit_value[i] = v[lit].mean()
+        looks_lit = share >= cfg.min_lamp_fraction
+        scores = np.zeros(3, dtype=np.float64)
+        obscured = False
+        for i in map(int, np.flatnonzero(looks_lit)):
+            lamp = self._lamps[i]
+            # Another lamp that looks lit too must be clearly dimmer (an over-exposed head clips the
+            # unlit lamps as well).
+            rivals = disc_value[looks_lit & (np.arange(n) != i)]
+            if lit_value[i] >= cfg.lamp_contrast * rivals.max(initial=0.0) and self._stands_out(
+                hsv, lamp, lit_value[i]
+            ):
+                scores[lamp.colour] = max(scores[lamp.colour], share[i])
+            else:
+                obscured = True
+        tied = obscured and not scores.any() and np.count_nonzero(looks_lit) > 1
+        return scores, obscured, bool(tied)
+
+    def _stands_out(self, hsv: npt.NDArray[np.uint8], lamp: _Lamp, lit_value: float) -> bool:
+        """Housing darker than the lamp around it, the lamp's colour at it and ending around it."""
+        if not lamp.ring_size.size:
+            return True  # no housing inside the roi to compare with (warned at construction)
+        cfg = self.config
+        k = cfg.lamp_contrast
+        ring = hsv[lamp.ring]
+        v = ring[:, 2].astype(np.float64)
+        quarter = _HOUSING_SHARE * lamp.ring_size
+        if not np.any(np.bincount(lamp.ring_id, v * k <= lit_value) >= quarter):
+            return False
+        colour = (
+            (v >= cfg.min_value)
+            & (ring[:, 1] >= cfg.min_saturation * _HALO_SATURATION)
+            & self._luts[lamp.colour][ring[:, 0]]
+        )
+        # The colour ends around the lamp, or its glow fades (a lamp blooming at night); a vehicle of
+        # the lamp's colour does neither.
+        ends = np.any(np.bincount(lamp.ring_id, colour) < _MAX_RING_COLOUR * lamp.ring_size)
+        if not ends and not np.any(np.bincount(lamp.ring_id, v * (k * k) <= lit_value) >= quarter):
+            return False
+        disc = hsv[lamp.disc]
+        in_disc = (
+            (disc[:, 2] >= cfg.min_value)
+            & (disc[:, 1] >= cfg.min_saturation * _HALO_SATURATION)
+            & self._luts[lamp.colour][disc[:, 0]]
+        )
+        halo = np.count_nonzero(in_disc) + np.count_nonzero(colour[: lamp.halo_end])
+        return bool(halo >= _MIN_HALO_DISCS * len(disc))
+
+    def _roi_scores(self, hsv: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float64], bool]:
+        """Share of the ROI per colour; whether a colour covered too much of it to be a lamp."""
+        cfg = self.config
+        v = hsv[..., 2]
+        vote = (v >= cfg.min_value) & (hsv[..., 1] >= cfg.min_saturation)
+        if cfg.clip_value is not None:
+            # A clipped core's hue is the sensor's, not the lamp's (red LEDs clip to yellow-white).
+            vote &= v < cfg.clip_value
+        hist = np.bincount(hsv[..., 0][vote], minlength=256)
+        scores: npt.NDArray[np.float64] = (self._luts @ hist[:256]) / self._area
+        # A lamp is a small part of its head; a colour over much of it is a vehicle or sign in front.
+        large = scores > cfg.max_roi_fraction
+        scores[large] = 0.0
+        return scores, bool(large.any())
 
 
 #: No frames at all for longer than this (and than `resume_s`) is an outage: the phase starts over.
@@ -306,7 +508,7 @@ class PhaseTracker:
 
     Feed it one observation per frame in time order with `step`. See the module docstring for the
     rules; the numbers come from `LightReaderConfig` (confirm_frames, confirm_s, hold_s, amber_max_s,
-    resume_s, confidence_window_s).
+    resume_s, resume_min_s, confidence_window_s).
 
     Confidence: for a seen state, the share of the recent window that shows it, unlit frames
     counting half; 0.5 for amber inferred from an unlit gap; 0 for unknown.
@@ -395,11 +597,7 @@ class PhaseTracker:
             and start - amber <= self.config.amber_max_s
         ):
             since = amber  # the inferred amber gap and the seen amber are one phase
-        elif (
-            self._prev is not None
-            and self._prev[0] == colour
-            and start - self._prev[2] <= self.config.resume_s
-        ):
+        elif self._prev is not None and self._resumes(self._prev, colour, start):
             since = self._prev[1]
         if self._lit is not None:
             self._prev = (self._lit, self._lit_since, self._lit_last)
@@ -407,6 +605,20 @@ class PhaseTracker:
         self._gap_start = None
         self._cand = None
         self._amber_since = since if colour == "amber" else None
+
+    def _resumes(self, prev: tuple[Colour, float, float], colour: Colour, start: float) -> bool:
+        """Whether `colour`, seen again from `start`, continues `prev`, the phase that ended last.
+
+        Only straight across an unlit gap (no other colour accepted since: red, then green or amber,
+        then red is a new red), a gap of at most resume_s, after a phase seen for at least resume_min_s
+        (a red vehicle or glare read as red for a moment must not date the red that follows).
+        """
+        return (
+            self._lit is None
+            and prev[0] == colour
+            and start - prev[2] <= self.config.resume_s
+            and prev[2] - prev[1] >= self.config.resume_min_s - _EPS
+        )
 
     def _end_lit(self) -> None:
         assert self._lit is not None and self._gap_start is not None
@@ -463,7 +675,7 @@ class LightReader:
         """
         obs = self.classifier.classify_bgr(image_bgr)
         self.last_observation = obs
-        return self.tracker.step(obs.colour, ts, ambiguous=obs.ambiguous)
+        return self.tracker.step(obs.colour, ts, ambiguous=obs.ambiguous or obs.obscured)
 
     def reset(self) -> None:
         """Forget the phase (e.g. after the stream reconnected)."""

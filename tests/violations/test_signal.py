@@ -145,7 +145,8 @@ LAMP_CFG = LightReaderConfig(
         # Lamp mode: the colour comes from the position.
         (LAMP_CFG, [(6, 5, 2, (170, 230, 140))], "red", False),
         (LAMP_CFG, [(6, 15, 2, (93, 255, 140))], "green", False),
-        (LAMP_CFG, [(6, 5, 2, (25, 140, 255))], "red", False),  # clipped yellow core at the red lamp
+        # A clipped yellow core at the red lamp, in its red fringe (a bare core: test_signal_occlusion.py).
+        (LAMP_CFG, [(6, 5, 3, (175, 200, 150)), (6, 5, 2, (25, 140, 255))], "red", False),
         (LAMP_CFG, [(6, 15, 2, (170, 230, 140))], None, False),  # red light at the green lamp: not green
         (LAMP_CFG, [(2, 10, 1, (170, 230, 140))], None, False),  # red between the lamps: ignored
         (LAMP_CFG, [(6, 5, 2, (170, 230, 140)), (6, 15, 2, (93, 255, 140))], None, True),
