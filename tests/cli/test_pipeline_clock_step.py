@@ -93,7 +93,12 @@ def _feed(
         if skip(t):
             continue
         image = np.full((480, 640, 3), BEFORE if offset(t) == first else AFTER, np.uint8)
-        image[10:80, 600:630] = {"red": (0, 0, 200), "green": (0, 200, 0), None: (0, 0, 0)}[light(t)]
+        # a dark head with one lamp lit: red above, green below (a whole ROI of one colour is a vehicle in
+        # front of the head, which the reader calls obscured)
+        image[10:80, 600:630] = 0
+        if (state := light(t)) is not None:
+            y = 27 if state == "red" else 63
+            image[y - 8 : y + 8, 607:623] = (0, 0, 200) if state == "red" else (0, 200, 0)
         boxes = [d.box(*p) for d in drives if (p := d.at(t)) is not None]
         classes = [COCO[d.cls] for d in drives if d.at(t) is not None]
         dets = Detections(
